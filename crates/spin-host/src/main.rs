@@ -1,0 +1,197 @@
+//! `spin-host`: a Spin-compatible local host for this project, built on wasmtime because the
+//! Spin CLI cannot be installed from the package registries here. It reads the same `spin.toml`
+//! and `runtime-config.toml` as `spin up`, so real Spin and SpinKube stay drop-in replacements.
+//!
+//! Layout: `up` assembles the app ([`up`]): stores, variables, compiled components
+//! ([`engine`]), then the triggers ([`http_trigger`], [`redis_trigger`]). Each request or
+//! message gets a fresh `Store` whose data is an [`instance::InstanceState`]; the Spin host
+//! interfaces it serves are [`key_value`], [`sqlite`], [`outbound_redis`], [`variables`], with
+//! outbound network policy in [`outbound_http`]. The manifest's meaning lives in the `spin-app`
+//! crate.
+
+mod bindings;
+mod build_cmd;
+mod engine;
+mod http_trigger;
+mod instance;
+mod key_value;
+mod outbound_http;
+mod outbound_redis;
+mod private_redis;
+mod redis_trigger;
+mod sqlite;
+mod up;
+mod variables;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "spin-host",
+    version,
+    about = "Run this project's Spin application locally, as `spin up` would"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run each component's build command, like `spin build`.
+    Build {
+        /// The application manifest, or a directory containing spin.toml.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+        /// Build only these components.
+        #[arg(short = 'c', long = "component-id")]
+        component_id: Vec<String>,
+        /// Run the application after building it.
+        #[arg(long)]
+        up: bool,
+        #[command(flatten)]
+        up_args: UpArgs,
+    },
+    /// Start the application, like `spin up`.
+    Up {
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+        /// Build the application before running it.
+        #[arg(long)]
+        build: bool,
+        #[command(flatten)]
+        up_args: UpArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// The address to listen on.
+    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    listen: String,
+    /// The runtime configuration file (key-value stores and SQLite databases).
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// Where default stores, logs and the compile cache live (default: .spin next to spin.toml).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Pass an environment variable (KEY=VALUE) to every component.
+    #[arg(short = 'e', long = "env", value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// Set an application variable (name=value, or name=@file to read the value from a file).
+    #[arg(long = "variable", value_parser = parse_pair)]
+    variable: Vec<(String, String)>,
+    /// SQL to run before serving: a statement for the default database, @file.sql, or @file.sql:label.
+    #[arg(long)]
+    sqlite: Vec<String>,
+    /// Set a key in the default key-value store before serving (KEY=VALUE).
+    #[arg(long = "key-value", value_parser = parse_pair)]
+    key_value: Vec<(String, String)>,
+    /// Do not echo component output to the terminal (it still goes to the log files).
+    #[arg(short, long)]
+    quiet: bool,
+    /// Turn off the pooling instance allocator.
+    #[arg(long)]
+    disable_pooling: bool,
+    /// The most linear memory one instance may use, in bytes.
+    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+    max_instance_memory: Option<usize>,
+    /// The largest request body accepted, in bytes; larger requests get 413.
+    #[arg(long, default_value_t = 10 << 20)]
+    max_request_body: u64,
+    /// The application variable holding the Redis address; if nothing sets it, a private
+    /// redis-server is started for the run.
+    #[arg(long, default_value = "redis_address")]
+    redis_variable: String,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn manifest_path(from: &Path) -> PathBuf {
+    if from.is_dir() {
+        from.join("spin.toml")
+    } else {
+        from.to_path_buf()
+    }
+}
+
+fn read_variable_files(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| match value.strip_prefix('@') {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading --variable {name}=@{file}"))?;
+                Ok((name, text))
+            }
+            None => Ok((name, value)),
+        })
+        .collect()
+}
+
+fn up_options(manifest: PathBuf, args: UpArgs) -> Result<up::UpOptions> {
+    Ok(up::UpOptions {
+        manifest,
+        listen: args.listen,
+        runtime_config_file: args.runtime_config_file,
+        state_dir: args.state_dir,
+        env: args.env,
+        variables: read_variable_files(args.variable)?,
+        sqlite: args.sqlite,
+        key_values: args.key_value,
+        quiet: args.quiet,
+        engine: engine::EngineOptions {
+            pooling: !args.disable_pooling,
+            max_instance_memory: args.max_instance_memory,
+        },
+        max_request_body: args.max_request_body,
+        redis_variable: args.redis_variable,
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (manifest, build, component_ids, up_args, run_up) = match cli.command {
+        Command::Build {
+            from,
+            component_id,
+            up,
+            up_args,
+        } => (manifest_path(&from), true, component_id, up_args, up),
+        Command::Up {
+            from,
+            build,
+            up_args,
+        } => (manifest_path(&from), build, Vec::new(), up_args, true),
+    };
+    if build {
+        let app = spin_app::App::load(&manifest)?;
+        build_cmd::build(&app, &component_ids)?;
+    }
+    if !run_up {
+        return Ok(());
+    }
+    let options = up_options(manifest, up_args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(up::up(options))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
