@@ -4,7 +4,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{HostBuilder, RedisServer, app_manifest};
+use support::{RedisServer, app_manifest};
 
 fn spin_host() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spin-host"))
@@ -74,7 +74,7 @@ fn a_bad_manifest_stops_start_up_naming_the_file_and_the_field() {
 fn sqlite_migration_files_run_against_their_database_before_serving() {
     let redis = RedisServer::start();
     let migrations = app_manifest("probe").with_file_name("migrations.sql");
-    let host = HostBuilder::probe(&redis)
+    let host = support::probe(&redis)
         .arg("--sqlite")
         .arg(&format!("@{}:notes", migrations.display()))
         .start();
@@ -88,7 +88,7 @@ fn sqlite_migration_files_run_against_their_database_before_serving() {
 #[test]
 fn a_failing_sqlite_migration_stops_start_up() {
     let redis = RedisServer::start();
-    let (status, output) = HostBuilder::probe(&redis)
+    let (status, output) = support::probe(&redis)
         .arg("--sqlite")
         .arg("CREATE TABLE broken (")
         .fail();

@@ -6,12 +6,12 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use support::{HostBuilder, RedisServer, eventually};
+use support::{RedisServer, eventually};
 
 #[test]
 fn routes_follow_spin_precedence_and_carry_the_spin_headers() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
 
     let cases = [
         ("/exact", "exact"),
@@ -66,7 +66,7 @@ fn routes_follow_spin_precedence_and_carry_the_spin_headers() {
 #[test]
 fn private_components_and_unknown_reserved_paths_are_not_routable() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     // probe-private has no route, so the catch-all serves its would-be paths.
     assert_eq!(host.get("/private").json()["probe"], "catch-all");
     let health = host.get("/.well-known/spin/health");
@@ -80,7 +80,7 @@ fn private_components_and_unknown_reserved_paths_are_not_routable() {
 #[test]
 fn key_value_operations_persist_across_requests_and_undeclared_stores_are_denied() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
 
     assert_eq!(host.get("/kv/colour").status, 404);
     assert_eq!(host.get("/kv-exists/colour").body, "false");
@@ -113,7 +113,7 @@ fn key_value_operations_persist_across_requests_and_undeclared_stores_are_denied
 #[test]
 fn sql_transactions_commit_or_roll_back_across_statements() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
 
     for db in ["default", "notes"] {
         assert_eq!(host.post(&format!("/sql/setup?db={db}"), "").status, 204);
@@ -143,7 +143,7 @@ fn sql_transactions_commit_or_roll_back_across_statements() {
 #[test]
 fn variables_resolve_defaults_templates_and_environment_overrides() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     assert_eq!(host.get("/var/greeting").body, "hello");
     assert_eq!(host.get("/var/composed").body, "say hello twice");
     assert_eq!(host.get("/var/token").body, "s3cret");
@@ -154,7 +154,7 @@ fn variables_resolve_defaults_templates_and_environment_overrides() {
     assert!(invalid.body.contains("InvalidName"), "{}", invalid.body);
     drop(host);
 
-    let overridden = HostBuilder::probe(&redis)
+    let overridden = support::probe(&redis)
         .env("SPIN_VARIABLE_GREETING", "bonjour")
         .start();
     assert_eq!(overridden.get("/var/greeting").body, "bonjour");
@@ -164,7 +164,7 @@ fn variables_resolve_defaults_templates_and_environment_overrides() {
 #[test]
 fn a_required_variable_without_a_value_stops_start_up_naming_it() {
     let redis = RedisServer::start();
-    let (status, output) = HostBuilder::new("probe")
+    let (status, output) = support::host("probe")
         .env("SPIN_VARIABLE_REDIS_ADDRESS", &redis.url())
         .fail();
     assert_eq!(status.code(), Some(1), "{output}");
@@ -175,7 +175,7 @@ fn a_required_variable_without_a_value_stops_start_up_naming_it() {
 #[test]
 fn a_redis_publish_from_one_component_triggers_another() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     let published = host.post("/publish/probe-in", "from-http");
     assert_eq!(published.status, 204, "{}", published.body);
     eventually("probe-redis to record the message", || {
@@ -195,7 +195,7 @@ fn a_redis_publish_from_one_component_triggers_another() {
 fn the_redis_trigger_reconnects_after_redis_restarts() {
     let redis = RedisServer::start();
     let port = redis.port;
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     drop(redis);
     let redis = RedisServer::start_on(port);
     eventually("the trigger to resubscribe", || {
@@ -235,7 +235,7 @@ fn upstream_server() -> (u16, std::thread::JoinHandle<()>) {
 fn outbound_http_reaches_allowed_hosts_only() {
     let redis = RedisServer::start();
     let (port, upstream) = upstream_server();
-    let host = HostBuilder::probe(&redis)
+    let host = support::probe(&redis)
         .env("SPIN_VARIABLE_UPSTREAM_HOST", &format!("127.0.0.1:{port}"))
         .start();
 
@@ -261,7 +261,7 @@ fn outbound_http_reaches_allowed_hosts_only() {
 #[test]
 fn mounted_files_are_readable_and_read_only() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     let file = host.get("/file?path=/data/hello.txt");
     assert_eq!(
         (file.status, file.body.as_str()),
@@ -274,7 +274,7 @@ fn mounted_files_are_readable_and_read_only() {
 #[test]
 fn a_guest_trap_is_a_bare_500_and_the_host_keeps_serving() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis).start();
+    let host = support::probe(&redis).start();
     let trapped = host.get("/trap");
     assert_eq!((trapped.status, trapped.body.as_str()), (500, ""));
     assert_eq!(host.get("/trivial").body, "ok");
@@ -291,7 +291,7 @@ fn a_guest_trap_is_a_bare_500_and_the_host_keeps_serving() {
 #[test]
 fn unknown_routes_get_a_bare_404_and_oversized_bodies_a_413() {
     let redis = RedisServer::start();
-    let host = HostBuilder::probe(&redis)
+    let host = support::probe(&redis)
         .arg("--max-request-body")
         .arg("1024")
         .start();
@@ -302,7 +302,7 @@ fn unknown_routes_get_a_bare_404_and_oversized_bodies_a_413() {
 
 #[test]
 fn without_a_redis_address_up_runs_a_private_redis_and_stops_it_on_ctrl_c() {
-    let host = HostBuilder::new("probe")
+    let host = support::host("probe")
         .env("SPIN_VARIABLE_SECRET_TOKEN", "s3cret")
         .start();
     let published = host.post("/publish/probe-in", "private");
