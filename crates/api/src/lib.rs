@@ -1,1 +1,29 @@
-//! x
+//! The HTTP layer every ticketing service shares, free of `spin_sdk` so it compiles and is
+//! tested natively.
+//!
+//! A component's glue converts Spin's request into a [`Request`], calls a handler that returns
+//! `Result<Response, ApiError>`, and converts the [`Response`] back (an error through
+//! [`ApiError::into_response`], the one place errors become the reference's
+//! `{"errors":[{"message","field"?}]}` body). Inside a handler:
+//!
+//! - [`parse_json`] reads a JSON body with a size limit and a content-type check, into a loose
+//!   struct of `Option<serde_json::Value>` fields;
+//! - a [`Validator`] turns those fields into domain types, collecting every failure so the
+//!   client sees all of them at once, as the reference's express-validator did;
+//! - [`current_user`] / [`require_user`] read the session token from the cookie or an
+//!   `Authorization: Bearer` header and verify it locally;
+//! - [`Secret`] wraps configuration values that must never be printed.
+
+mod auth;
+mod error;
+mod http;
+mod json;
+mod secret;
+mod validation;
+
+pub use auth::{current_user, require_user};
+pub use error::{ApiError, FieldError};
+pub use http::{Method, Request, Response};
+pub use json::{parse_json, string_or_empty};
+pub use secret::Secret;
+pub use validation::Validator;
