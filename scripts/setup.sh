@@ -33,3 +33,34 @@ build_components() {
     # shellcheck disable=SC2046
     cargo build --release --target wasm32-wasip2 $(component_packages)
 }
+
+# Writes a development Ed25519 session key pair (and plain-HTTP cookies) to .env, which both
+# spin-host and `spin up` read from the working directory, unless keys are already configured.
+ensure_dev_keys() {
+    if [ -n "${SPIN_VARIABLE_JWT_PRIVATE_KEY:-}" ] || grep -qs '^SPIN_VARIABLE_JWT_PRIVATE_KEY=' .env; then
+        return
+    fi
+    if ! command -v openssl >/dev/null 2>&1; then
+        echo "==> installing openssl"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl
+    fi
+    echo "==> writing a development session key pair to .env"
+    local der
+    der=$(mktemp)
+    openssl genpkey -algorithm ed25519 -outform DER -out "$der"
+    {
+        echo "# Development settings written by scripts/up. Never use these keys in production."
+        echo "SPIN_VARIABLE_JWT_PRIVATE_KEY=$(base64 -w0 <"$der")"
+        echo "SPIN_VARIABLE_JWT_PUBLIC_KEY=$(openssl pkey -inform DER -in "$der" -pubout -outform DER | tail -c 32 | base64 -w0)"
+        grep -qs '^SPIN_VARIABLE_PLAIN_HTTP=' .env || echo "SPIN_VARIABLE_PLAIN_HTTP=true"
+    } >>.env
+    rm -f "$der"
+}
+
+# `--sqlite @migrations/<db>.sql:<db>` for every service schema, run at every start.
+migration_flags() {
+    for file in migrations/*.sql; do
+        printf -- '--sqlite @%s:%s ' "$file" "$(basename "$file" .sql)"
+    done
+}

@@ -261,6 +261,7 @@ impl HostBuilder {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -286,10 +287,24 @@ impl Host {
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+        self.request_with(method, path, &[], body)
+    }
+
+    /// A request with extra headers (`Cookie`, `Authorization`, `Content-Type`, ...).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
-        let request = agent.request(method, &self.url(path));
+        let mut request = agent.request(method, &self.url(path));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
         let result = match body {
             Some(body) => request.send_bytes(body),
             None => request.call(),
@@ -314,6 +329,17 @@ impl Host {
             headers,
             body,
         }
+    }
+
+    /// POSTs `body` as `application/json`.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Reply {
+        let text = body.to_string();
+        self.request_with(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Some(text.as_bytes()),
+        )
     }
 
     pub fn get(&self, path: &str) -> Reply {

@@ -1,0 +1,31 @@
+//! The auth service: sign-up, sign-in, sign-out and "who am I", as plain Rust behind ports.
+//!
+//! The Spin component is thin glue: it loads an [`AuthConfig`] from Spin variables once (through
+//! a [`VariableSource`]), implements the [`UserStore`] over SQLite and a [`CounterStorage`] over
+//! the key-value store, converts Spin's request into an [`api::Request`] and calls
+//! [`AuthService::handle`], which never fails: every error is already a response in the
+//! reference's `{"errors":[...]}` format.
+//!
+//! - `config`: the typed, validated configuration and its [`ConfigError`].
+//! - `ports`: what the service needs from the outside world ([`UserStore`], [`AttemptCounter`],
+//!   [`Clock`]), and [`WindowCounter`], the fixed-window counter over a plain key-value store.
+//! - `password`: Argon2id hashing, with a dummy verification so that an unknown email costs the
+//!   same as a wrong password.
+//! - `service`: the route table and one handler per route.
+//!
+//! A sign-in flows as: route → JSON body → validation (every field error at once) → rate limit
+//! per email and per client address → user lookup → password check → signed token in the
+//! `session` cookie. Passwords, hashes and tokens are never logged.
+
+mod config;
+mod password;
+mod ports;
+mod service;
+
+pub use config::{AuthConfig, ConfigError, RateLimit, VariableSource};
+pub use password::PasswordHasher;
+pub use ports::{
+    AttemptCounter, Attempts, Clock, CounterStorage, InsertUserError, NewUser, StoredUser,
+    UserStore, WindowCounter,
+};
+pub use service::AuthService;
