@@ -76,6 +76,8 @@ fn signing_up_creates_an_account_signs_it_in_and_reports_the_current_user() {
         !cookie.contains("Secure"),
         "plain-HTTP runs set no Secure: {cookie}"
     );
+    let timing = reply.header("server-timing").expect("Server-Timing");
+    assert!(timing.starts_with("argon2;dur="), "{timing}");
 
     let user = current_user(&host, &[("cookie", &session_pair(&reply))]);
     assert_eq!(user["id"], id);
