@@ -1,6 +1,8 @@
 //! The one place the shared crates meet `spin_sdk`: converting Spin's HTTP request and response
-//! to and from the spin-free [`api`] types, reading Spin variables, and the wall clock. Service
-//! logic stays in plain Rust behind ports; a component's glue uses this crate to wire it up.
+//! to and from the spin-free [`api`] types, the [`storage::Database`] and [`delivery::Redis`]
+//! ports over Spin's SQLite and outbound Redis, reading Spin variables, and the wall clock.
+//! Service logic stays in plain Rust behind ports; a component's glue uses this crate to wire
+//! it up.
 
 use api::{Method, Request, Response};
 use spin_sdk::http::Method as SpinMethod;
@@ -50,4 +52,192 @@ pub fn now_unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch from the host's wall clock.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A `spin:sqlite/sqlite@3.0.0` connection as the [`storage::Database`] port. One connection
+/// per instance, so `BEGIN IMMEDIATE … COMMIT` across calls is one transaction.
+pub struct SpinDatabase(spin_sdk::sqlite3::Connection);
+
+impl SpinDatabase {
+    pub fn open(label: &str) -> Result<Self, storage::StorageError> {
+        spin_sdk::sqlite3::Connection::open(label)
+            .map(Self)
+            .map_err(|error| {
+                storage::StorageError::Sql(format!("opening database {label}: {error:?}"))
+            })
+    }
+}
+
+impl storage::Database for SpinDatabase {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[storage::SqlValue],
+    ) -> Result<storage::Rows, storage::StorageError> {
+        use spin_sdk::sqlite3::Value;
+        let params: Vec<Value> = params
+            .iter()
+            .map(|value| match value {
+                storage::SqlValue::Integer(v) => Value::Integer(*v),
+                storage::SqlValue::Real(v) => Value::Real(*v),
+                storage::SqlValue::Text(v) => Value::Text(v.clone()),
+                storage::SqlValue::Blob(v) => Value::Blob(v.clone()),
+                storage::SqlValue::Null => Value::Null,
+            })
+            .collect();
+        let result = self.0.execute(sql, &params).map_err(|error| match error {
+            spin_sdk::sqlite3::Error::Io(message) => storage::StorageError::Sql(message),
+            other => storage::StorageError::Sql(format!("{other:?}")),
+        })?;
+        let rows = result
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(|value| match value {
+                        Value::Integer(v) => storage::SqlValue::Integer(v),
+                        Value::Real(v) => storage::SqlValue::Real(v),
+                        Value::Text(v) => storage::SqlValue::Text(v),
+                        Value::Blob(v) => storage::SqlValue::Blob(v),
+                        Value::Null => storage::SqlValue::Null,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(storage::Rows {
+            columns: result.columns,
+            rows,
+        })
+    }
+}
+
+/// A `fermyon:spin/redis@2.0.0` connection as the [`delivery::Redis`] port; replies arrive
+/// flattened exactly as `delivery` expects.
+pub struct SpinRedis(spin_sdk::redis::Connection);
+
+impl SpinRedis {
+    pub fn open(address: &str) -> Result<Self, delivery::RedisError> {
+        spin_sdk::redis::Connection::open(address)
+            .map(Self)
+            .map_err(|error| delivery::RedisError(format!("connecting to Redis: {error:?}")))
+    }
+}
+
+impl delivery::Redis for SpinRedis {
+    fn execute(
+        &self,
+        command: &str,
+        args: &[delivery::RedisArg],
+    ) -> Result<Vec<delivery::RedisValue>, delivery::RedisError> {
+        use spin_sdk::redis::{RedisParameter, RedisResult};
+        let args: Vec<RedisParameter> = args
+            .iter()
+            .map(|arg| match arg {
+                delivery::RedisArg::Int(v) => RedisParameter::Int64(*v),
+                delivery::RedisArg::Bytes(v) => RedisParameter::Binary(v.clone()),
+            })
+            .collect();
+        let reply = self
+            .0
+            .execute(command, &args)
+            .map_err(|error| delivery::RedisError(format!("{command}: {error:?}")))?;
+        Ok(reply
+            .into_iter()
+            .map(|value| match value {
+                RedisResult::Nil => delivery::RedisValue::Nil,
+                RedisResult::Status(v) => delivery::RedisValue::Status(v),
+                RedisResult::Int64(v) => delivery::RedisValue::Int(v),
+                RedisResult::Binary(v) => delivery::RedisValue::Bytes(v),
+            })
+            .collect())
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), delivery::RedisError> {
+        self.0
+            .publish(channel, payload)
+            .map_err(|error| delivery::RedisError(format!("PUBLISH {channel}: {error:?}")))
+    }
+}
+
+/// How often the housekeeping tick fires, from the `housekeeping_interval_seconds` variable.
+const DEFAULT_HOUSEKEEPING_SECS: u64 = 5;
+
+fn numeric_variable(name: &str, default: u64) -> u64 {
+    variable(name)
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The component's Redis, at its `redis_address` variable.
+pub fn redis() -> Result<SpinRedis, delivery::RedisError> {
+    let address = variable("redis_address")
+        .ok_or_else(|| delivery::RedisError("the redis_address variable is not set".into()))?;
+    SpinRedis::open(&address)
+}
+
+/// Publishes what the outbox holds and re-arms the housekeeping tick. Called after every write;
+/// a Redis failure is only logged, since the rows stay in the outbox for the next write or tick.
+pub fn relay_outbox(db: &dyn storage::Database) {
+    let outcome = redis()
+        .map_err(delivery::DeliveryError::from)
+        .and_then(|redis| {
+            delivery::relay(db, &redis, now_unix_ms(), RELAY_BATCH)?;
+            delivery::arm_tick(
+                &redis,
+                numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
+            )
+        });
+    if let Err(error) = outcome {
+        eprintln!("WARN events stay in the outbox until Redis is reachable: {error}");
+    }
+}
+
+const RELAY_BATCH: usize = 200;
+
+/// Consumer settings from the `event_*` variables, with the delivery crate's defaults.
+pub fn consumer_settings() -> delivery::ConsumerSettings {
+    let defaults = delivery::ConsumerSettings::default();
+    delivery::ConsumerSettings {
+        batch: defaults.batch,
+        retry_idle_ms: numeric_variable("event_retry_idle_ms", defaults.retry_idle_ms),
+        max_deliveries: numeric_variable("event_max_deliveries", defaults.max_deliveries),
+        dead_letter_after_ms: numeric_variable(
+            "event_dead_letter_after_ms",
+            defaults.dead_letter_after_ms,
+        ),
+    }
+}
+
+/// One wake-up of a service's Redis-triggered component: applies what its group has pending on
+/// `stream`, then relays the events that produced and re-arms the housekeeping tick.
+pub fn consume(
+    db: &dyn storage::Database,
+    stream: &str,
+    group: &str,
+    handler: &dyn delivery::Handler,
+) -> Result<delivery::ConsumeReport, delivery::DeliveryError> {
+    let redis = redis()?;
+    let consumer = delivery::Consumer {
+        db,
+        redis: &redis,
+        stream,
+        group,
+        settings: consumer_settings(),
+    };
+    let report = consumer.run(handler, now_unix_ms())?;
+    delivery::relay(db, &redis, now_unix_ms(), RELAY_BATCH)?;
+    delivery::arm_tick(
+        &redis,
+        numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
+    )?;
+    Ok(report)
 }

@@ -1,0 +1,59 @@
+//! The tickets HTTP component: Spin glue over `tickets_service::TicketsApi`. A write commits the
+//! ticket and its event in one SQLite transaction (the outbox); the event is then relayed to
+//! Redis. If Redis is away the request still succeeds and the event waits in the outbox.
+
+use anyhow::{Context, Result};
+use spin_adapter::SpinDatabase;
+use tickets_service::{Clock, TicketsApi, TicketsConfig, VariableSource};
+
+/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
+#[allow(unsafe_code)]
+mod entrypoint {
+    use spin_sdk::http::{Request, Response};
+
+    #[spin_sdk::http_component]
+    fn handle(request: Request) -> Response {
+        super::handle(&request)
+    }
+}
+
+const DATABASE: &str = "tickets";
+
+fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
+    let request = spin_adapter::request_from_spin(request);
+    let response =
+        serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
+    spin_adapter::response_to_spin(response)
+}
+
+fn serve(request: &api::Request) -> Result<api::Response> {
+    let config = TicketsConfig::from_variables(&SpinVariables)
+        .context("reading the tickets configuration")?;
+    let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
+    let response = TicketsApi {
+        db: &db,
+        config: &config,
+        clock: &WallClock,
+    }
+    .handle(request);
+    if request.method != api::Method::Get && (200..300).contains(&response.status) {
+        spin_adapter::relay_outbox(&db);
+    }
+    Ok(response)
+}
+
+struct SpinVariables;
+
+impl VariableSource for SpinVariables {
+    fn get(&self, name: &str) -> Option<String> {
+        spin_adapter::variable(name)
+    }
+}
+
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        spin_adapter::now_unix_ms()
+    }
+}

@@ -1,0 +1,120 @@
+//! Durable, ordered delivery of domain events between services that share no database.
+//!
+//! Pub/sub alone loses every message sent while a consumer or Redis is away, and Spin's Redis
+//! trigger never retries, so events travel through a log and pub/sub only wakes the readers.
+//! An event flows like this:
+//!
+//! 1. **Outbox.** The publishing service makes its change and calls [`enqueue`] in the same
+//!    SQLite transaction ([`storage::transaction`]), so the event exists exactly when the change
+//!    does.
+//! 2. **Relay.** After commit (and on every housekeeping tick) the service calls [`relay`]: it
+//!    leases the unsent `outbox` rows, appends each to the Redis Stream of its aggregate type
+//!    ([`stream_for_subject`]: `events:ticket`, `events:order`, …) with one field, `event`, holding
+//!    the envelope JSON, publishes the event id on the pub/sub channel of the same name, and only
+//!    then marks the row sent. Redis being down leaves the rows for the next relay.
+//! 3. **Wake-up.** Each consuming component is triggered by that channel (and by the tick's
+//!    [`EXPIRED_CHANNEL`], armed with [`arm_tick`]) and runs a [`Consumer`] for its group.
+//! 4. **Consume.** The consumer claims entries left pending too long, reads new ones, and applies
+//!    each in its own transaction through the service's [`Handler`], recording the event id in
+//!    `processed_events` in that transaction so a redelivery changes nothing; it acknowledges
+//!    (`XACK`) after commit. An entry whose predecessor has not been applied
+//!    ([`check_replica_version`] says `NotYet`) stays pending and is retried; an entry that keeps
+//!    failing moves to a dead-letter stream ([`dead_letter_stream`]) and is logged.
+//!
+//! Both ports, [`storage::Database`] and [`Redis`], have Spin's shapes: the component glue
+//! implements them with spin-sdk, and the `native` feature provides [`NativeRedis`] (and
+//! `storage::NativeDatabase`) for tests. Spin flattens every Redis reply into one list, so
+//! every command here is chosen to give a reply that stays unambiguous when flat (see the
+//! `reply` module).
+//!
+//! The tables involved are in [`SCHEMA`]; each service copies them into its migrations.
+
+mod consumer;
+mod outbox;
+mod redis;
+mod replica;
+mod reply;
+mod schema;
+mod tick;
+
+#[cfg(feature = "native")]
+mod native;
+
+pub use consumer::{Applied, ConsumeReport, Consumer, ConsumerSettings, Handler};
+#[cfg(feature = "native")]
+pub use native::NativeRedis;
+pub use outbox::{RELAY_LEASE_MS, RelayReport, enqueue, relay};
+pub use redis::{Redis, RedisArg, RedisError, RedisValue};
+pub use replica::{VersionCheck, check_replica_version, record_replica_version};
+pub use reply::EVENT_FIELD;
+pub use schema::{SCHEMA, create_schema};
+pub use storage::StorageError;
+pub use tick::{EXPIRED_CHANNEL, TICK_KEY, arm_tick};
+
+/// Why delivering or consuming failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// Redis answered in a shape this crate does not expect.
+    #[error("unexpected Redis reply: {0}")]
+    Protocol(String),
+    /// An event or argument cannot be written as this crate needs it.
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// Every event stream, one per aggregate type.
+pub const STREAMS: &[&str] = &[
+    "events:ticket",
+    "events:order",
+    "events:expiration",
+    "events:payment",
+];
+
+/// The stream (and pub/sub channel) that carries events of `subject`: its aggregate type before
+/// the `:` picks it, so `ticket:updated` goes to `events:ticket`. `None` for anything else.
+pub fn stream_for_subject(subject: &str) -> Option<&'static str> {
+    let (aggregate, _) = subject.split_once(':')?;
+    match aggregate {
+        "ticket" => Some("events:ticket"),
+        "order" => Some("events:order"),
+        "expiration" => Some("events:expiration"),
+        "payment" => Some("events:payment"),
+        _ => None,
+    }
+}
+
+/// Where `group`'s entries of `stream` go when they can never be applied:
+/// `<stream>:dead-letter:<group>`.
+pub fn dead_letter_stream(stream: &str, group: &str) -> String {
+    format!("{stream}:dead-letter:{group}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_of_the_contract_has_a_stream_named_after_its_aggregate() {
+        for subject in events::Event::SUBJECTS {
+            let stream = stream_for_subject(subject).expect("a stream");
+            assert!(STREAMS.contains(&stream));
+            let aggregate = subject.split(':').next().expect("an aggregate");
+            assert_eq!(stream, format!("events:{aggregate}"));
+        }
+        assert_eq!(stream_for_subject("order:cancelled"), Some("events:order"));
+        assert_eq!(stream_for_subject("invoice:created"), None);
+        assert_eq!(stream_for_subject("ticket"), None);
+    }
+
+    #[test]
+    fn the_dead_letter_stream_names_stream_and_group() {
+        assert_eq!(
+            dead_letter_stream("events:order", "tickets"),
+            "events:order:dead-letter:tickets"
+        );
+    }
+}

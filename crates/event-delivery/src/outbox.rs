@@ -1,0 +1,167 @@
+//! The outbox: events written with the change that caused them, and the relay that appends them
+//! to their streams after commit.
+//!
+//! A row is marked sent only after `XADD` succeeded, so an event is never lost: if Redis is away,
+//! the row waits for the next relay (after the next write, or on the housekeeping tick). The
+//! price is that a relay that dies between `XADD` and marking the row sent appends the event
+//! again later; consumers drop the duplicate by its event id.
+
+use events::Envelope;
+use storage::{Database, SqlValue};
+
+use crate::reply::{self, EVENT_FIELD};
+use crate::{DeliveryError, Redis, RedisArg, stream_for_subject};
+
+/// How long a relay owns the rows it claimed. Far longer than appending a batch takes, so
+/// another relay only takes them over when this one died.
+pub const RELAY_LEASE_MS: u64 = 10_000;
+
+/// Streams are capped (approximately, which lets Redis trim whole nodes cheaply) so they cannot
+/// grow without bound; a million entries is weeks of history at the expected rates.
+const STREAM_MAX_LEN: i64 = 1_000_000;
+
+/// Records `envelope` for publication after the caller's transaction commits. Call it inside the
+/// transaction that makes the change the event describes.
+pub fn enqueue(tx: &dyn Database, envelope: &Envelope, now_ms: u64) -> Result<(), DeliveryError> {
+    let stream = stream_for_subject(&envelope.subject).ok_or_else(|| {
+        DeliveryError::Encode(format!("no stream carries subject {:?}", envelope.subject))
+    })?;
+    let json = String::from_utf8(envelope.to_json())
+        .map_err(|error| DeliveryError::Encode(format!("envelope is not UTF-8: {error}")))?;
+    tx.execute(
+        "INSERT INTO outbox (event_id, stream, envelope, created_at_ms) VALUES (?, ?, ?, ?)",
+        &[
+            envelope.id.as_str().into(),
+            stream.into(),
+            json.into(),
+            SqlValue::from_u64(now_ms)?,
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Rows appended to their stream and marked sent by this call.
+    pub sent: usize,
+    /// Unsent rows that no other relay holds are left: call again.
+    pub remaining: bool,
+}
+
+struct Claimed {
+    seq: i64,
+    event_id: String,
+    stream: String,
+    envelope: String,
+}
+
+/// Appends up to `limit` unsent outbox rows to their streams, oldest first: `XADD <stream> MAXLEN
+/// ~ 1000000 * event <json>`, then `PUBLISH <stream> <event id>` to wake the consumers, then the
+/// row is marked sent.
+///
+/// Rows are claimed with a lease in one `UPDATE … RETURNING`, so relays running at once (one per
+/// concurrent request) take different rows. At the first Redis error the relay stops, releases
+/// the rows it has not sent and returns the error; they stay unsent for the next relay.
+pub fn relay(
+    db: &dyn Database,
+    redis: &dyn Redis,
+    now_ms: u64,
+    limit: usize,
+) -> Result<RelayReport, DeliveryError> {
+    let lease = SqlValue::from_u64(now_ms.saturating_add(RELAY_LEASE_MS))?;
+    let now = SqlValue::from_u64(now_ms)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = db.execute(
+        "UPDATE outbox SET claimed_until_ms = ?1 WHERE seq IN (\
+            SELECT seq FROM outbox \
+            WHERE sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?2) \
+            ORDER BY seq LIMIT ?3) \
+         RETURNING seq, event_id, stream, envelope",
+        &[lease.clone(), now.clone(), limit.into()],
+    )?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            Ok(Claimed {
+                seq: row.integer("seq")?,
+                event_id: row.text("event_id")?.to_owned(),
+                stream: row.text("stream")?.to_owned(),
+                envelope: row.text("envelope")?.to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, DeliveryError>>()?;
+    // RETURNING gives no order guarantee; commit order is what consumers should see.
+    claimed.sort_by_key(|row| row.seq);
+
+    let mut sent = 0;
+    for (index, row) in claimed.iter().enumerate() {
+        if let Err(error) = append(redis, row) {
+            release(db, &claimed[index..], &lease);
+            return Err(error);
+        }
+        // The entry is in the stream now: mark it sent even if waking consumers fails, since
+        // sending it again would only make a duplicate.
+        let woken = redis.publish(&row.stream, row.event_id.as_bytes());
+        if let Err(error) = db.execute(
+            "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL WHERE seq = ?",
+            &[now.clone(), row.seq.into()],
+        ) {
+            // This row goes out again once its lease ends; consumers drop the duplicate.
+            release(db, &claimed[index + 1..], &lease);
+            return Err(error.into());
+        }
+        sent += 1;
+        if let Err(error) = woken {
+            release(db, &claimed[index + 1..], &lease);
+            return Err(error.into());
+        }
+    }
+
+    let remaining = db
+        .execute(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE sent_at_ms IS NULL \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)) AS remaining",
+            &[now],
+        )?
+        .first()
+        .map(|row| row.integer("remaining"))
+        .transpose()?
+        .unwrap_or(0)
+        != 0;
+    Ok(RelayReport { sent, remaining })
+}
+
+fn append(redis: &dyn Redis, row: &Claimed) -> Result<(), DeliveryError> {
+    let reply = redis.execute(
+        "XADD",
+        &[
+            row.stream.as_str().into(),
+            "MAXLEN".into(),
+            "~".into(),
+            RedisArg::Int(STREAM_MAX_LEN),
+            "*".into(),
+            EVENT_FIELD.into(),
+            row.envelope.as_str().into(),
+        ],
+    )?;
+    reply::added_id(&reply)?;
+    Ok(())
+}
+
+/// Gives the rows back for the next relay instead of leaving them leased for 10 s. Only rows
+/// still under this relay's lease are touched. A failure here is only logged: the relay is
+/// already failing with the error that matters, and the lease expires on its own.
+fn release(db: &dyn Database, rows: &[Claimed], lease: &SqlValue) {
+    for row in rows {
+        if let Err(error) = db.execute(
+            "UPDATE outbox SET claimed_until_ms = NULL \
+             WHERE seq = ? AND claimed_until_ms = ? AND sent_at_ms IS NULL",
+            &[row.seq.into(), lease.clone()],
+        ) {
+            eprintln!(
+                "event-delivery: could not release outbox row {} (event {}): {error}",
+                row.seq, row.event_id
+            );
+        }
+    }
+}

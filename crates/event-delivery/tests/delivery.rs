@@ -1,0 +1,737 @@
+//! The outbox, relay and consumers against a real SQLite file and a real `redis-server`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use delivery::{
+    Applied, ConsumeReport, Consumer, ConsumerSettings, DeliveryError, Handler, NativeRedis, Redis,
+    RedisArg, RedisError, RedisValue, TICK_KEY, VersionCheck, arm_tick, check_replica_version,
+    dead_letter_stream, enqueue, record_replica_version, relay,
+};
+use events::{Envelope, Event, TicketCreated, TicketStatus, TicketUpdated};
+use harness::{RedisServer, eventually};
+use storage::{Database, NativeDatabase, SqlValue};
+
+const STREAM: &str = "events:ticket";
+const GROUP: &str = "orders";
+
+fn now_ms() -> u64 {
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(elapsed.as_millis()).expect("fits")
+}
+
+/// A service's database file and a Redis server, with named calls for what the tests do.
+struct TestApp {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    redis_server: Option<RedisServer>,
+    port: u16,
+    next_event: Cell<u32>,
+}
+
+impl TestApp {
+    fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("service.db");
+        let redis_server = RedisServer::start();
+        let app = Self {
+            _dir: dir,
+            path,
+            port: redis_server.port,
+            redis_server: Some(redis_server),
+            next_event: Cell::new(0),
+        };
+        let db = app.db();
+        delivery::create_schema(&db).expect("schema");
+        db.execute(
+            "CREATE TABLE replica_tickets (id TEXT PRIMARY KEY, title TEXT NOT NULL, \
+             version INTEGER NOT NULL, applications INTEGER NOT NULL)",
+            &[],
+        )
+        .expect("replica table");
+        app
+    }
+
+    /// A new connection to the database file, as each component instance opens its own.
+    fn db(&self) -> NativeDatabase {
+        NativeDatabase::open(&self.path).expect("open database")
+    }
+
+    fn redis(&self) -> NativeRedis {
+        NativeRedis::connect(&self.url()).expect("connect to redis")
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop_redis(&mut self) {
+        drop(self.redis_server.take());
+    }
+
+    fn restart_redis(&mut self) {
+        self.redis_server = Some(RedisServer::start_on(self.port));
+    }
+
+    fn envelope(&self, event: impl Into<Event>) -> Envelope {
+        let n = self.next_event.get() + 1;
+        self.next_event.set(n);
+        event.into().to_envelope(
+            format!("00000000-0000-4000-8000-{n:012}"),
+            "2024-05-01T12:00:00.000Z",
+        )
+    }
+
+    fn created(&self, id: &str, title: &str) -> Envelope {
+        self.envelope(TicketCreated {
+            id: id.into(),
+            title: title.into(),
+            price: 2050,
+            user_id: "u1".into(),
+            version: 0,
+        })
+    }
+
+    fn updated(&self, id: &str, title: &str, version: u64) -> Envelope {
+        self.envelope(TicketUpdated {
+            id: id.into(),
+            title: title.into(),
+            price: 2050,
+            user_id: "u1".into(),
+            version,
+            order_id: None,
+            status: TicketStatus::Available,
+        })
+    }
+
+    /// Commits the envelopes to the outbox, each in its own transaction as a request would.
+    fn enqueue(&self, envelopes: &[Envelope]) {
+        let db = self.db();
+        for envelope in envelopes {
+            storage::transaction(&db, |tx| enqueue(tx, envelope, now_ms())).expect("enqueue");
+        }
+    }
+
+    /// Commits and relays the envelopes, in this order.
+    fn publish(&self, envelopes: &[Envelope]) {
+        self.enqueue(envelopes);
+        let (db, redis) = (self.db(), self.redis());
+        while relay(&db, &redis, now_ms(), 100).expect("relay").remaining {}
+    }
+
+    /// The event ids in the stream, in stream order.
+    fn stream_event_ids(&self) -> Vec<String> {
+        let reply = self
+            .redis()
+            .execute("XRANGE", &[STREAM.into(), "-".into(), "+".into()])
+            .expect("XRANGE");
+        reply
+            .chunks(3)
+            .map(|entry| match entry {
+                [
+                    RedisValue::Bytes(_),
+                    RedisValue::Bytes(field),
+                    RedisValue::Bytes(json),
+                ] => {
+                    assert_eq!(field, b"event");
+                    Envelope::from_json(json).expect("an envelope").id
+                }
+                other => panic!("unexpected entry {other:?}"),
+            })
+            .collect()
+    }
+
+    fn unsent(&self) -> i64 {
+        self.count("SELECT count(*) AS n FROM outbox WHERE sent_at_ms IS NULL")
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        count(&self.db(), sql)
+    }
+
+    /// `(title, version, applications)` of a replicated ticket.
+    fn replica(&self, id: &str) -> Option<(String, i64, i64)> {
+        let rows = self
+            .db()
+            .execute(
+                "SELECT title, version, applications FROM replica_tickets WHERE id = ?",
+                &[id.into()],
+            )
+            .expect("select replica");
+        rows.first().map(|row| {
+            (
+                row.text("title").expect("title").to_owned(),
+                row.integer("version").expect("version"),
+                row.integer("applications").expect("applications"),
+            )
+        })
+    }
+
+    fn consume(&self, handler: &dyn Handler, settings: ConsumerSettings) -> ConsumeReport {
+        let (db, redis) = (self.db(), self.redis());
+        Consumer {
+            db: &db,
+            redis: &redis,
+            stream: STREAM,
+            group: GROUP,
+            settings,
+        }
+        .run(handler, now_ms())
+        .expect("consumer run")
+    }
+
+    /// How many entries the group has delivered and not acknowledged.
+    fn pending(&self) -> i64 {
+        let reply = self
+            .redis()
+            .execute("XPENDING", &[STREAM.into(), GROUP.into()])
+            .expect("XPENDING");
+        match reply.first() {
+            Some(RedisValue::Int(count)) => *count,
+            other => panic!("unexpected XPENDING summary {other:?}"),
+        }
+    }
+
+    /// The JSON records in the group's dead-letter stream.
+    fn dead_letters(&self) -> Vec<serde_json::Value> {
+        let reply = self
+            .redis()
+            .execute(
+                "XRANGE",
+                &[
+                    dead_letter_stream(STREAM, GROUP).into(),
+                    "-".into(),
+                    "+".into(),
+                ],
+            )
+            .expect("XRANGE");
+        reply
+            .chunks(3)
+            .map(|entry| match entry {
+                [
+                    RedisValue::Bytes(_),
+                    RedisValue::Bytes(field),
+                    RedisValue::Bytes(json),
+                ] => {
+                    assert_eq!(field, b"entry");
+                    serde_json::from_slice(json).expect("a JSON record")
+                }
+                other => panic!("unexpected dead letter {other:?}"),
+            })
+            .collect()
+    }
+}
+
+fn count(db: &dyn Database, sql: &str) -> i64 {
+    db.execute(sql, &[])
+        .expect("count")
+        .first()
+        .expect("a row")
+        .integer("n")
+        .expect("an integer")
+}
+
+/// A tickets replica as a consuming service keeps one: version-gated, counting applications.
+struct ReplicaHandler;
+
+impl Handler for ReplicaHandler {
+    fn apply(
+        &self,
+        tx: &dyn Database,
+        _envelope: &Envelope,
+        event: &Event,
+        _now_ms: u64,
+    ) -> anyhow::Result<Applied> {
+        let (id, title, version) = match event {
+            Event::TicketCreated(ticket) => (&ticket.id, &ticket.title, ticket.version),
+            Event::TicketUpdated(ticket) => (&ticket.id, &ticket.title, ticket.version),
+            _ => return Ok(Applied::Done),
+        };
+        match check_replica_version(tx, "ticket", id, version)? {
+            VersionCheck::AlreadyApplied => return Ok(Applied::Done),
+            VersionCheck::NotYet { have } => {
+                return Ok(Applied::NotYet(format!(
+                    "ticket {id} is at {have:?}, event is version {version}"
+                )));
+            }
+            VersionCheck::Apply => {}
+        }
+        tx.execute(
+            "INSERT INTO replica_tickets (id, title, version, applications) VALUES (?, ?, ?, 1) \
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title, version = excluded.version, \
+             applications = applications + 1",
+            &[id.into(), title.into(), SqlValue::from_u64(version)?],
+        )?;
+        record_replica_version(tx, "ticket", id, version)?;
+        Ok(Applied::Done)
+    }
+}
+
+/// Fails every event of one ticket, and replicates the others.
+struct FailsFor(&'static str);
+
+impl Handler for FailsFor {
+    fn apply(
+        &self,
+        tx: &dyn Database,
+        envelope: &Envelope,
+        event: &Event,
+        now_ms: u64,
+    ) -> anyhow::Result<Applied> {
+        if let Event::TicketCreated(ticket) = event
+            && ticket.id == self.0
+        {
+            anyhow::bail!("the replica refuses ticket {}", ticket.id);
+        }
+        ReplicaHandler.apply(tx, envelope, event, now_ms)
+    }
+}
+
+fn quick_dead_letters() -> ConsumerSettings {
+    ConsumerSettings {
+        retry_idle_ms: 0,
+        max_deliveries: 3,
+        dead_letter_after_ms: 0,
+        ..ConsumerSettings::default()
+    }
+}
+
+#[test]
+fn relaying_sends_each_event_once_in_commit_order_and_marks_it_sent() {
+    let app = TestApp::spawn();
+    let envelopes = [
+        app.created("t1", "Concert"),
+        app.created("t2", "Opera"),
+        app.updated("t1", "Concert, row 1", 1),
+    ];
+    app.enqueue(&envelopes);
+    assert_eq!(app.unsent(), 3);
+
+    let (db, redis) = (app.db(), app.redis());
+    let report = relay(&db, &redis, now_ms(), 2).expect("relay");
+    assert_eq!((report.sent, report.remaining), (2, true));
+    let report = relay(&db, &redis, now_ms(), 2).expect("relay");
+    assert_eq!((report.sent, report.remaining), (1, false));
+    let report = relay(&db, &redis, now_ms(), 2).expect("relay");
+    assert_eq!((report.sent, report.remaining), (0, false));
+
+    let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(app.stream_event_ids(), ids);
+    assert_eq!(app.unsent(), 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM outbox WHERE claimed_until_ms IS NOT NULL"),
+        0
+    );
+}
+
+#[test]
+fn relaying_wakes_consumers_on_the_channel_named_after_the_stream() {
+    let app = TestApp::spawn();
+    let server = app.redis_server.as_ref().expect("running");
+    let mut connection = server.client().get_connection().expect("connection");
+    let mut pubsub = connection.as_pubsub();
+    pubsub.subscribe(STREAM).expect("subscribe");
+    pubsub
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let envelope = app.created("t1", "Concert");
+    app.publish(std::slice::from_ref(&envelope));
+    let message = pubsub.get_message().expect("a wake-up");
+    assert_eq!(message.get_channel_name(), STREAM);
+    assert_eq!(
+        message.get_payload::<String>().expect("payload"),
+        envelope.id
+    );
+}
+
+/// Forwards to a real connection, but stops the server just before the `XADD` numbered `stop_at`.
+struct StopsRedisAtXadd<'a> {
+    inner: NativeRedis,
+    app: RefCell<&'a mut TestApp>,
+    xadds: Cell<usize>,
+    stop_at: usize,
+}
+
+impl Redis for StopsRedisAtXadd<'_> {
+    fn execute(&self, command: &str, args: &[RedisArg]) -> Result<Vec<RedisValue>, RedisError> {
+        if command == "XADD" {
+            self.xadds.set(self.xadds.get() + 1);
+            if self.xadds.get() == self.stop_at {
+                self.app.borrow_mut().stop_redis();
+            }
+        }
+        self.inner.execute(command, args)
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), RedisError> {
+        self.inner.publish(channel, payload)
+    }
+}
+
+#[test]
+fn rows_stay_unsent_while_redis_is_down_and_are_relayed_once_it_is_back() {
+    let mut app = TestApp::spawn();
+    let envelopes: Vec<Envelope> = (0..5)
+        .map(|n| app.created(&format!("t{n}"), "Concert"))
+        .collect();
+    app.enqueue(&envelopes);
+
+    let db = app.db();
+    let inner = app.redis();
+    let flaky = StopsRedisAtXadd {
+        inner,
+        app: RefCell::new(&mut app),
+        xadds: Cell::new(0),
+        stop_at: 3,
+    };
+    let error = relay(&db, &flaky, now_ms(), 100).expect_err("redis went away");
+    assert!(matches!(error, DeliveryError::Redis(_)), "{error}");
+    let inner = flaky.inner;
+
+    // The two appended before the stop are sent; the rest are unsent and free for the next relay.
+    assert_eq!(app.unsent(), 3);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM outbox WHERE claimed_until_ms IS NOT NULL"),
+        0
+    );
+    assert!(relay(&db, &inner, now_ms(), 100).is_err(), "still down");
+    assert_eq!(app.unsent(), 3);
+
+    app.restart_redis();
+    let report = relay(&db, &inner, now_ms(), 100).expect("relay after restart");
+    assert_eq!((report.sent, report.remaining), (3, false));
+    assert_eq!(app.unsent(), 0);
+    // The restarted server kept no data, so its stream holds exactly the rows that waited.
+    let waited: Vec<String> = envelopes[2..].iter().map(|e| e.id.clone()).collect();
+    assert_eq!(app.stream_event_ids(), waited);
+}
+
+#[test]
+fn two_relays_at_once_send_every_event_exactly_once() {
+    let app = TestApp::spawn();
+    let envelopes: Vec<Envelope> = (0..200)
+        .map(|n| app.created(&format!("t{n}"), "Concert"))
+        .collect();
+    app.enqueue(&envelopes);
+
+    let sent: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, redis) = (app.db(), app.redis());
+                scope.spawn(move || {
+                    let mut sent = 0;
+                    loop {
+                        let report = relay(&db, &redis, now_ms(), 10).expect("relay");
+                        sent += report.sent;
+                        if !report.remaining {
+                            return sent;
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("relay thread"))
+            .sum()
+    });
+
+    assert_eq!(sent, 200);
+    assert_eq!(app.unsent(), 0);
+    let streamed = app.stream_event_ids();
+    assert_eq!(streamed.len(), 200, "no event sent twice");
+    let streamed: HashSet<String> = streamed.into_iter().collect();
+    let expected: HashSet<String> = envelopes.into_iter().map(|e| e.id).collect();
+    assert_eq!(streamed, expected, "no event lost");
+}
+
+#[test]
+fn a_consumer_applies_acknowledges_and_ignores_a_duplicated_event() {
+    let app = TestApp::spawn();
+    let created = app.created("t1", "Concert");
+    app.publish(std::slice::from_ref(&created));
+
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.applied, 1);
+    assert_eq!(app.replica("t1"), Some(("Concert".into(), 0, 1)));
+    assert_eq!(app.pending(), 0);
+
+    // The same event id appended again, as a relay that died before marking its row sent does.
+    app.redis()
+        .execute(
+            "XADD",
+            &[
+                STREAM.into(),
+                "*".into(),
+                "event".into(),
+                created.to_json().as_slice().into(),
+            ],
+        )
+        .expect("XADD");
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(
+        report,
+        ConsumeReport {
+            duplicates: 1,
+            ..ConsumeReport::default()
+        }
+    );
+    assert_eq!(app.replica("t1"), Some(("Concert".into(), 0, 1)));
+    assert_eq!(app.pending(), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM processed_events"), 1);
+}
+
+#[test]
+fn a_new_group_sees_the_whole_history_of_its_stream() {
+    let app = TestApp::spawn();
+    app.publish(&[app.created("t1", "Concert"), app.created("t2", "Opera")]);
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.applied, 2);
+}
+
+#[test]
+fn a_successor_published_before_its_predecessor_is_applied_in_the_same_wake_up() {
+    let app = TestApp::spawn();
+    let created = app.created("t1", "Concert");
+    let first = app.updated("t1", "Concert, row 1", 1);
+    let second = app.updated("t1", "Concert, row 2", 2);
+    app.publish(&[second, first, created]);
+
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(
+        report,
+        ConsumeReport {
+            applied: 3,
+            ..ConsumeReport::default()
+        }
+    );
+    assert_eq!(app.replica("t1"), Some(("Concert, row 2".into(), 2, 3)));
+    assert_eq!(app.pending(), 0);
+}
+
+#[test]
+fn a_successor_waiting_from_an_earlier_wake_up_is_applied_when_its_predecessor_arrives() {
+    let app = TestApp::spawn();
+    let created = app.created("t1", "Concert");
+    let updated = app.updated("t1", "Concert, row 1", 1);
+
+    app.publish(std::slice::from_ref(&updated));
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.not_yet, 1);
+    assert_eq!(app.replica("t1"), None);
+    assert_eq!(app.pending(), 1);
+
+    // The predecessor's own wake-up follows at once, well inside the usual retry idle time.
+    app.publish(std::slice::from_ref(&created));
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.applied, 2);
+    assert_eq!(app.replica("t1"), Some(("Concert, row 1".into(), 1, 2)));
+    assert_eq!(app.pending(), 0);
+}
+
+#[test]
+fn an_aggregate_waiting_for_its_predecessor_does_not_block_other_aggregates() {
+    let app = TestApp::spawn();
+    let _lost = app.created("t1", "Concert");
+    app.publish(&[
+        app.updated("t1", "Concert, row 1", 1),
+        app.created("t2", "Opera"),
+        app.created("t3", "Ballet"),
+    ]);
+
+    let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!((report.applied, report.not_yet), (2, 1));
+    assert_eq!(app.replica("t1"), None);
+    assert_eq!(app.replica("t2"), Some(("Opera".into(), 0, 1)));
+    assert_eq!(app.replica("t3"), Some(("Ballet".into(), 0, 1)));
+    assert_eq!(app.pending(), 1);
+}
+
+#[test]
+fn an_entry_that_always_fails_is_dead_lettered_after_its_tries_and_others_still_flow() {
+    let app = TestApp::spawn();
+    let poisoned = app.created("t1", "Concert");
+    app.publish(&[poisoned.clone(), app.created("t2", "Opera")]);
+
+    let handler = FailsFor("t1");
+    let report = app.consume(&handler, quick_dead_letters());
+    assert_eq!((report.applied, report.failed), (1, 1));
+    assert_eq!(app.replica("t2"), Some(("Opera".into(), 0, 1)));
+
+    let report = app.consume(&handler, quick_dead_letters());
+    assert_eq!((report.failed, report.dead_lettered), (1, 0));
+    // Meanwhile new events keep flowing.
+    app.publish(&[app.created("t3", "Ballet")]);
+    let report = app.consume(&handler, quick_dead_letters());
+    assert_eq!((report.applied, report.dead_lettered), (1, 1));
+    assert_eq!(app.replica("t3"), Some(("Ballet".into(), 0, 1)));
+    assert_eq!(app.pending(), 0);
+
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["group"], GROUP);
+    assert_eq!(dead[0]["deliveries"], 3);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .expect("a reason")
+            .contains("refuses ticket t1"),
+        "{}",
+        dead[0]
+    );
+    let event = dead[0]["event"].as_str().expect("the envelope as a string");
+    assert_eq!(
+        Envelope::from_json(event.as_bytes()).expect("an envelope"),
+        poisoned
+    );
+    assert!(dead[0]["entryId"].as_str().expect("an id").contains('-'));
+}
+
+#[test]
+fn an_entry_that_fails_is_kept_until_it_is_also_old_enough_to_dead_letter() {
+    let app = TestApp::spawn();
+    app.publish(&[app.created("t1", "Concert")]);
+    let settings = ConsumerSettings {
+        dead_letter_after_ms: 3_600_000,
+        ..quick_dead_letters()
+    };
+    for _ in 0..5 {
+        let report = app.consume(&FailsFor("t1"), settings);
+        assert_eq!((report.failed, report.dead_lettered), (1, 0));
+    }
+    assert_eq!(app.pending(), 1);
+    assert!(app.dead_letters().is_empty());
+}
+
+#[test]
+fn an_undecodable_entry_is_dead_lettered() {
+    let app = TestApp::spawn();
+    let redis = app.redis();
+    for body in [
+        &b"not json"[..],
+        br#"{"id":"x","subject":"ticket:exploded","occurredAt":"","data":{}}"#,
+    ] {
+        redis
+            .execute(
+                "XADD",
+                &[STREAM.into(), "*".into(), "event".into(), body.into()],
+            )
+            .expect("XADD");
+    }
+    redis
+        .execute(
+            "XADD",
+            &[STREAM.into(), "*".into(), "name".into(), "x".into()],
+        )
+        .expect("XADD");
+    app.publish(&[app.created("t1", "Concert")]);
+
+    let mut dead_lettered = 0;
+    for _ in 0..3 {
+        let report = app.consume(&ReplicaHandler, quick_dead_letters());
+        dead_lettered += report.dead_lettered;
+    }
+    assert_eq!(dead_lettered, 3);
+    assert_eq!(app.replica("t1"), Some(("Concert".into(), 0, 1)));
+    assert_eq!(app.pending(), 0);
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[0]["event"], "not json");
+    assert!(
+        dead[1]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("ticket:exploded")
+    );
+    assert_eq!(dead[2]["event"], serde_json::Value::Null);
+}
+
+#[test]
+fn two_consumers_at_once_apply_each_event_exactly_once() {
+    let app = TestApp::spawn();
+    let mut envelopes = Vec::new();
+    for n in 0..40 {
+        let id = format!("t{n}");
+        envelopes.push(app.created(&id, "v0"));
+        envelopes.push(app.updated(&id, "v1", 1));
+        envelopes.push(app.updated(&id, "v2", 2));
+    }
+    app.publish(&envelopes);
+
+    let settings = ConsumerSettings {
+        batch: 7,
+        retry_idle_ms: 20,
+        ..ConsumerSettings::default()
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (db, redis, path) = (app.db(), app.redis(), app.path.clone());
+            scope.spawn(move || {
+                let observer = NativeDatabase::open(&path).expect("open database");
+                let converged = || {
+                    count(
+                        &observer,
+                        "SELECT count(*) AS n FROM replica_tickets WHERE version = 2",
+                    ) == 40
+                };
+                let consumer = Consumer {
+                    db: &db,
+                    redis: &redis,
+                    stream: STREAM,
+                    group: GROUP,
+                    settings,
+                };
+                eventually("both consumers to converge", || {
+                    consumer.run(&ReplicaHandler, now_ms()).expect("run");
+                    converged().then_some(())
+                });
+            });
+        }
+    });
+
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM replica_tickets WHERE applications = 3"),
+        40,
+        "every event applied exactly once"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM processed_events"), 120);
+    eventually("every entry to be acknowledged", || {
+        app.consume(&ReplicaHandler, settings);
+        (app.pending() == 0).then_some(())
+    });
+}
+
+#[test]
+fn arming_the_tick_sets_its_ttl_only_once() {
+    let app = TestApp::spawn();
+    let redis = app.redis();
+    let ttl = |redis: &NativeRedis| match redis
+        .execute("TTL", &[TICK_KEY.into()])
+        .expect("TTL")
+        .as_slice()
+    {
+        [RedisValue::Int(ttl)] => *ttl,
+        other => panic!("unexpected TTL reply {other:?}"),
+    };
+    assert_eq!(ttl(&redis), -2, "no tick before arming");
+    arm_tick(&redis, 100).expect("arm");
+    let first = ttl(&redis);
+    assert!((1..=100).contains(&first), "{first}");
+    arm_tick(&redis, 10_000).expect("arming again is fine");
+    assert!(ttl(&redis) <= 100, "the armed tick is left alone");
+}
+
+#[test]
+fn the_schema_can_be_applied_again_without_harm() {
+    let db = NativeDatabase::open_in_memory().expect("database");
+    delivery::create_schema(&db).expect("first");
+    delivery::create_schema(&db).expect("again");
+    for statement in delivery::SCHEMA {
+        assert!(!statement.trim_end().ends_with(';'), "{statement}");
+        assert!(statement.contains("IF NOT EXISTS"), "{statement}");
+    }
+}

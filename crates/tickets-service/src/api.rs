@@ -1,0 +1,824 @@
+//! The routes of the tickets service.
+
+use api::{ApiError, Method, Request, Response, Validator, parse_json, string_or_empty};
+use domain::{DomainError, Price, TicketId, Title};
+use serde::Deserialize;
+use serde_json::Value;
+use session::Claims;
+use storage::{Database, StorageError};
+
+use crate::store;
+use crate::ticket::{Ticket, TicketStatus};
+use crate::{Clock, TicketsConfig};
+
+/// A title and a price; anything bigger is not a ticket form.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 500;
+
+/// Also for a sold ticket: either way the seller can no longer change it.
+const TICKET_RESERVED: &str = "Ticket is reserved";
+const NOT_OWNER: &str = "You do not own this ticket";
+const INVALID_LIMIT: &str = "limit must be a whole number from 1 to 500";
+const INVALID_CURSOR: &str = "cursor must be the x-next-cursor of a previous page";
+
+/// One request's view of the service: the configuration and the ports it may use.
+pub struct TicketsApi<'a> {
+    pub db: &'a dyn Database,
+    pub config: &'a TicketsConfig,
+    pub clock: &'a dyn Clock,
+}
+
+/// The paths this service answers.
+enum Route<'a> {
+    /// `/api/tickets`
+    Tickets,
+    /// `/api/tickets/:id`, with the id as written.
+    Ticket(&'a str),
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    // Express, which the reference ran on, ignores one trailing slash.
+    let path = path.strip_suffix('/').unwrap_or(path);
+    match path.strip_prefix("/api/tickets")? {
+        "" => Some(Route::Tickets),
+        rest => match rest.strip_prefix('/') {
+            Some(id) if !id.is_empty() && !id.contains('/') => Some(Route::Ticket(id)),
+            _ => None,
+        },
+    }
+}
+
+impl TicketsApi<'_> {
+    /// Answers one request. Never fails: errors become responses in the reference's format.
+    pub fn handle(&self, request: &Request) -> Response {
+        let result = match (&request.method, route(&request.path)) {
+            (Method::Post, Some(Route::Tickets)) => self.create_ticket(request),
+            (Method::Get, Some(Route::Tickets)) => self.list_tickets(request),
+            (Method::Get, Some(Route::Ticket(id))) => self.show_ticket(id),
+            (Method::Put, Some(Route::Ticket(id))) => self.update_ticket(request, id),
+            // As the reference's catch-all: a known path with another method is not found too.
+            _ => Err(ApiError::NotFound),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    /// `POST /api/tickets`: 201 with the new ticket at version 0; `ticket:created` goes to the
+    /// outbox in the same transaction.
+    fn create_ticket(&self, request: &Request) -> Result<Response, ApiError> {
+        let user = self.signed_in_user(request)?;
+        let (title, price) = ticket_details(request)?;
+        let now = self.clock.now_ms();
+        let id = TicketId::new_random();
+        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, Rollback> {
+            let ticket = store::insert(tx, &id, &title, price, &user.id, now)?;
+            store::publish(tx, &ticket.created_event(), now)?;
+            Ok(ticket)
+        })
+        .map_err(Rollback::into_error)?;
+        Ok(Response::json(201, &ticket))
+    }
+
+    /// `GET /api/tickets?limit=&cursor=`: the tickets for sale, newest first, a page at a
+    /// time. When more follow, `Link: <…>; rel="next"` and `x-next-cursor` say where.
+    fn list_tickets(&self, request: &Request) -> Result<Response, ApiError> {
+        let page = Page::from_query(&request.query)?;
+        // One more than asked tells whether a next page exists without a second query.
+        let mut tickets = store::list_available(self.db, page.limit + 1, page.after)?;
+        let more = tickets.len() > page.limit as usize;
+        tickets.truncate(page.limit as usize);
+        let response = Response::json(200, &tickets);
+        match tickets.last() {
+            Some(last) if more => {
+                let cursor = last.seq.to_string();
+                let link = format!(
+                    "</api/tickets?limit={}&cursor={cursor}>; rel=\"next\"",
+                    page.limit
+                );
+                Ok(response
+                    .with_header("link", &link)
+                    .with_header("x-next-cursor", &cursor))
+            }
+            _ => Ok(response),
+        }
+    }
+
+    /// `GET /api/tickets/:id`: any ticket, whatever its status; a malformed id is unknown.
+    fn show_ticket(&self, id: &str) -> Result<Response, ApiError> {
+        let id = TicketId::parse(id).map_err(|_| ApiError::NotFound)?;
+        let ticket = store::find(self.db, &id)?.ok_or(ApiError::NotFound)?;
+        Ok(Response::json(200, &ticket))
+    }
+
+    /// `PUT /api/tickets/:id`, checking in the reference's order: signed in (401), body (400),
+    /// ticket exists (404), not reserved or sold (400), caller owns it (401). The checks run in
+    /// the transaction that writes, so nothing changes between checking and writing.
+    fn update_ticket(&self, request: &Request, id: &str) -> Result<Response, ApiError> {
+        let user = self.signed_in_user(request)?;
+        let (title, price) = ticket_details(request)?;
+        let id = TicketId::parse(id).map_err(|_| ApiError::NotFound)?;
+        let now = self.clock.now_ms();
+        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, Rollback> {
+            let current = store::find(tx, &id)?.ok_or(ApiError::NotFound)?;
+            if current.status != TicketStatus::Available {
+                return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()).into());
+            }
+            if current.user_id != user.id {
+                return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()).into());
+            }
+            let updated = store::update_details(tx, &id, &title, price)?;
+            store::publish(tx, &updated.updated_event(), now)?;
+            Ok(updated)
+        })
+        .map_err(Rollback::into_error)?;
+        Ok(Response::json(200, &ticket))
+    }
+
+    fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
+        api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
+    }
+}
+
+/// Why a transaction rolled back: the answer to give, a client error from a check inside the
+/// transaction or a 500 for a storage fault.
+struct Rollback(ApiError);
+
+impl Rollback {
+    fn into_error(self) -> ApiError {
+        self.0
+    }
+}
+
+impl From<ApiError> for Rollback {
+    fn from(error: ApiError) -> Rollback {
+        Rollback(error)
+    }
+}
+
+impl From<anyhow::Error> for Rollback {
+    fn from(cause: anyhow::Error) -> Rollback {
+        Rollback(ApiError::Internal(cause))
+    }
+}
+
+/// `BEGIN` or `COMMIT` failed (the statements inside already carry their own context).
+impl From<StorageError> for Rollback {
+    fn from(error: StorageError) -> Rollback {
+        Rollback(ApiError::Internal(
+            anyhow::Error::new(error).context("running a tickets transaction"),
+        ))
+    }
+}
+
+/// The body of `POST` and `PUT`, loose so that a missing or mistyped field is a validation
+/// message for that field.
+#[derive(Deserialize)]
+struct TicketForm {
+    title: Option<Value>,
+    price: Option<Value>,
+}
+
+/// The title and price of a ticket form, or a 400 listing every field that is wrong. The price
+/// must be a JSON number of dollars; a string, even `"10"`, is not one.
+fn ticket_details(request: &Request) -> Result<(Title, Price), ApiError> {
+    let form: TicketForm = parse_json(request, MAX_BODY_BYTES)?;
+    let mut v = Validator::new();
+    let title = v.check("title", Title::parse(string_or_empty(&form.title)));
+    let price = v.check(
+        "price",
+        match &form.price {
+            Some(Value::Number(number)) => Price::from_dollars_json(number),
+            _ => Err(DomainError::InvalidPrice),
+        },
+    );
+    v.finish_with(|| Some((title?, price?)))
+}
+
+/// Which page of the listing a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Page {
+    limit: u32,
+    /// The `seq` of the last ticket of the previous page.
+    after: Option<i64>,
+}
+
+impl Page {
+    /// Reads `limit` and `cursor` from a query string; other parameters are ignored, and the
+    /// first of a repeated one counts.
+    fn from_query(query: &str) -> Result<Page, ApiError> {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value)
+        };
+        let mut v = Validator::new();
+        let limit = match param("limit") {
+            None => Some(DEFAULT_PAGE_SIZE),
+            Some(text) => decimal(text)
+                .and_then(|limit| u32::try_from(limit).ok())
+                .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+                .or_else(|| {
+                    v.add("limit", INVALID_LIMIT);
+                    None
+                }),
+        };
+        let after = match param("cursor") {
+            None => Some(None),
+            Some(text) => decimal(text).map(Some).or_else(|| {
+                v.add("cursor", INVALID_CURSOR);
+                None
+            }),
+        };
+        v.finish_with(|| {
+            Some(Page {
+                limit: limit?,
+                after: after?,
+            })
+        })
+    }
+}
+
+/// Digits only (no sign, no spaces) that fit in an `i64`.
+fn decimal(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use events::{Event, TicketStatus as EventStatus};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::testing::{ALICE, BOB, TestApp, id_of, json, order_completed, order_created, text};
+
+    const UNKNOWN_ID: &str = "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f";
+
+    fn errors(response: &Response) -> Value {
+        json(response)["errors"].clone()
+    }
+
+    fn assert_error(response: &Response, status: u16, message: &str) {
+        assert_eq!(response.status, status, "{}", text(response));
+        assert_eq!(errors(response), json!([{ "message": message }]));
+    }
+
+    fn titles(response: &Response) -> Vec<String> {
+        json(response)
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|ticket| ticket["title"].as_str().expect("a title").to_owned())
+            .collect()
+    }
+
+    // POST /api/tickets
+
+    #[test]
+    fn creating_a_ticket_requires_a_signed_in_user() {
+        let app = TestApp::new();
+        let body = json!({"title": "Concert", "price": 10});
+        assert_error(&app.post_ticket(None, &body), 401, "You are not signed in");
+        let forged = app
+            .json_request(Method::Post, "/api/tickets", None, &body)
+            .with_header("cookie", "session=not-a-token");
+        assert_error(&app.handle(&forged), 401, "You are not signed in");
+        // Even an invalid body is answered with 401 first.
+        assert_error(
+            &app.post_ticket(None, &json!({})),
+            401,
+            "You are not signed in",
+        );
+        assert!(app.outbox().is_empty());
+    }
+
+    #[test]
+    fn a_created_ticket_has_version_0_the_callers_id_and_is_available() {
+        let app = TestApp::new();
+        let response =
+            app.post_ticket(Some(ALICE), &json!({"title": "  Concert ", "price": 19.99}));
+        assert_eq!(response.status, 201, "{}", text(&response));
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let ticket = json(&response);
+        let id = id_of(&ticket);
+        assert!(TicketId::parse(&id).is_ok(), "{id}");
+        assert_eq!(
+            ticket,
+            json!({
+                "id": id,
+                "title": "Concert",
+                "price": 19.99,
+                "userId": ALICE,
+                "version": 0,
+                "status": "available",
+            })
+        );
+        assert_eq!(app.ticket(&id), ticket);
+    }
+
+    #[test]
+    fn creating_a_ticket_puts_exactly_one_ticket_created_in_the_outbox() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 20.5);
+        let outbox = app.outbox();
+        assert_eq!(outbox.len(), 1);
+        let envelope = &outbox[0];
+        assert_eq!(envelope.subject, "ticket:created");
+        assert_eq!(envelope.occurred_at, "2026-11-25T03:04:05.678Z");
+        assert!(
+            domain::EventId::parse(&envelope.id).is_ok(),
+            "{}",
+            envelope.id
+        );
+        assert_eq!(
+            envelope.decode().expect("decodes"),
+            Event::TicketCreated(events::TicketCreated {
+                id: id_of(&ticket),
+                title: "Concert".to_owned(),
+                price: 2050,
+                user_id: ALICE.to_owned(),
+                version: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_ticket_forms_are_rejected_with_every_field_error() {
+        let title_error = json!({"message": "Title is required", "field": "title"});
+        let price_error = json!({
+            "message": "Price must be a number greater than 0 and at most 1000000 with at most two decimals",
+            "field": "price",
+        });
+        let cases = [
+            (json!({"title": "Gig", "price": 0}), vec![&price_error]),
+            (json!({"title": "Gig", "price": -1}), vec![&price_error]),
+            (json!({"title": "Gig", "price": "abc"}), vec![&price_error]),
+            (json!({"title": "Gig", "price": 10.555}), vec![&price_error]),
+            (json!({"title": "Gig", "price": "10"}), vec![&price_error]),
+            (
+                json!({"title": "Gig", "price": 1_000_000.01}),
+                vec![&price_error],
+            ),
+            (json!({"title": "Gig", "price": null}), vec![&price_error]),
+            (json!({"title": "Gig"}), vec![&price_error]),
+            (json!({"price": 10}), vec![&title_error]),
+            (json!({"title": "", "price": 10}), vec![&title_error]),
+            (json!({"title": "   ", "price": 10}), vec![&title_error]),
+            (json!({"title": 123, "price": 10}), vec![&title_error]),
+            (json!({}), vec![&title_error, &price_error]),
+            (
+                json!({"title": " ", "price": -5}),
+                vec![&title_error, &price_error],
+            ),
+        ];
+        let app = TestApp::new();
+        for (body, expected) in cases {
+            let response = app.post_ticket(Some(ALICE), &body);
+            assert_eq!(response.status, 400, "{body}: {}", text(&response));
+            assert_eq!(errors(&response), json!(expected), "{body}");
+        }
+        let too_long = json!({"title": "t".repeat(256), "price": 10});
+        assert_eq!(
+            errors(&app.post_ticket(Some(ALICE), &too_long)),
+            json!([{"message": "Title must be at most 255 characters", "field": "title"}])
+        );
+        assert_eq!(titles(&app.get("/api/tickets")), Vec::<String>::new());
+        assert!(app.outbox().is_empty());
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_rejected() {
+        let app = TestApp::new();
+        let malformed = Request::new(Method::Post, "/api/tickets")
+            .with_header("content-type", "application/json")
+            .with_header("cookie", &format!("session={}", app.token(ALICE)))
+            .with_body("{\"title\": ");
+        assert_eq!(app.handle(&malformed).status, 400);
+        let form = Request::new(Method::Post, "/api/tickets")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_header("cookie", &format!("session={}", app.token(ALICE)))
+            .with_body("title=Gig&price=10");
+        assert_eq!(app.handle(&form).status, 415);
+        assert!(app.outbox().is_empty());
+    }
+
+    #[test]
+    fn prices_are_exact_cents_inside_and_dollars_outside() {
+        let app = TestApp::new();
+        for (price, shown, cents) in [
+            (json!(19.99), json!(19.99), 1999),
+            (json!(10), json!(10), 1000),
+            (json!(10.5), json!(10.5), 1050),
+            (json!(0.01), json!(0.01), 1),
+        ] {
+            let response = app.post_ticket(Some(ALICE), &json!({"title": "Gig", "price": price}));
+            assert_eq!(json(&response)["price"], shown, "{price}");
+            let Some(Event::TicketCreated(created)) = app.published().pop() else {
+                panic!("expected ticket:created");
+            };
+            assert_eq!(created.price, cents, "{price}");
+        }
+    }
+
+    // GET /api/tickets/:id
+
+    #[test]
+    fn any_ticket_is_shown_to_anyone_by_its_id() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        let response = app.get(&format!("/api/tickets/{}", id_of(&ticket)));
+        assert_eq!(response.status, 200);
+        assert_eq!(json(&response), ticket);
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_ticket_id_is_not_found() {
+        let app = TestApp::new();
+        app.create_ticket(ALICE, "Concert", 10.0);
+        for id in [
+            UNKNOWN_ID,
+            "abc",
+            "507f1f77bcf86cd799439011",
+            "3F2C7D1E-8A4B-4C6D-9E0F-1A2B3C4D5E6F",
+        ] {
+            assert_error(&app.get(&format!("/api/tickets/{id}")), 404, "Not found");
+        }
+    }
+
+    #[test]
+    fn other_routes_and_methods_are_not_found() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        let path = format!("/api/tickets/{}", id_of(&ticket));
+        let cases = [
+            Request::new(Method::Delete, &path),
+            Request::new(Method::Patch, &path),
+            Request::new(Method::Post, &path),
+            Request::new(Method::Put, "/api/tickets"),
+            Request::new(Method::Delete, "/api/tickets"),
+            Request::new(Method::Get, &format!("{path}/extra")),
+            Request::new(Method::Get, "/api/ticketsx"),
+            Request::new(Method::Get, "/api/tickets//"),
+            Request::new(Method::Get, "/api/orders"),
+            Request::new(Method::Get, "/"),
+        ];
+        for request in cases {
+            assert_error(&app.handle(&request), 404, "Not found");
+        }
+    }
+
+    #[test]
+    fn one_trailing_slash_is_ignored_as_in_express() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        assert_eq!(app.get("/api/tickets/").status, 200);
+        assert_eq!(
+            app.get(&format!("/api/tickets/{}/", id_of(&ticket))).status,
+            200
+        );
+    }
+
+    // GET /api/tickets
+
+    #[test]
+    fn an_empty_listing_is_an_empty_array_without_a_next_page() {
+        let app = TestApp::new();
+        let response = app.get("/api/tickets");
+        assert_eq!(response.status, 200);
+        assert_eq!(json(&response), json!([]));
+        assert_eq!(response.header("link"), None);
+        assert_eq!(response.header("x-next-cursor"), None);
+    }
+
+    #[test]
+    fn the_listing_shows_available_tickets_of_everyone_newest_first() {
+        let app = TestApp::new();
+        let first = app.create_ticket(ALICE, "First", 10.0);
+        app.create_ticket(BOB, "Second", 10.0);
+        let third = app.create_ticket(ALICE, "Third", 10.0);
+        let fourth = app.create_ticket(BOB, "Fourth", 10.0);
+        app.deliver(order_created("o-third", &id_of(&third)))
+            .expect("reserve");
+        app.deliver(order_created("o-first", &id_of(&first)))
+            .expect("reserve");
+        app.deliver(order_completed("o-first", &id_of(&first), 1))
+            .expect("sell");
+        let response = app.get("/api/tickets");
+        assert_eq!(titles(&response), ["Fourth", "Second"]);
+        assert_eq!(json(&response)[0], app.ticket(&id_of(&fourth)));
+    }
+
+    #[test]
+    fn the_listing_pages_through_tickets_with_a_cursor() {
+        let app = TestApp::new();
+        for n in 1..=5 {
+            app.create_ticket(ALICE, &format!("T{n}"), 10.0);
+        }
+        let mut seen = Vec::new();
+        let mut path = "/api/tickets?limit=2".to_owned();
+        let mut pages = 0;
+        loop {
+            let response = app.get(&path);
+            assert_eq!(response.status, 200, "{}", text(&response));
+            pages += 1;
+            seen.extend(titles(&response));
+            let Some(link) = response.header("link") else {
+                assert_eq!(response.header("x-next-cursor"), None);
+                break;
+            };
+            let cursor = response
+                .header("x-next-cursor")
+                .expect("a cursor with the link");
+            assert_eq!(
+                link,
+                format!("</api/tickets?limit=2&cursor={cursor}>; rel=\"next\"")
+            );
+            path = link
+                .strip_prefix('<')
+                .and_then(|rest| rest.split_once('>'))
+                .map(|(next, _)| next.to_owned())
+                .expect("a URL in angle brackets");
+        }
+        assert_eq!(seen, ["T5", "T4", "T3", "T2", "T1"]);
+        assert_eq!(pages, 3);
+    }
+
+    #[test]
+    fn a_page_that_ends_the_listing_has_no_next_link() {
+        let app = TestApp::new();
+        for n in 1..=4 {
+            app.create_ticket(ALICE, &format!("T{n}"), 10.0);
+        }
+        let first = app.get("/api/tickets?limit=2");
+        let cursor = first.header("x-next-cursor").expect("a next page");
+        let last = app.get(&format!("/api/tickets?limit=2&cursor={cursor}"));
+        assert_eq!(titles(&last), ["T2", "T1"]);
+        assert_eq!(last.header("link"), None);
+        assert_eq!(app.get("/api/tickets?limit=4").header("link"), None);
+    }
+
+    #[test]
+    fn tickets_reserved_after_a_page_was_read_do_not_shift_the_next_page() {
+        let app = TestApp::new();
+        let tickets: Vec<Value> = (1..=4)
+            .map(|n| app.create_ticket(ALICE, &format!("T{n}"), 10.0))
+            .collect();
+        let first = app.get("/api/tickets?limit=2");
+        assert_eq!(titles(&first), ["T4", "T3"]);
+        app.deliver(order_created("o1", &id_of(&tickets[3])))
+            .expect("reserve");
+        let cursor = first.header("x-next-cursor").expect("a next page");
+        let next = app.get(&format!("/api/tickets?limit=2&cursor={cursor}"));
+        assert_eq!(titles(&next), ["T2", "T1"]);
+    }
+
+    #[test]
+    fn the_default_page_holds_100_tickets_and_at_most_500_may_be_asked_for() {
+        let app = TestApp::new();
+        for n in 1..=101 {
+            app.create_ticket(ALICE, &format!("T{n}"), 10.0);
+        }
+        let response = app.get("/api/tickets");
+        let page = titles(&response);
+        assert_eq!(page.len(), 100);
+        assert_eq!(page.first().map(String::as_str), Some("T101"));
+        let cursor = response.header("x-next-cursor").expect("a next page");
+        assert_eq!(
+            response.header("link").map(str::to_owned),
+            Some(format!(
+                "</api/tickets?limit=100&cursor={cursor}>; rel=\"next\""
+            ))
+        );
+        let rest = app.get(&format!("/api/tickets?cursor={cursor}"));
+        assert_eq!(titles(&rest), ["T1"]);
+        let all = app.get("/api/tickets?limit=500&other=ignored");
+        assert_eq!(titles(&all).len(), 101);
+        assert_eq!(all.header("link"), None);
+    }
+
+    #[test]
+    fn invalid_limits_and_cursors_are_rejected() {
+        let limit = json!({"message": INVALID_LIMIT, "field": "limit"});
+        let cursor = json!({"message": INVALID_CURSOR, "field": "cursor"});
+        let cases = [
+            ("limit=0", vec![&limit]),
+            ("limit=-1", vec![&limit]),
+            ("limit=abc", vec![&limit]),
+            ("limit=501", vec![&limit]),
+            ("limit=1.5", vec![&limit]),
+            ("limit=", vec![&limit]),
+            ("limit", vec![&limit]),
+            ("limit=99999999999999999999", vec![&limit]),
+            ("cursor=abc", vec![&cursor]),
+            ("cursor=-1", vec![&cursor]),
+            ("cursor=", vec![&cursor]),
+            ("cursor=99999999999999999999", vec![&cursor]),
+            ("limit=0&cursor=x", vec![&limit, &cursor]),
+        ];
+        let app = TestApp::new();
+        for (query, expected) in cases {
+            let response = app.get(&format!("/api/tickets?{query}"));
+            assert_eq!(response.status, 400, "{query}");
+            assert_eq!(errors(&response), json!(expected), "{query}");
+        }
+    }
+
+    #[test]
+    fn the_page_is_read_from_the_query() {
+        let cases = [
+            ("", DEFAULT_PAGE_SIZE, None),
+            ("limit=1", 1, None),
+            ("limit=500&cursor=0", 500, Some(0)),
+            ("cursor=42&limit=7", 7, Some(42)),
+            ("cursor=42&cursor=x", DEFAULT_PAGE_SIZE, Some(42)),
+            ("x=1&&limit=3", 3, None),
+        ];
+        for (query, limit, after) in cases {
+            assert_eq!(
+                Page::from_query(query).expect("valid query"),
+                Page { limit, after },
+                "{query}"
+            );
+        }
+    }
+
+    // PUT /api/tickets/:id
+
+    #[test]
+    fn updating_checks_sign_in_before_the_body_and_the_ticket() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        for (id, body) in [
+            (id_of(&ticket), json!({"title": "New", "price": 20})),
+            (id_of(&ticket), json!({})),
+            (UNKNOWN_ID.to_owned(), json!({})),
+        ] {
+            assert_error(
+                &app.put_ticket(None, &id, &body),
+                401,
+                "You are not signed in",
+            );
+        }
+    }
+
+    #[test]
+    fn updating_checks_the_body_before_looking_up_the_ticket() {
+        let app = TestApp::new();
+        for id in [UNKNOWN_ID, "abc"] {
+            let response = app.put_ticket(Some(ALICE), id, &json!({"title": "New"}));
+            assert_eq!(response.status, 400, "{id}");
+            assert_eq!(errors(&response)[0]["field"], json!("price"));
+        }
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        let response = app.put_ticket(Some(BOB), &id_of(&ticket), &json!({"price": 0}));
+        assert_eq!(errors(&response).as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn updating_an_unknown_or_malformed_ticket_is_not_found() {
+        let app = TestApp::new();
+        let body = json!({"title": "New", "price": 20});
+        for id in [UNKNOWN_ID, "abc", "507f1f77bcf86cd799439011"] {
+            assert_error(&app.put_ticket(Some(ALICE), id, &body), 404, "Not found");
+        }
+    }
+
+    #[test]
+    fn a_reserved_or_sold_ticket_cannot_be_edited_even_by_someone_else() {
+        let app = TestApp::new();
+        let reserved = app.create_ticket(ALICE, "Reserved", 10.0);
+        let sold = app.create_ticket(ALICE, "Sold", 10.0);
+        app.deliver(order_created("o1", &id_of(&reserved)))
+            .expect("reserve");
+        app.deliver(order_created("o2", &id_of(&sold)))
+            .expect("reserve");
+        app.deliver(order_completed("o2", &id_of(&sold), 1))
+            .expect("sell");
+        let events_before = app.outbox().len();
+        let body = json!({"title": "New", "price": 20});
+        for ticket in [&reserved, &sold] {
+            let id = id_of(ticket);
+            let before = app.ticket(&id);
+            // The reserved check comes before the owner check, as in the reference.
+            for user in [ALICE, BOB] {
+                assert_error(
+                    &app.put_ticket(Some(user), &id, &body),
+                    400,
+                    "Ticket is reserved",
+                );
+            }
+            assert_eq!(app.ticket(&id), before);
+        }
+        assert_eq!(app.outbox().len(), events_before);
+    }
+
+    #[test]
+    fn only_the_owner_may_edit_a_ticket() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        let id = id_of(&ticket);
+        let response = app.put_ticket(Some(BOB), &id, &json!({"title": "Mine", "price": 1}));
+        assert_error(&response, 401, "You do not own this ticket");
+        assert_eq!(app.ticket(&id), ticket);
+        assert_eq!(app.outbox().len(), 1);
+    }
+
+    #[test]
+    fn each_edit_bumps_the_version_by_one_and_publishes_it() {
+        let app = TestApp::new();
+        let ticket = app.create_ticket(ALICE, "Concert", 10.0);
+        let id = id_of(&ticket);
+        for version in 1..=3_u64 {
+            let title = format!("Concert v{version}");
+            let response =
+                app.put_ticket(Some(ALICE), &id, &json!({"title": title, "price": 12.5}));
+            assert_eq!(response.status, 200, "{}", text(&response));
+            assert_eq!(
+                json(&response),
+                json!({
+                    "id": id,
+                    "title": title,
+                    "price": 12.5,
+                    "userId": ALICE,
+                    "version": version,
+                    "status": "available",
+                })
+            );
+            assert_eq!(app.ticket(&id), json(&response));
+            let outbox = app.outbox();
+            assert_eq!(outbox.len() as u64, version + 1);
+            let last = outbox.last().expect("an event");
+            assert_eq!(last.subject, "ticket:updated");
+            assert_eq!(
+                last.decode().expect("decodes"),
+                Event::TicketUpdated(events::TicketUpdated {
+                    id: id.clone(),
+                    title,
+                    price: 1250,
+                    user_id: ALICE.to_owned(),
+                    version,
+                    order_id: None,
+                    status: EventStatus::Available,
+                })
+            );
+        }
+        let ids: BTreeSet<String> = app.outbox().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 4, "every event has its own id");
+    }
+
+    #[test]
+    fn concurrent_edits_each_get_their_own_version_and_event() {
+        const WRITERS: u64 = 8;
+        let app = TestApp::new();
+        let id = id_of(&app.create_ticket(ALICE, "Concert", 10.0));
+        let responses: Vec<Value> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|n| {
+                    let (app, id) = (&app, &id);
+                    scope.spawn(move || {
+                        let db = app.connect();
+                        let body = json!({"title": format!("Writer {n}"), "price": 10 + n});
+                        let path = format!("/api/tickets/{id}");
+                        let request = app.json_request(Method::Put, &path, Some(ALICE), &body);
+                        let response = app.handle_on(&db, &request);
+                        assert_eq!(response.status, 200, "{}", text(&response));
+                        json(&response)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("a writer finished"))
+                .collect()
+        });
+        let mut versions: Vec<u64> = responses
+            .iter()
+            .map(|ticket| ticket["version"].as_u64().expect("a version"))
+            .collect();
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=WRITERS).collect::<Vec<_>>());
+        let updates: Vec<events::TicketUpdated> = app
+            .published()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::TicketUpdated(updated) => Some(updated),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updates.len() as u64, WRITERS);
+        for response in &responses {
+            let version = response["version"].as_u64().expect("a version");
+            let matching: Vec<_> = updates.iter().filter(|u| u.version == version).collect();
+            assert_eq!(matching.len(), 1, "version {version}");
+            assert_eq!(Some(matching[0].title.as_str()), response["title"].as_str());
+        }
+        let last = app.ticket(&id);
+        assert_eq!(last["version"], json!(WRITERS));
+    }
+}

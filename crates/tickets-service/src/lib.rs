@@ -1,0 +1,128 @@
+//! The tickets service: tickets for sale, as plain Rust over the [`storage::Database`] port.
+//!
+//! The Spin components are thin glue. The HTTP component loads a [`TicketsConfig`] from Spin
+//! variables (through a [`VariableSource`]), opens the `tickets` database and calls
+//! [`TicketsApi::handle`], which never fails: every error is already a response in the
+//! reference's `{"errors":[...]}` format. The event component hands order events to
+//! [`OrderEvents`], the [`delivery::Handler`] that reserves, releases and sells tickets.
+//!
+//! - `config`: the typed configuration and its [`ConfigError`].
+//! - `api`: the route table and one handler per route.
+//! - `events`: the consumer of `order:created`, `order:cancelled` and `order:completed`.
+//! - `ticket`: the [`Ticket`] as the API shows it and as events carry it, and [`TicketStatus`].
+//! - `store`: the SQL over the `tickets` table (`migrations/tickets.sql`, [`MIGRATION`]) and
+//!   the outbox.
+//! - `time`: [`Clock`], and the RFC 3339 timestamps events carry.
+//!
+//! Every change to a ticket is one SQLite transaction that writes the row, bumps its version by
+//! exactly one and puts the matching `ticket:created` / `ticket:updated` event in the outbox, so
+//! a change and its event are never separated; the glue relays the outbox after commit. Writers
+//! open the transaction with `BEGIN IMMEDIATE`, which serializes them, so concurrent edits of one
+//! ticket each get their own version and none is lost.
+
+mod api;
+mod config;
+mod events;
+mod store;
+mod ticket;
+mod time;
+
+#[cfg(test)]
+mod testing;
+
+pub use crate::api::TicketsApi;
+pub use crate::config::{ConfigError, TicketsConfig, VariableSource};
+pub use crate::events::OrderEvents;
+pub use crate::ticket::{Ticket, TicketStatus};
+pub use crate::time::{Clock, rfc3339_millis};
+
+/// The tickets database's schema: the `tickets` table and the event-delivery tables. Every
+/// statement is idempotent, so it runs at every start.
+pub const MIGRATION: &str = include_str!("../../../migrations/tickets.sql");
+
+#[cfg(test)]
+mod tests {
+    use storage::{Database, NativeDatabase};
+
+    use super::*;
+
+    #[test]
+    fn the_migration_contains_every_event_delivery_statement_verbatim() {
+        for statement in delivery::SCHEMA {
+            assert!(
+                MIGRATION.contains(&format!("{statement};\n")),
+                "migrations/tickets.sql lacks: {statement}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_migration_can_run_again_on_a_database_it_created() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("first run");
+        storage::apply_script(&db, MIGRATION).expect("second run");
+        let tables = db
+            .execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name",
+                &[],
+            )
+            .expect("list tables");
+        let names: Vec<&str> = tables
+            .iter()
+            .map(|row| row.text("name").expect("a name"))
+            .collect();
+        for expected in [
+            "outbox",
+            "processed_events",
+            "replica_versions",
+            "tickets",
+            "tickets_by_status_newest",
+        ] {
+            assert!(names.contains(&expected), "{expected} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn the_database_refuses_impossible_tickets() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("migration");
+        let insert = "INSERT INTO tickets (id, title, price_cents, user_id, version, status, created_at_ms) \
+                      VALUES (?, 'Gig', ?, 'u1', 0, ?, 0)";
+        db.execute(insert, &["t1".into(), 100.into(), "available".into()])
+            .expect("a valid ticket");
+        for (id, cents, status) in [
+            ("t1", 100, "available"),
+            ("t2", 0, "available"),
+            ("t3", 100, "gone"),
+        ] {
+            assert!(
+                db.execute(insert, &[id.into(), cents.into(), status.into()])
+                    .is_err(),
+                "{id} {cents} {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn listing_uses_the_status_index() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("migration");
+        let plan = db
+            .execute(
+                "EXPLAIN QUERY PLAN SELECT seq FROM tickets WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                &["available".into(), i64::MAX.into(), 100.into()],
+            )
+            .expect("plan");
+        let details: Vec<&str> = plan
+            .iter()
+            .map(|row| row.text("detail").expect("detail"))
+            .collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("tickets_by_status_newest"))
+                && !details.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{details:?}"
+        );
+    }
+}

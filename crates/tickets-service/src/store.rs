@@ -1,0 +1,163 @@
+//! The SQL over the `tickets` table (schema in `migrations/tickets.sql`) and the outbox.
+//!
+//! Every function takes the connection or transaction to run on, so a handler decides what
+//! belongs in one transaction. Writes return the row as stored (`RETURNING`), so the event and
+//! the response describe exactly what was committed, version included.
+
+use anyhow::Context;
+use domain::{EventId, Price, TicketId, Title, Version};
+use events::Event;
+use storage::{Database, Row, SqlValue};
+
+use crate::rfc3339_millis;
+use crate::ticket::{Ticket, TicketStatus};
+
+const COLUMNS: &str = "seq, id, title, price_cents, user_id, version, order_id, status";
+
+/// Inserts a new, available ticket at version 0.
+pub(crate) fn insert(
+    db: &dyn Database,
+    id: &TicketId,
+    title: &Title,
+    price: Price,
+    user_id: &str,
+    now_ms: u64,
+) -> anyhow::Result<Ticket> {
+    let rows = db
+        .execute(
+            &format!(
+                "INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, status, created_at_ms) \
+                 VALUES (?, ?, ?, ?, 0, NULL, ?, ?) RETURNING {COLUMNS}"
+            ),
+            &[
+                id.to_string().into(),
+                title.as_str().into(),
+                SqlValue::from_u64(price.cents())?,
+                user_id.into(),
+                TicketStatus::Available.as_str().into(),
+                SqlValue::from_u64(now_ms)?,
+            ],
+        )
+        .context("inserting a ticket")?;
+    returned_ticket(&rows.first(), "inserting a ticket")
+}
+
+/// The ticket with this id, whatever its status.
+pub(crate) fn find(db: &dyn Database, id: &TicketId) -> anyhow::Result<Option<Ticket>> {
+    let rows = db
+        .execute(
+            &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?"),
+            &[id.to_string().into()],
+        )
+        .context("looking up a ticket")?;
+    rows.first().map(|row| ticket_from_row(&row)).transpose()
+}
+
+/// Up to `limit` available tickets, newest first, that come after the ticket at `after_seq` in
+/// that order (all of them for `None`). Served by the `(status, seq DESC)` index.
+pub(crate) fn list_available(
+    db: &dyn Database,
+    limit: u32,
+    after_seq: Option<i64>,
+) -> anyhow::Result<Vec<Ticket>> {
+    let rows = db
+        .execute(
+            &format!(
+                "SELECT {COLUMNS} FROM tickets WHERE status = ? AND seq < ? \
+                 ORDER BY seq DESC LIMIT ?"
+            ),
+            &[
+                TicketStatus::Available.as_str().into(),
+                after_seq.unwrap_or(i64::MAX).into(),
+                i64::from(limit).into(),
+            ],
+        )
+        .context("listing available tickets")?;
+    rows.iter().map(|row| ticket_from_row(&row)).collect()
+}
+
+/// Sets a ticket's title and price and bumps its version. The version is incremented by SQLite
+/// inside the caller's `BEGIN IMMEDIATE` transaction, so concurrent edits each get their own.
+pub(crate) fn update_details(
+    db: &dyn Database,
+    id: &TicketId,
+    title: &Title,
+    price: Price,
+) -> anyhow::Result<Ticket> {
+    let rows = db
+        .execute(
+            &format!(
+                "UPDATE tickets SET title = ?, price_cents = ?, version = version + 1 \
+                 WHERE id = ? RETURNING {COLUMNS}"
+            ),
+            &[
+                title.as_str().into(),
+                SqlValue::from_u64(price.cents())?,
+                id.to_string().into(),
+            ],
+        )
+        .context("updating a ticket")?;
+    returned_ticket(&rows.first(), "updating a ticket")
+}
+
+/// Sets which order holds a ticket and its status, and bumps its version.
+pub(crate) fn set_holder(
+    db: &dyn Database,
+    id: &TicketId,
+    order_id: Option<&str>,
+    status: TicketStatus,
+) -> anyhow::Result<Ticket> {
+    let rows = db
+        .execute(
+            &format!(
+                "UPDATE tickets SET order_id = ?, status = ?, version = version + 1 \
+                 WHERE id = ? RETURNING {COLUMNS}"
+            ),
+            &[
+                order_id.into(),
+                status.as_str().into(),
+                id.to_string().into(),
+            ],
+        )
+        .context("changing who holds a ticket")?;
+    returned_ticket(&rows.first(), "changing who holds a ticket")
+}
+
+/// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
+pub(crate) fn publish(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
+    let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now_ms));
+    delivery::enqueue(db, &envelope, now_ms)
+        .with_context(|| format!("putting a {} event in the outbox", envelope.subject))
+}
+
+fn returned_ticket(row: &Option<Row<'_>>, doing: &str) -> anyhow::Result<Ticket> {
+    let row = row
+        .as_ref()
+        .with_context(|| format!("{doing}: no row came back"))?;
+    ticket_from_row(row)
+}
+
+fn ticket_from_row(row: &Row<'_>) -> anyhow::Result<Ticket> {
+    let id = row.text("id")?;
+    let status = row.text("status")?;
+    let cents = row.integer("price_cents")?;
+    let version = row.integer("version")?;
+    Ok(Ticket {
+        seq: row.integer("seq")?,
+        id: TicketId::parse(id).with_context(|| format!("stored ticket id {id:?}"))?,
+        title: Title::parse(row.text("title")?)
+            .with_context(|| format!("stored title of ticket {id}"))?,
+        price: u64::try_from(cents)
+            .ok()
+            .and_then(|cents| Price::from_cents(cents).ok())
+            .with_context(|| format!("stored price {cents} of ticket {id}"))?,
+        user_id: row.text("user_id")?.to_owned(),
+        version: Version::new(
+            u64::try_from(version)
+                .with_context(|| format!("stored version {version} of ticket {id}"))?,
+        ),
+        order_id: row.optional_text("order_id")?.map(str::to_owned),
+        status: TicketStatus::parse(status)
+            .with_context(|| format!("stored status {status:?} of ticket {id}"))?,
+    })
+}

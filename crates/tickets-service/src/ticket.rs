@@ -1,0 +1,221 @@
+//! A ticket: as stored, as the API shows it, and as the events about it carry it.
+
+use domain::{Price, TicketId, Title, Version};
+use events::{Event, TicketCreated, TicketUpdated};
+use serde::{Serialize, Serializer};
+
+/// Where a ticket stands. Stored and rendered as `available`, `reserved`, `sold`; sent in events
+/// as the contract's [`events::TicketStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketStatus {
+    /// For sale: no order holds it.
+    Available,
+    /// Held by an order that is neither cancelled nor complete.
+    Reserved,
+    /// Bought. A sold ticket is never for sale again.
+    Sold,
+}
+
+impl TicketStatus {
+    pub const ALL: [TicketStatus; 3] = [
+        TicketStatus::Available,
+        TicketStatus::Reserved,
+        TicketStatus::Sold,
+    ];
+
+    /// The name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Available => "available",
+            TicketStatus::Reserved => "reserved",
+            TicketStatus::Sold => "sold",
+        }
+    }
+
+    /// Reads a name [`TicketStatus::as_str`] wrote.
+    pub fn parse(text: &str) -> Option<TicketStatus> {
+        TicketStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// The status as the event contract spells it.
+    pub fn to_event(self) -> events::TicketStatus {
+        match self {
+            TicketStatus::Available => events::TicketStatus::Available,
+            TicketStatus::Reserved => events::TicketStatus::Reserved,
+            TicketStatus::Sold => events::TicketStatus::Sold,
+        }
+    }
+}
+
+impl Serialize for TicketStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A ticket as stored. Serializes as the API's ticket JSON:
+/// `{"id","title","price","userId","version","status"}`, plus `"orderId"` while an order holds
+/// or bought it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// Insertion order: newest first in listings, and the paging cursor.
+    pub seq: i64,
+    pub id: TicketId,
+    pub title: Title,
+    pub price: Price,
+    /// The seller.
+    pub user_id: String,
+    pub version: Version,
+    /// The order holding the ticket (reserved) or that bought it (sold).
+    pub order_id: Option<String>,
+    pub status: TicketStatus,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TicketJson<'a> {
+    id: &'a TicketId,
+    title: &'a Title,
+    price: Price,
+    user_id: &'a str,
+    version: Version,
+    status: TicketStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+}
+
+impl Serialize for Ticket {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TicketJson {
+            id: &self.id,
+            title: &self.title,
+            price: self.price,
+            user_id: &self.user_id,
+            version: self.version,
+            status: self.status,
+            order_id: self.order_id.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Ticket {
+    /// `ticket:created` for a ticket just inserted.
+    pub fn created_event(&self) -> Event {
+        TicketCreated {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            price: self.price.cents(),
+            user_id: self.user_id.clone(),
+            version: self.version.value(),
+        }
+        .into()
+    }
+
+    /// `ticket:updated`: the whole ticket as it is after a change.
+    pub fn updated_event(&self) -> Event {
+        TicketUpdated {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            price: self.price.cents(),
+            user_id: self.user_id.clone(),
+            version: self.version.value(),
+            order_id: self.order_id.clone(),
+            status: self.status.to_event(),
+        }
+        .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ticket(order_id: Option<&str>, status: TicketStatus) -> Ticket {
+        Ticket {
+            seq: 3,
+            id: TicketId::parse("3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f").expect("valid id"),
+            title: Title::parse("Concert").expect("valid title"),
+            price: Price::from_cents(1999).expect("valid price"),
+            user_id: "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a".to_owned(),
+            version: Version::new(2),
+            order_id: order_id.map(str::to_owned),
+            status,
+        }
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_name_and_maps_to_its_event_value() {
+        let expected = [
+            ("available", events::TicketStatus::Available),
+            ("reserved", events::TicketStatus::Reserved),
+            ("sold", events::TicketStatus::Sold),
+        ];
+        for (status, (name, event)) in TicketStatus::ALL.into_iter().zip(expected) {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(TicketStatus::parse(name), Some(status));
+            assert_eq!(status.to_event(), event);
+            assert_eq!(
+                serde_json::to_value(status).expect("serialize"),
+                json!(name)
+            );
+        }
+        for unknown in ["", "Available", "cancelled"] {
+            assert_eq!(TicketStatus::parse(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn an_available_ticket_renders_without_an_order_id() {
+        assert_eq!(
+            serde_json::to_value(ticket(None, TicketStatus::Available)).expect("serialize"),
+            json!({
+                "id": "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f",
+                "title": "Concert",
+                "price": 19.99,
+                "userId": "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a",
+                "version": 2,
+                "status": "available",
+            })
+        );
+    }
+
+    #[test]
+    fn a_held_ticket_renders_its_order_id() {
+        let value =
+            serde_json::to_value(ticket(Some("o1"), TicketStatus::Reserved)).expect("serialize");
+        assert_eq!(value["orderId"], json!("o1"));
+        assert_eq!(value["status"], json!("reserved"));
+    }
+
+    #[test]
+    fn events_carry_the_ticket_in_cents_with_its_version_and_status() {
+        let sold = ticket(Some("o1"), TicketStatus::Sold);
+        assert_eq!(
+            sold.updated_event(),
+            Event::TicketUpdated(TicketUpdated {
+                id: "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f".to_owned(),
+                title: "Concert".to_owned(),
+                price: 1999,
+                user_id: "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a".to_owned(),
+                version: 2,
+                order_id: Some("o1".to_owned()),
+                status: events::TicketStatus::Sold,
+            })
+        );
+        assert_eq!(
+            sold.created_event(),
+            Event::TicketCreated(TicketCreated {
+                id: "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f".to_owned(),
+                title: "Concert".to_owned(),
+                price: 1999,
+                user_id: "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a".to_owned(),
+                version: 2,
+            })
+        );
+    }
+}

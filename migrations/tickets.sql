@@ -1,0 +1,29 @@
+-- The tickets service's schema, run at every start with `--sqlite @migrations/tickets.sql:tickets`.
+-- Every statement is idempotent, and ends with `;` at the end of a line (as `storage::apply_script`
+-- reads them).
+
+-- Tickets. `seq` is the insertion order: listings show the newest first and page on it. A ticket
+-- is `available` (for sale, no order_id), `reserved` (held by order_id) or `sold` (bought by
+-- order_id, never for sale again). `version` grows by exactly one on every change and is the
+-- version the change's event carries. Prices are integer cents.
+CREATE TABLE IF NOT EXISTS tickets (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    price_cents INTEGER NOT NULL CHECK (price_cents > 0),
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    order_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('available', 'reserved', 'sold')),
+    created_at_ms INTEGER NOT NULL
+);
+
+-- The listing: available tickets, newest first, from a cursor.
+CREATE INDEX IF NOT EXISTS tickets_by_status_newest ON tickets (status, seq DESC);
+
+-- Event delivery (the outbox, processed event ids, replica versions): `delivery::SCHEMA`,
+-- verbatim; a test keeps the two the same.
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL, envelope TEXT NOT NULL, created_at_ms INTEGER NOT NULL, claimed_until_ms INTEGER, sent_at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at_ms IS NULL;
+CREATE TABLE IF NOT EXISTS processed_events (event_id TEXT PRIMARY KEY, grp TEXT NOT NULL, processed_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS replica_versions (aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (aggregate, id));

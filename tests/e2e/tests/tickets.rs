@@ -1,0 +1,556 @@
+//! The tickets service end to end (issue #4): the reference's routes and listeners, and the
+//! event delivery behind them: exactly one event per change, duplicates ignored, events applied
+//! in version order, nothing lost while Redis is down, poison events dead-lettered.
+
+use e2e::{Host, RedisServer, Reply, app, eventually};
+use events::{Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef};
+use serde_json::{Value, json};
+
+/// A signed-up user's session cookie.
+fn sign_up(host: &Host, email: &str) -> String {
+    let reply = host.post_json(
+        "/api/users/signup",
+        &json!({ "email": email, "password": "password1" }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let cookie = reply.header("set-cookie").expect("cookie");
+    cookie.split(';').next().expect("pair").to_owned()
+}
+
+fn send(host: &Host, method: &str, path: &str, cookie: &str, body: &Value) -> Reply {
+    let text = body.to_string();
+    host.request_with(
+        method,
+        path,
+        &[("content-type", "application/json"), ("cookie", cookie)],
+        Some(text.as_bytes()),
+    )
+}
+
+fn create_ticket(host: &Host, cookie: &str, title: &str, price: f64) -> Value {
+    let reply = send(
+        host,
+        "POST",
+        "/api/tickets",
+        cookie,
+        &json!({ "title": title, "price": price }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()
+}
+
+fn ticket(host: &Host, id: &str) -> Value {
+    let reply = host.get(&format!("/api/tickets/{id}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// The envelopes in a stream, oldest first.
+fn stream(redis: &RedisServer, name: &str) -> Vec<Value> {
+    let mut connection = redis.client().get_connection().expect("redis");
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(name)
+        .arg("-")
+        .arg("+")
+        .query(&mut connection)
+        .unwrap_or_default();
+    entries
+        .into_iter()
+        .flat_map(|(_, fields)| {
+            fields
+                .into_iter()
+                .map(|(_, value)| serde_json::from_str(&value).expect("JSON entry"))
+        })
+        .collect()
+}
+
+/// The ticket events about one ticket, as (subject, version) pairs in stream order.
+fn ticket_events(redis: &RedisServer, ticket_id: &str) -> Vec<(String, u64)> {
+    stream(redis, "events:ticket")
+        .into_iter()
+        .filter(|e| e["data"]["id"] == ticket_id)
+        .map(|e| {
+            (
+                e["subject"].as_str().expect("subject").to_owned(),
+                e["data"]["version"].as_u64().expect("version"),
+            )
+        })
+        .collect()
+}
+
+/// Appends an order event to the order stream and wakes its consumers, as orders will.
+fn publish_order_event(redis: &RedisServer, event: Event, event_id: &str) {
+    let envelope = event.to_envelope(event_id, "2026-11-25T00:00:00.000Z");
+    let mut connection = redis.client().get_connection().expect("redis");
+    let _: String = redis::cmd("XADD")
+        .arg("events:order")
+        .arg("*")
+        .arg("event")
+        .arg(envelope.to_json())
+        .query(&mut connection)
+        .expect("XADD");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("events:order")
+        .arg(event_id)
+        .query(&mut connection)
+        .expect("PUBLISH");
+}
+
+fn order_ref(ticket: &Value) -> TicketRef {
+    TicketRef {
+        id: ticket["id"].as_str().expect("id").to_owned(),
+        price: 1000,
+    }
+}
+
+fn order_created(order: &str, ticket: &Value) -> Event {
+    Event::OrderCreated(OrderCreated {
+        id: order.to_owned(),
+        user_id: "buyer".into(),
+        status: OrderStatus::Created,
+        version: 0,
+        expires_at: "2026-11-25T00:15:00.000Z".into(),
+        ticket: order_ref(ticket),
+    })
+}
+
+fn order_cancelled(order: &str, version: u64, ticket: &Value) -> Event {
+    Event::OrderCancelled(OrderCancelled {
+        id: order.to_owned(),
+        user_id: "buyer".into(),
+        version,
+        ticket: order_ref(ticket),
+    })
+}
+
+fn order_completed(order: &str, version: u64, ticket: &Value) -> Event {
+    Event::OrderCompleted(OrderCompleted {
+        id: order.to_owned(),
+        user_id: "buyer".into(),
+        version,
+        ticket: order_ref(ticket),
+    })
+}
+
+fn listed_ids(host: &Host) -> Vec<String> {
+    host.get("/api/tickets")
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[test]
+fn tickets_keep_the_reference_routes_and_checks() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "owner@example.com");
+    let other = sign_up(&host, "other@example.com");
+
+    assert_eq!(
+        host.post_json("/api/tickets", &json!({ "title": "t", "price": 10 }))
+            .status,
+        401
+    );
+    let invalid = send(
+        &host,
+        "POST",
+        "/api/tickets",
+        &owner,
+        &json!({ "title": "", "price": -10 }),
+    );
+    assert_eq!(invalid.status, 400);
+    let errors = invalid.json()["errors"].clone();
+    let fields: Vec<&str> = errors
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["title", "price"]);
+    for price in [json!(0), json!(10.555), json!("abc")] {
+        assert_eq!(
+            send(
+                &host,
+                "POST",
+                "/api/tickets",
+                &owner,
+                &json!({ "title": "x", "price": price })
+            )
+            .status,
+            400,
+            "{price}"
+        );
+    }
+
+    let created = create_ticket(&host, &owner, "Concert", 19.99);
+    assert_eq!(created["version"], 0);
+    assert_eq!(created["price"], 19.99);
+    assert_eq!(created["status"], "available");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(ticket(&host, &id)["title"], "Concert");
+    assert!(listed_ids(&host).contains(&id));
+    assert_eq!(host.get("/api/tickets/not-an-id").status, 404);
+    assert_eq!(
+        host.get("/api/tickets/3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f")
+            .status,
+        404
+    );
+
+    let path = format!("/api/tickets/{id}");
+    assert_eq!(
+        host.request_with(
+            "PUT",
+            &path,
+            &[("content-type", "application/json")],
+            Some(b"{\"title\":\"x\",\"price\":5}")
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        send(&host, "PUT", &path, &owner, &json!({ "title": "x" })).status,
+        400
+    );
+    assert_eq!(
+        send(
+            &host,
+            "PUT",
+            "/api/tickets/3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f",
+            &owner,
+            &json!({ "title": "x", "price": 5 })
+        )
+        .status,
+        404
+    );
+    let not_owner = send(
+        &host,
+        "PUT",
+        &path,
+        &other,
+        &json!({ "title": "x", "price": 5 }),
+    );
+    assert_eq!(not_owner.status, 401, "{}", not_owner.body);
+    let updated = send(
+        &host,
+        "PUT",
+        &path,
+        &owner,
+        &json!({ "title": "Concert (front row)", "price": 25 }),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.json()["version"], 1);
+    assert_eq!(updated.json()["price"], 25);
+}
+
+#[test]
+fn every_change_publishes_exactly_one_event_with_its_version() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "pub@example.com");
+    let created = create_ticket(&host, &owner, "Play", 30.0);
+    let id = created["id"].as_str().expect("id");
+    for price in [31, 32] {
+        assert_eq!(
+            send(
+                &host,
+                "PUT",
+                &format!("/api/tickets/{id}"),
+                &owner,
+                &json!({ "title": "Play", "price": price })
+            )
+            .status,
+            200
+        );
+    }
+    let expected = vec![
+        ("ticket:created".to_owned(), 0),
+        ("ticket:updated".to_owned(), 1),
+        ("ticket:updated".to_owned(), 2),
+    ];
+    eventually("three ticket events", || {
+        (ticket_events(&redis, id) == expected).then_some(())
+    });
+    let last = stream(&redis, "events:ticket").pop().expect("an event");
+    assert_eq!(last["data"]["price"], 3200, "events carry integer cents");
+}
+
+#[test]
+fn concurrent_updates_of_one_ticket_each_get_a_distinct_version() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "busy@example.com");
+    let id = create_ticket(&host, &owner, "Match", 10.0)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let versions: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (host, owner, id) = (&host, &owner, &id);
+                scope.spawn(move || {
+                    let reply = send(
+                        host,
+                        "PUT",
+                        &format!("/api/tickets/{id}"),
+                        owner,
+                        &json!({ "title": "Match", "price": 10 + i }),
+                    );
+                    assert_eq!(reply.status, 200, "{}", reply.body);
+                    reply.json()["version"].as_u64().expect("version")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=8).collect::<Vec<u64>>(), "{versions:?}");
+    eventually("one event per version", || {
+        let mut published: Vec<u64> = ticket_events(&redis, &id)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        published.sort_unstable();
+        (published == (0..=8).collect::<Vec<u64>>()).then_some(())
+    });
+}
+
+#[test]
+fn order_events_reserve_release_and_sell_tickets() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "seller@example.com");
+    let t = create_ticket(&host, &owner, "Opera", 40.0);
+    let id = t["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/tickets/{id}");
+
+    publish_order_event(&redis, order_created("order-a", &t), "e1");
+    let reserved = eventually("the ticket to be reserved", || {
+        let current = ticket(&host, &id);
+        (current["status"] == "reserved").then_some(current)
+    });
+    assert_eq!(reserved["orderId"], "order-a");
+    assert_eq!(reserved["version"], 1);
+    assert!(
+        !listed_ids(&host).contains(&id),
+        "reserved tickets are not for sale"
+    );
+    let refused = send(
+        &host,
+        "PUT",
+        &path,
+        &owner,
+        &json!({ "title": "x", "price": 1 }),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["errors"][0]["message"], "Ticket is reserved");
+    eventually("ticket:updated v1 with the order", || {
+        stream(&redis, "events:ticket")
+            .iter()
+            .any(|e| {
+                e["data"]["id"] == id.as_str()
+                    && e["data"]["version"] == 1
+                    && e["data"]["order_id"] == "order-a"
+            })
+            .then_some(())
+    });
+
+    // Cancelling an order that does not hold the ticket changes nothing.
+    publish_order_event(&redis, order_created("order-b", &t), "e2");
+    publish_order_event(&redis, order_cancelled("order-b", 1, &t), "e3");
+    publish_order_event(&redis, order_cancelled("order-a", 1, &t), "e4");
+    let released = eventually("the ticket to be released", || {
+        let current = ticket(&host, &id);
+        (current["status"] == "available").then_some(current)
+    });
+    assert_eq!(released["version"], 2);
+    assert!(released.get("orderId").is_none());
+
+    publish_order_event(&redis, order_created("order-c", &t), "e5");
+    publish_order_event(&redis, order_completed("order-c", 1, &t), "e6");
+    let sold = eventually("the ticket to be sold", || {
+        let current = ticket(&host, &id);
+        (current["status"] == "sold").then_some(current)
+    });
+    assert_eq!(sold["version"], 4);
+    assert!(!listed_ids(&host).contains(&id));
+    assert_eq!(
+        send(
+            &host,
+            "PUT",
+            &path,
+            &owner,
+            &json!({ "title": "x", "price": 1 })
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn a_duplicated_event_changes_nothing() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "dup@example.com");
+    let t = create_ticket(&host, &owner, "Ballet", 20.0);
+    let id = t["id"].as_str().expect("id").to_owned();
+    publish_order_event(&redis, order_created("order-d", &t), "same-event");
+    publish_order_event(&redis, order_created("order-d", &t), "same-event");
+    publish_order_event(&redis, order_created("order-d", &t), "another-copy");
+    eventually("the reservation", || {
+        (ticket(&host, &id)["status"] == "reserved").then_some(())
+    });
+    // A later event proves the duplicates were consumed before it.
+    publish_order_event(&redis, order_cancelled("order-d", 1, &t), "after");
+    eventually("the release", || {
+        (ticket(&host, &id)["status"] == "available").then_some(())
+    });
+    assert_eq!(ticket(&host, &id)["version"], 2);
+    assert_eq!(
+        ticket_events(&redis, &id).len(),
+        3,
+        "created, reserved, released"
+    );
+}
+
+#[test]
+fn an_event_that_arrives_before_its_predecessor_is_applied_after_it() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "order@example.com");
+    let t = create_ticket(&host, &owner, "Circus", 15.0);
+    let id = t["id"].as_str().expect("id").to_owned();
+    publish_order_event(&redis, order_cancelled("order-e", 1, &t), "late-cancel");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        ticket(&host, &id)["version"],
+        0,
+        "the cancellation waits for its order"
+    );
+    publish_order_event(&redis, order_created("order-e", &t), "early-create");
+    eventually("both events applied in version order", || {
+        let current = ticket(&host, &id);
+        (current["version"] == 2 && current["status"] == "available").then_some(())
+    });
+    let subjects: Vec<(String, u64)> = ticket_events(&redis, &id);
+    assert_eq!(
+        subjects.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+}
+
+#[test]
+fn a_ticket_created_while_redis_is_down_is_published_once_redis_is_back() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let host = app(&redis)
+        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
+        .start();
+    let owner = sign_up(&host, "outage@example.com");
+    drop(redis);
+
+    let during = create_ticket(&host, &owner, "During the outage", 12.0);
+    let id = during["id"].as_str().expect("id").to_owned();
+
+    let redis = RedisServer::start_on(port);
+    // Nothing else is written: the housekeeping tick must publish it. Arm it as the first write
+    // after an outage would (the restarted Redis lost the old tick key).
+    let mut connection = redis.client().get_connection().expect("redis");
+    eventually("the Redis trigger to resubscribe", || {
+        let subscribers: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("__keyevent@0__:expired")
+            .query(&mut connection)
+            .ok()?;
+        (subscribers.first()?.1 > 0).then_some(())
+    });
+    let _: () = redis::cmd("SET")
+        .arg("housekeeping:tick")
+        .arg("1")
+        .arg("PX")
+        .arg(100)
+        .query(&mut connection)
+        .expect("SET");
+    eventually("the outbox to be relayed", || {
+        (ticket_events(&redis, &id) == [("ticket:created".to_owned(), 0)]).then_some(())
+    });
+
+    // And the next write publishes its own event too, after the earlier one.
+    let after = create_ticket(&host, &owner, "After the outage", 13.0);
+    let after_id = after["id"].as_str().expect("id").to_owned();
+    eventually("the next write's event", || {
+        (!ticket_events(&redis, &after_id).is_empty()).then_some(())
+    });
+    assert_eq!(
+        ticket_events(&redis, &id).len(),
+        1,
+        "published exactly once"
+    );
+}
+
+#[test]
+fn an_event_that_keeps_failing_is_dead_lettered_and_others_still_flow() {
+    let redis = RedisServer::start();
+    let host = app(&redis)
+        .env("SPIN_VARIABLE_EVENT_MAX_DELIVERIES", "3")
+        .env("SPIN_VARIABLE_EVENT_DEAD_LETTER_AFTER_MS", "200")
+        .env("SPIN_VARIABLE_EVENT_RETRY_IDLE_MS", "50")
+        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
+        .start();
+    let owner = sign_up(&host, "poison@example.com");
+    let real = create_ticket(&host, &owner, "Real", 9.0);
+    let ghost = json!({ "id": "3f2c7d1e-8a4b-4c6d-9e0f-000000000000" });
+    publish_order_event(&redis, order_created("order-ghost", &ghost), "poison");
+    publish_order_event(&redis, order_created("order-real", &real), "healthy");
+    let id = real["id"].as_str().expect("id").to_owned();
+    eventually("the healthy event to be applied", || {
+        (ticket(&host, &id)["status"] == "reserved").then_some(())
+    });
+    let dead = eventually("the poison event in the dead-letter stream", || {
+        let entries = stream(&redis, "events:order:dead-letter:tickets");
+        (!entries.is_empty()).then_some(entries)
+    });
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].to_string().contains("poison"), "{dead:?}");
+}
+
+#[test]
+fn the_list_is_paged_newest_first() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let owner = sign_up(&host, "pager@example.com");
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            create_ticket(&host, &owner, &format!("T{i}"), 5.0)["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let first = host.get("/api/tickets?limit=2");
+    let body = first.json();
+    let page: Vec<&str> = body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(page, [ids[4].as_str(), ids[3].as_str()]);
+    let link = first.header("link").expect("Link header").to_owned();
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("url")
+        .to_owned();
+    let second = host.get(&next).json();
+    assert_eq!(second[0]["id"], ids[2].as_str());
+    assert_eq!(host.get("/api/tickets?limit=501").status, 400);
+    assert_eq!(host.get("/api/tickets?cursor=abc").status, 400);
+}
