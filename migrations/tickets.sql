@@ -2,6 +2,10 @@
 -- Every statement is idempotent, and ends with `;` at the end of a line (as `storage::apply_script`
 -- reads them).
 
+-- Write-ahead logging: a commit is one append and one fsync, and readers never wait for a
+-- writer. The setting is stored in the database file, so it is made once.
+PRAGMA journal_mode = WAL;
+
 -- Tickets. `seq` is the insertion order: listings show the newest first and page on it. A ticket
 -- is `available` (for sale, no order_id), `reserved` (held by order_id) or `sold` (bought by
 -- order_id, never for sale again). `version` grows by exactly one on every change and is the

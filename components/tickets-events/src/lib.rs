@@ -11,8 +11,8 @@ use tickets_service::OrderEvents;
 #[allow(unsafe_code)]
 mod entrypoint {
     #[spin_sdk::redis_component]
-    fn on_message(_payload: Vec<u8>) -> anyhow::Result<()> {
-        super::on_message()
+    fn on_message(payload: Vec<u8>) -> anyhow::Result<()> {
+        super::on_message(&payload)
     }
 }
 
@@ -20,9 +20,11 @@ const DATABASE: &str = "tickets";
 const ORDER_STREAM: &str = "events:order";
 const GROUP: &str = "tickets";
 
-fn on_message() -> anyhow::Result<()> {
+fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    // The tick's key expiring is the housekeeping wake-up; anything else is a new-event call.
+    let housekeeping = payload == delivery::TICK_KEY.as_bytes();
     let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
-    let report = spin_adapter::consume(&db, ORDER_STREAM, GROUP, &OrderEvents)
+    let report = spin_adapter::consume(&db, ORDER_STREAM, GROUP, &OrderEvents, housekeeping)
         .context("consuming order events")?;
     if report.failed + report.dead_lettered > 0 {
         eprintln!(

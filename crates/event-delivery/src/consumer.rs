@@ -134,18 +134,61 @@ impl Consumer<'_> {
     pub fn run(&self, handler: &dyn Handler, now_ms: u64) -> Result<ConsumeReport, DeliveryError> {
         self.ensure_group()?;
         let mut wake = Wake::default();
-
         let pending = self.claim_pending()?;
         self.handle(handler, pending, now_ms, &mut wake)?;
+        self.read_all_new(handler, now_ms, &mut wake)?;
+        self.finish(handler, now_ms, wake)
+    }
+
+    /// A wake-up by a stream's own message, which is the hot path: one `XREADGROUP` when there
+    /// is nothing new (the group is created only when Redis answers `NOGROUP`). Pending entries
+    /// are retried only when this wake-up applied something, since one of them may have waited
+    /// for exactly that; entries that failed are left to the housekeeping [`run`](Self::run).
+    pub fn run_on_message(
+        &self,
+        handler: &dyn Handler,
+        now_ms: u64,
+    ) -> Result<ConsumeReport, DeliveryError> {
+        let mut wake = Wake::default();
+        match self.read_all_new(handler, now_ms, &mut wake) {
+            Err(DeliveryError::Redis(error)) if error.0.contains("NOGROUP") => {
+                self.ensure_group()?;
+                self.read_all_new(handler, now_ms, &mut wake)?;
+            }
+            other => other?,
+        }
+        if wake.report.applied > 0 {
+            let pending = self.claim_pending()?;
+            self.handle(handler, pending, now_ms, &mut wake)?;
+        }
+        self.finish(handler, now_ms, wake)
+    }
+
+    /// Reads and applies new entries until a read returns less than a full batch.
+    fn read_all_new(
+        &self,
+        handler: &dyn Handler,
+        now_ms: u64,
+        wake: &mut Wake,
+    ) -> Result<(), DeliveryError> {
         loop {
             let fresh = self.read_new()?;
             let complete = fresh.len() < self.batch();
-            self.handle(handler, fresh, now_ms, &mut wake)?;
+            self.handle(handler, fresh, now_ms, wake)?;
             if complete {
-                break;
+                return Ok(());
             }
         }
+    }
 
+    /// Retries the entries that waited for a predecessor while anything gets applied, then
+    /// dead-letters those that waited too long and marks the rest ready for the next wake-up.
+    fn finish(
+        &self,
+        handler: &dyn Handler,
+        now_ms: u64,
+        mut wake: Wake,
+    ) -> Result<ConsumeReport, DeliveryError> {
         // Applying something may have been what a waiting entry needed (its predecessor).
         let mut progressed = wake.report.applied > 0;
         while progressed && !wake.waiting.is_empty() {

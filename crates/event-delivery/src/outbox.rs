@@ -93,28 +93,48 @@ pub fn relay(
     // RETURNING gives no order guarantee; commit order is what consumers should see.
     claimed.sort_by_key(|row| row.seq);
 
-    let mut sent = 0;
-    for (index, row) in claimed.iter().enumerate() {
-        if let Err(error) = append(redis, row) {
-            release(db, &claimed[index..], &lease);
-            return Err(error);
+    // Append in commit order, then mark what made it into the streams sent in one statement
+    // and wake each stream's consumers once: a consumer reads everything new when woken. A crash
+    // between the appends and the update sends the batch again, which consumers drop as
+    // duplicates by event id.
+    let mut appended = 0;
+    let mut failure = None;
+    for row in &claimed {
+        match append(redis, row) {
+            Ok(()) => appended += 1,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
         }
-        // The entry is in the stream now: mark it sent even if waking consumers fails, since
-        // sending it again would only make a duplicate.
-        let woken = redis.publish(&row.stream, row.event_id.as_bytes());
+    }
+    let (sent_rows, unsent_rows) = claimed.split_at(appended);
+    if !sent_rows.is_empty() {
+        let seqs = serde_json::to_string(&sent_rows.iter().map(|row| row.seq).collect::<Vec<_>>())
+            .map_err(|error| DeliveryError::Encode(error.to_string()))?;
         if let Err(error) = db.execute(
-            "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL WHERE seq = ?",
-            &[now.clone(), row.seq.into()],
+            "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL \
+             WHERE seq IN (SELECT value FROM json_each(?))",
+            &[now.clone(), seqs.into()],
         ) {
-            // This row goes out again once its lease ends; consumers drop the duplicate.
-            release(db, &claimed[index + 1..], &lease);
+            // These rows go out again once their lease ends; consumers drop the duplicates.
+            release(db, unsent_rows, &lease);
             return Err(error.into());
         }
-        sent += 1;
-        if let Err(error) = woken {
-            release(db, &claimed[index + 1..], &lease);
-            return Err(error.into());
+    }
+    release(db, unsent_rows, &lease);
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let sent = sent_rows.len();
+    let mut woken: Vec<&Claimed> = Vec::new();
+    for row in sent_rows.iter().rev() {
+        if !woken.iter().any(|other| other.stream == row.stream) {
+            woken.push(row);
         }
+    }
+    for row in woken {
+        redis.publish(&row.stream, row.event_id.as_bytes())?;
     }
 
     let remaining = db

@@ -184,6 +184,20 @@ impl TestApp {
         .expect("consumer run")
     }
 
+    /// A wake-up by the stream's own message (the hot path) rather than by housekeeping.
+    fn consume_message(&self, handler: &dyn Handler, settings: ConsumerSettings) -> ConsumeReport {
+        let (db, redis) = (self.db(), self.redis());
+        Consumer {
+            db: &db,
+            redis: &redis,
+            stream: STREAM,
+            group: GROUP,
+            settings,
+        }
+        .run_on_message(handler, now_ms())
+        .expect("consumer run on a message")
+    }
+
     /// How many entries the group has delivered and not acknowledged.
     fn pending(&self) -> i64 {
         let reply = self
@@ -734,4 +748,46 @@ fn the_schema_can_be_applied_again_without_harm() {
         assert!(!statement.trim_end().ends_with(';'), "{statement}");
         assert!(statement.contains("IF NOT EXISTS"), "{statement}");
     }
+}
+
+#[test]
+fn a_message_wake_up_creates_the_group_when_missing_and_applies_new_entries() {
+    let app = TestApp::spawn();
+    app.publish(&[app.created("t1", "Concert")]);
+    let report = app.consume_message(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.applied, 1);
+    assert_eq!(app.replica("t1"), Some(("Concert".into(), 0, 1)));
+    assert_eq!(app.pending(), 0);
+}
+
+#[test]
+fn a_message_wake_up_applies_a_waiting_successor_once_its_predecessor_arrives() {
+    let app = TestApp::spawn();
+    let created = app.created("t1", "Concert");
+    app.publish(&[app.updated("t1", "Concert, row 1", 1)]);
+    assert_eq!(
+        app.consume_message(&ReplicaHandler, ConsumerSettings::default())
+            .not_yet,
+        1
+    );
+    app.publish(&[created]);
+    let report = app.consume_message(&ReplicaHandler, ConsumerSettings::default());
+    assert_eq!(report.applied, 2);
+    assert_eq!(app.replica("t1"), Some(("Concert, row 1".into(), 1, 2)));
+    assert_eq!(app.pending(), 0);
+}
+
+#[test]
+fn a_message_wake_up_with_nothing_new_leaves_failed_entries_to_housekeeping() {
+    let app = TestApp::spawn();
+    app.publish(&[app.created("t1", "Concert")]);
+    let settings = quick_dead_letters();
+    assert_eq!(app.consume_message(&FailsFor("t1"), settings).failed, 1);
+    assert_eq!(
+        app.consume_message(&FailsFor("t1"), settings),
+        ConsumeReport::default()
+    );
+    assert_eq!(app.pending(), 1);
+    let housekeeping = app.consume(&FailsFor("t1"), settings);
+    assert_eq!(housekeeping.failed + housekeeping.dead_lettered, 1);
 }

@@ -190,7 +190,7 @@ pub fn relay_outbox(db: &dyn storage::Database) {
     let outcome = redis()
         .map_err(delivery::DeliveryError::from)
         .and_then(|redis| {
-            delivery::relay(db, &redis, now_unix_ms(), RELAY_BATCH)?;
+            relay_all(db, &redis)?;
             delivery::arm_tick(
                 &redis,
                 numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
@@ -202,6 +202,16 @@ pub fn relay_outbox(db: &dyn storage::Database) {
 }
 
 const RELAY_BATCH: usize = 200;
+
+/// Relays batches until the outbox holds nothing this relay may send (rows leased by another
+/// relay are not counted, so this cannot spin).
+fn relay_all(
+    db: &dyn storage::Database,
+    redis: &dyn delivery::Redis,
+) -> Result<(), delivery::DeliveryError> {
+    while delivery::relay(db, redis, now_unix_ms(), RELAY_BATCH)?.remaining {}
+    Ok(())
+}
 
 /// Consumer settings from the `event_*` variables, with the delivery crate's defaults.
 pub fn consumer_settings() -> delivery::ConsumerSettings {
@@ -217,13 +227,15 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
     }
 }
 
-/// One wake-up of a service's Redis-triggered component: applies what its group has pending on
-/// `stream`, then relays the events that produced and re-arms the housekeeping tick.
+/// One wake-up of a service's Redis-triggered component. On its stream's message it applies
+/// what is new and relays what that produced; on the housekeeping tick (`housekeeping`) it also
+/// retries pending entries, relays any outbox rows an earlier failure left, and re-arms the tick.
 pub fn consume(
     db: &dyn storage::Database,
     stream: &str,
     group: &str,
     handler: &dyn delivery::Handler,
+    housekeeping: bool,
 ) -> Result<delivery::ConsumeReport, delivery::DeliveryError> {
     let redis = redis()?;
     let consumer = delivery::Consumer {
@@ -233,11 +245,19 @@ pub fn consume(
         group,
         settings: consumer_settings(),
     };
-    let report = consumer.run(handler, now_unix_ms())?;
-    delivery::relay(db, &redis, now_unix_ms(), RELAY_BATCH)?;
-    delivery::arm_tick(
-        &redis,
-        numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
-    )?;
+    let report = if housekeeping {
+        consumer.run(handler, now_unix_ms())?
+    } else {
+        consumer.run_on_message(handler, now_unix_ms())?
+    };
+    if housekeeping || report.applied > 0 {
+        relay_all(db, &redis)?;
+    }
+    if housekeeping {
+        delivery::arm_tick(
+            &redis,
+            numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
+        )?;
+    }
     Ok(report)
 }
