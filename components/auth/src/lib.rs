@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use auth_service::{
     AuthConfig, AuthService, Clock, CounterStorage, InsertUserError, NewUser, PasswordHasher,
-    StoredUser, UserStore, VariableSource, WindowCounter,
+    StoredUser, UserStore, WindowCounter,
 };
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite3::{self, Connection, Value};
@@ -44,8 +44,8 @@ struct Wiring {
 
 impl Wiring {
     fn connect() -> Result<Self> {
-        let config =
-            AuthConfig::from_variables(&SpinVariables).context("reading the auth configuration")?;
+        let config = AuthConfig::from_variables(&spin_adapter::SpinVariables)
+            .context("reading the auth configuration")?;
         let users = SqliteUsers(Connection::open(DATABASE).context("opening the auth database")?);
         let store = Store::open(ATTEMPTS_STORE).context("opening the auth key-value store")?;
         Ok(Self {
@@ -64,14 +64,6 @@ impl Wiring {
             hasher: &self.hasher,
             clock: &WallClock,
         }
-    }
-}
-
-struct SpinVariables;
-
-impl VariableSource for SpinVariables {
-    fn get(&self, name: &str) -> Option<String> {
-        spin_adapter::variable(name)
     }
 }
 

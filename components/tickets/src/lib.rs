@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use spin_adapter::SpinDatabase;
-use tickets_service::{Clock, TicketsApi, TicketsConfig, VariableSource};
+use tickets_service::{Clock, TicketsApi, TicketsConfig};
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
 #[allow(unsafe_code)]
@@ -27,7 +27,7 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {
-    let config = TicketsConfig::from_variables(&SpinVariables)
+    let config = TicketsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the tickets configuration")?;
     let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
     let response = TicketsApi {
@@ -40,14 +40,6 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         spin_adapter::relay_outbox(&db);
     }
     Ok(response)
-}
-
-struct SpinVariables;
-
-impl VariableSource for SpinVariables {
-    fn get(&self, name: &str) -> Option<String> {
-        spin_adapter::variable(name)
-    }
 }
 
 struct WallClock;

@@ -12,9 +12,11 @@
 //!   client sees all of them at once, as the reference's express-validator did;
 //! - [`current_user`] / [`require_user`] read the session token from the cookie or an
 //!   `Authorization: Bearer` header and verify it locally;
-//! - [`Secret`] wraps configuration values that must never be printed.
+//! - [`Secret`] wraps configuration values that must never be printed, and [`config`] reads
+//!   typed configuration from Spin variables through the [`VariableSource`] port.
 
 mod auth;
+pub mod config;
 mod error;
 mod http;
 mod json;
@@ -22,6 +24,7 @@ mod secret;
 mod validation;
 
 pub use auth::{current_user, require_user};
+pub use config::{ConfigError, VariableSource};
 pub use error::{ApiError, FieldError};
 pub use http::{Method, Request, Response};
 pub use json::{parse_json, string_or_empty};

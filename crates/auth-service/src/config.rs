@@ -13,10 +13,11 @@
 //! A variable that is set to an empty (or all-blank) string counts as unset, because a Spin
 //! manifest commonly declares optional variables with `default = ""`.
 
+pub use api::config::{ConfigError, VariableSource};
+use api::config::{JWT_PUBLIC_KEY, boolean, positive, required};
 use session::{SigningKey, TokenSigner, TokenVerifier, VerifyingKey};
 
 const JWT_PRIVATE_KEY: &str = "jwt_private_key";
-const JWT_PUBLIC_KEY: &str = "jwt_public_key";
 const SESSION_LIFETIME_SECONDS: &str = "session_lifetime_seconds";
 const PLAIN_HTTP: &str = "plain_http";
 const SIGNIN_MAX_ATTEMPTS: &str = "signin_max_attempts";
@@ -27,12 +28,6 @@ const DEFAULT_SESSION_LIFETIME_SECS: u64 = 24 * 60 * 60;
 const DEFAULT_SIGNIN_MAX_ATTEMPTS: u32 = 5;
 const DEFAULT_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS: u32 = 20;
 const DEFAULT_SIGNIN_WINDOW_SECS: u64 = 15 * 60;
-
-/// Where configuration values come from: Spin variables in the component, a map in tests.
-pub trait VariableSource {
-    /// The variable's value, or `None` when it is not set.
-    fn get(&self, name: &str) -> Option<String>;
-}
 
 /// How many sign-in attempts an email, and a client address, may make per fixed window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,32 +48,6 @@ pub struct AuthConfig {
     /// Whether cookies carry `Secure`; false only when `plain_http` is `true`.
     pub secure_cookies: bool,
     pub signin_limit: RateLimit,
-}
-
-/// A variable is missing or unusable. Names the variable and the problem, never the value,
-/// since the value may be a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("Spin variable `{name}` is required but not set")]
-    Missing { name: &'static str },
-    #[error("Spin variable `{name}` is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
-impl ConfigError {
-    /// The variable at fault.
-    pub fn variable(&self) -> &'static str {
-        match self {
-            ConfigError::Missing { name } | ConfigError::Invalid { name, .. } => name,
-        }
-    }
-
-    fn invalid(name: &'static str, problem: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            name,
-            problem: problem.into(),
-        }
-    }
 }
 
 impl AuthConfig {
@@ -135,45 +104,6 @@ fn attempts(
         Some(value) => u32::try_from(value)
             .map_err(|_| ConfigError::invalid(name, format!("must be at most {}", u32::MAX))),
         None => Ok(default),
-    }
-}
-
-/// The trimmed value, or `None` when unset or blank.
-fn optional(vars: &dyn VariableSource, name: &str) -> Option<String> {
-    vars.get(name)
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-}
-
-fn required(vars: &dyn VariableSource, name: &'static str) -> Result<String, ConfigError> {
-    optional(vars, name).ok_or(ConfigError::Missing { name })
-}
-
-/// A whole number greater than zero, if set.
-fn positive(vars: &dyn VariableSource, name: &'static str) -> Result<Option<u64>, ConfigError> {
-    let Some(text) = optional(vars, name) else {
-        return Ok(None);
-    };
-    match text.parse::<u64>() {
-        Ok(value) if value > 0 => Ok(Some(value)),
-        _ => Err(ConfigError::invalid(
-            name,
-            "must be a whole number greater than 0",
-        )),
-    }
-}
-
-/// `true` or `false` (any case), if set.
-fn boolean(vars: &dyn VariableSource, name: &'static str) -> Result<Option<bool>, ConfigError> {
-    let Some(text) = optional(vars, name) else {
-        return Ok(None);
-    };
-    if text.eq_ignore_ascii_case("true") {
-        Ok(Some(true))
-    } else if text.eq_ignore_ascii_case("false") {
-        Ok(Some(false))
-    } else {
-        Err(ConfigError::invalid(name, "must be `true` or `false`"))
     }
 }
 

@@ -46,6 +46,15 @@ pub fn variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()
 }
 
+/// The component's Spin variables as the services' configuration source.
+pub struct SpinVariables;
+
+impl api::VariableSource for SpinVariables {
+    fn get(&self, name: &str) -> Option<String> {
+        variable(name)
+    }
+}
+
 /// Seconds since the Unix epoch from the host's wall clock.
 pub fn now_unix_secs() -> u64 {
     std::time::SystemTime::now()

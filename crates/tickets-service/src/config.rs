@@ -7,15 +7,8 @@
 //! A variable set to an empty (or all-blank) string counts as unset, because a Spin manifest
 //! commonly declares variables with `default = ""`.
 
-use session::{TokenVerifier, VerifyingKey};
-
-const JWT_PUBLIC_KEY: &str = "jwt_public_key";
-
-/// Where configuration values come from: Spin variables in the component, a map in tests.
-pub trait VariableSource {
-    /// The variable's value, or `None` when it is not set.
-    fn get(&self, name: &str) -> Option<String>;
-}
+pub use api::config::{ConfigError, VariableSource};
+use session::TokenVerifier;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -24,32 +17,11 @@ pub struct TicketsConfig {
     pub verifier: TokenVerifier,
 }
 
-/// A variable is missing or unusable. Names the variable and the problem, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("Spin variable `{name}` is required but not set")]
-    Missing { name: &'static str },
-    #[error("Spin variable `{name}` is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
 impl TicketsConfig {
     /// Reads and validates every variable.
     pub fn from_variables(vars: &dyn VariableSource) -> Result<TicketsConfig, ConfigError> {
-        let public_key = vars
-            .get(JWT_PUBLIC_KEY)
-            .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
-            .ok_or(ConfigError::Missing {
-                name: JWT_PUBLIC_KEY,
-            })?;
-        let key =
-            VerifyingKey::from_base64_raw(&public_key).map_err(|error| ConfigError::Invalid {
-                name: JWT_PUBLIC_KEY,
-                problem: error.to_string(),
-            })?;
         Ok(TicketsConfig {
-            verifier: TokenVerifier::new(key),
+            verifier: api::config::session_verifier(vars)?,
         })
     }
 }
@@ -59,6 +31,8 @@ mod tests {
     use std::collections::HashMap;
 
     use session::SigningKey;
+
+    use api::config::JWT_PUBLIC_KEY;
 
     use super::*;
 
