@@ -237,8 +237,10 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
 }
 
 /// One wake-up of a service's Redis-triggered component. On its stream's message it applies
-/// what is new and relays what that produced; on the housekeeping tick (`housekeeping`) it also
-/// retries pending entries, relays any outbox rows an earlier failure left, and re-arms the tick.
+/// what is new; on the housekeeping tick (`housekeeping`) it also retries pending entries. When
+/// it applied something, or on the tick, it then relays the outbox (what applying produced, and
+/// rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets it
+/// back with the next event.
 pub fn consume(
     db: &dyn storage::Database,
     stream: &str,
@@ -261,8 +263,6 @@ pub fn consume(
     };
     if housekeeping || report.applied > 0 {
         relay_all(db, &redis)?;
-    }
-    if housekeeping {
         delivery::arm_tick(
             &redis,
             numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),

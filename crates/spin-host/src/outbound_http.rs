@@ -49,11 +49,7 @@ impl WasiHttpHooks for OutboundHttpPolicy {
             .allows(scheme, host, uri.port_u16());
         if !allowed {
             let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-            report_denied(
-                &self.component.id,
-                &self.component.allowed_hosts,
-                &format!("{scheme}://{authority}"),
-            );
+            report_denied(&self.component.id, &format!("{scheme}://{authority}"));
             return Box::new(async { Err(ErrorCode::HttpRequestDenied.into()) });
         }
         _ = fut;
@@ -86,12 +82,12 @@ pub fn socket_allowed(
     if hosts.allows(scheme, &host, Some(addr.port())) {
         return true;
     }
-    report_denied(component_id, hosts, &format!("{scheme}://{addr}"));
+    report_denied(component_id, &format!("{scheme}://{addr}"));
     false
 }
 
 /// Spin's message for a denied destination, with the manifest line that would allow it.
-pub fn report_denied(component_id: &str, _hosts: &AllowedHosts, destination: &str) {
+pub fn report_denied(component_id: &str, destination: &str) {
     eprintln!(
         "A component tried to make an outbound network connection to disallowed destination '{destination}'.\n\
          To allow this request, add 'allowed_outbound_hosts = [\"{destination}\"]' to the manifest component section for '{component_id}'."

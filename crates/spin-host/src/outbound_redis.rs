@@ -74,11 +74,8 @@ impl HostConnection for InstanceState {
             } else {
                 format!("redis://{destination}")
             };
-            crate::outbound_http::report_denied(
-                &self.component.id,
-                &self.component.allowed_hosts,
-                &destination,
-            );
+            // Credentials in the URL stay out of the log.
+            crate::outbound_http::report_denied(&self.component.id, &destination);
             return Ok(Err(Error::InvalidAddress));
         }
         let Ok(client) = redis::Client::open(url) else {

@@ -101,7 +101,7 @@ async fn serve(
 ) -> Result<()> {
     resolver.check_required()?;
     let stores = Stores::open(app, runtime_config, state_dir)?;
-    stores.seed(options)?;
+    stores.seed(options).await?;
 
     let engine = build_engine(&options.engine)?;
     let mut linker = Linker::<InstanceState>::new(&engine);
@@ -299,7 +299,7 @@ impl Stores {
     }
 
     /// Applies `--sqlite` and `--key-value` before serving; any failure aborts start-up.
-    fn seed(&self, options: &UpOptions) -> Result<()> {
+    async fn seed(&self, options: &UpOptions) -> Result<()> {
         for statement in &options.sqlite {
             match statement.strip_prefix('@') {
                 Some(reference) => {
@@ -327,22 +327,13 @@ impl Stores {
                 }
             }
         }
-        if !options.key_values.is_empty() {
-            let store = self
-                .key_value
-                .get("default")
-                .context("no default key-value store")?
-                .clone();
-            let pairs = options.key_values.clone();
-            futures::executor::block_on(async move {
-                for (key, value) in pairs {
-                    store
-                        .set(&key, value.as_bytes())
-                        .await
-                        .map_err(|e| anyhow::anyhow!("--key-value {key}: {e:?}"))?;
-                }
-                anyhow::Ok(())
-            })?;
+        if let Some(store) = self.key_value.get("default") {
+            for (key, value) in &options.key_values {
+                store
+                    .set(key, value.as_bytes())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--key-value {key}: {e:?}"))?;
+            }
         }
         Ok(())
     }

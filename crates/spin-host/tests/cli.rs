@@ -95,3 +95,13 @@ fn a_failing_sqlite_migration_stops_start_up() {
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(output.contains("--sqlite"), "{output}");
 }
+
+#[test]
+fn key_value_flags_seed_the_default_store_before_serving() {
+    let redis = RedisServer::start();
+    let host = support::probe(&redis)
+        .arg("--key-value")
+        .arg("greeting=hi there")
+        .start();
+    assert_eq!(host.get("/kv/greeting").body, "hi there");
+}
