@@ -89,11 +89,7 @@ impl Request {
 
     /// The value of header `name` (any case); the last one when it is repeated.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        last_header(&self.headers, name)
     }
 
     /// Every value of header `name` (any case), in order.
@@ -171,12 +167,17 @@ impl Response {
 
     /// The value of header `name` (any case); the last one when it is repeated.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        last_header(&self.headers, name)
     }
+}
+
+/// The last value of header `name` (any case) in a list of name/value pairs.
+fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
 }
 
 #[cfg(test)]
