@@ -113,12 +113,37 @@ enum OpenError {
     AccessDenied,
 }
 
+/// Runs the first statement of `sql` and ignores the rest, as Spin does (spin-fidelity §5).
+/// Spin's rusqlite prepares through a cache that never looks past the first statement; ours
+/// also prepares the rest and fails on it, so when preparing fails the first statement of a
+/// batch is prepared alone: that either runs, or fails with the first statement's own error.
 fn run_statement(
     connection: &rusqlite::Connection,
     sql: &str,
     parameters: Vec<SqlValue>,
 ) -> Result<QueryResult, String> {
-    let mut statement = connection.prepare_cached(sql).map_err(|e| e.to_string())?;
+    match connection.prepare_cached(sql) {
+        Ok(mut statement) => run_prepared(&mut statement, parameters),
+        Err(_) => {
+            use rusqlite::fallible_iterator::FallibleIterator;
+            match rusqlite::Batch::new(connection, sql)
+                .next()
+                .map_err(|e| e.to_string())?
+            {
+                Some(mut statement) => run_prepared(&mut statement, parameters),
+                None => Ok(QueryResult {
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                }),
+            }
+        }
+    }
+}
+
+fn run_prepared(
+    statement: &mut rusqlite::Statement<'_>,
+    parameters: Vec<SqlValue>,
+) -> Result<QueryResult, String> {
     for (index, value) in parameters.into_iter().enumerate() {
         let position = index + 1;
         let bound = match value {

@@ -105,3 +105,15 @@ fn key_value_flags_seed_the_default_store_before_serving() {
         .start();
     assert_eq!(host.get("/kv/greeting").body, "hi there");
 }
+
+#[test]
+fn only_the_first_statement_of_an_sqlite_string_runs_as_in_spin() {
+    let redis = RedisServer::start();
+    let host = support::probe(&redis)
+        .arg("--sqlite")
+        .arg("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL); DROP TABLE notes")
+        .start();
+    // Had the DROP run too, the table would be gone and the read would fail.
+    let notes = host.get("/sql/notes");
+    assert_eq!((notes.status, notes.body.as_str()), (200, "[]"));
+}
