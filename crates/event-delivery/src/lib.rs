@@ -47,7 +47,7 @@ pub use outbox::{RELAY_LEASE_MS, RelayReport, enqueue, relay};
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};
 pub use reply::EVENT_FIELD;
-pub use schema::{SCHEMA, create_schema};
+pub use schema::{RETENTION_MS, SCHEMA, create_schema, prune};
 pub use storage::StorageError;
 pub use tick::{EXPIRED_CHANNEL, TICK_KEY, arm_tick};
 

@@ -21,10 +21,12 @@ pub const SCHEMA: &[&str] = &[
         claimed_until_ms INTEGER, \
         sent_at_ms INTEGER)",
     "CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at_ms IS NULL",
+    "CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at_ms) WHERE sent_at_ms IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS processed_events (\
         event_id TEXT PRIMARY KEY, \
         grp TEXT NOT NULL, \
         processed_at_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS processed_events_age ON processed_events (processed_at_ms)",
     "CREATE TABLE IF NOT EXISTS replica_versions (\
         aggregate TEXT NOT NULL, \
         id TEXT NOT NULL, \
@@ -38,4 +40,35 @@ pub fn create_schema(db: &dyn storage::Database) -> Result<(), storage::StorageE
         db.execute(statement, &[])?;
     }
     Ok(())
+}
+
+/// How long sent outbox rows and processed event ids are kept: long past any redelivery (a
+/// relay's duplicate comes within its lease, a consumer's within its retries), short enough
+/// that the tables stay small.
+pub const RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Rows removed from each table per call, so housekeeping never holds the write lock for long.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Deletes sent outbox rows and processed event ids older than `retention_ms`, at most
+/// `PRUNE_BATCH` of each per call (housekeeping calls it on every tick). Returns how many rows
+/// went.
+pub fn prune(
+    db: &dyn storage::Database,
+    now_ms: u64,
+    retention_ms: u64,
+) -> Result<usize, storage::StorageError> {
+    let cutoff = storage::SqlValue::from_u64(now_ms.saturating_sub(retention_ms))?;
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
+         WHERE sent_at_ms IS NOT NULL AND sent_at_ms < ? LIMIT ?) RETURNING seq",
+        "DELETE FROM processed_events WHERE event_id IN (SELECT event_id FROM processed_events \
+         WHERE processed_at_ms < ? LIMIT ?) RETURNING event_id",
+    ] {
+        removed += db
+            .execute(sql, &[cutoff.clone(), PRUNE_BATCH.into()])?
+            .len();
+    }
+    Ok(removed)
 }

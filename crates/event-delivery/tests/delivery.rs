@@ -791,3 +791,57 @@ fn a_message_wake_up_with_nothing_new_leaves_failed_entries_to_housekeeping() {
     let housekeeping = app.consume(&FailsFor("t1"), settings);
     assert_eq!(housekeeping.failed + housekeeping.dead_lettered, 1);
 }
+
+#[test]
+fn pruning_removes_only_old_sent_rows_and_old_processed_ids() {
+    let db = NativeDatabase::open_in_memory().expect("database");
+    delivery::create_schema(&db).expect("schema");
+    let day = 24 * 60 * 60 * 1000;
+    let now = 30 * day;
+    for (seq, sent_at) in [(1, Some(now - 10 * day)), (2, Some(now - day)), (3, None)] {
+        db.execute(
+            "INSERT INTO outbox (seq, event_id, stream, envelope, created_at_ms, sent_at_ms) \
+             VALUES (?, ?, 'events:ticket', '{}', 0, ?)",
+            &[
+                SqlValue::Integer(seq),
+                format!("e{seq}").into(),
+                sent_at.map_or(SqlValue::Null, |ms: u64| {
+                    SqlValue::from_u64(ms).expect("ms")
+                }),
+            ],
+        )
+        .expect("outbox row");
+    }
+    for (id, at) in [("old", now - 8 * day), ("recent", now - day)] {
+        db.execute(
+            "INSERT INTO processed_events (event_id, grp, processed_at_ms) VALUES (?, 'g', ?)",
+            &[id.into(), SqlValue::from_u64(at).expect("ms")],
+        )
+        .expect("processed row");
+    }
+
+    assert_eq!(
+        delivery::prune(&db, now, delivery::RETENTION_MS).expect("prune"),
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM outbox"),
+        2,
+        "unsent and recent rows stay"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM outbox WHERE seq = 1"),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) AS n FROM processed_events WHERE event_id = 'recent'"
+        ),
+        1
+    );
+    assert_eq!(
+        delivery::prune(&db, now, delivery::RETENTION_MS).expect("prune again"),
+        0
+    );
+}

@@ -237,7 +237,8 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
 }
 
 /// One wake-up of a service's Redis-triggered component. On its stream's message it applies
-/// what is new; on the housekeeping tick (`housekeeping`) it also retries pending entries. When
+/// what is new; on the housekeeping tick (`housekeeping`) it also prunes old delivery records
+/// ([`delivery::prune`]) and retries pending entries. When
 /// it applied something, or on the tick, it then relays the outbox (what applying produced, and
 /// rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets it
 /// back with the next event.
@@ -257,6 +258,7 @@ pub fn consume(
         settings: consumer_settings(),
     };
     let report = if housekeeping {
+        delivery::prune(db, now_unix_ms(), delivery::RETENTION_MS)?;
         consumer.run(handler, now_unix_ms())?
     } else {
         consumer.run_on_message(handler, now_unix_ms())?
