@@ -22,7 +22,7 @@ import time
 import urllib.request
 import uuid
 
-from bench_auth import HOST, generate_keys
+from bench_auth import HOST, generate_keys, percentile
 from bench_host import ROOT, cpu_seconds, free_port, peak_rss_mb, run_wrk, wait_for
 
 TICKETS = 1000
@@ -98,11 +98,6 @@ def wait_until(what, check, seconds=120):
             return
         time.sleep(0.05)
     raise SystemExit(f"timed out waiting for {what}")
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main():

@@ -123,25 +123,33 @@ impl TestApp {
         while relay(&db, &redis, now_ms(), 100).expect("relay").remaining {}
     }
 
-    /// The event ids in the stream, in stream order.
-    fn stream_event_ids(&self) -> Vec<String> {
+    /// The values of a stream's entries, in stream order, checking each has the one `field`.
+    fn entry_values(&self, stream: &str, field: &[u8]) -> Vec<Vec<u8>> {
         let reply = self
             .redis()
-            .execute("XRANGE", &[STREAM.into(), "-".into(), "+".into()])
+            .execute("XRANGE", &[stream.into(), "-".into(), "+".into()])
             .expect("XRANGE");
         reply
             .chunks(3)
             .map(|entry| match entry {
                 [
                     RedisValue::Bytes(_),
-                    RedisValue::Bytes(field),
-                    RedisValue::Bytes(json),
+                    RedisValue::Bytes(name),
+                    RedisValue::Bytes(value),
                 ] => {
-                    assert_eq!(field, b"event");
-                    Envelope::from_json(json).expect("an envelope").id
+                    assert_eq!(name, field);
+                    value.clone()
                 }
-                other => panic!("unexpected entry {other:?}"),
+                other => panic!("unexpected entry in {stream}: {other:?}"),
             })
+            .collect()
+    }
+
+    /// The event ids in the stream, in stream order.
+    fn stream_event_ids(&self) -> Vec<String> {
+        self.entry_values(STREAM, b"event")
+            .iter()
+            .map(|json| Envelope::from_json(json).expect("an envelope").id)
             .collect()
     }
 
@@ -212,30 +220,9 @@ impl TestApp {
 
     /// The JSON records in the group's dead-letter stream.
     fn dead_letters(&self) -> Vec<serde_json::Value> {
-        let reply = self
-            .redis()
-            .execute(
-                "XRANGE",
-                &[
-                    dead_letter_stream(STREAM, GROUP).into(),
-                    "-".into(),
-                    "+".into(),
-                ],
-            )
-            .expect("XRANGE");
-        reply
-            .chunks(3)
-            .map(|entry| match entry {
-                [
-                    RedisValue::Bytes(_),
-                    RedisValue::Bytes(field),
-                    RedisValue::Bytes(json),
-                ] => {
-                    assert_eq!(field, b"entry");
-                    serde_json::from_slice(json).expect("a JSON record")
-                }
-                other => panic!("unexpected dead letter {other:?}"),
-            })
+        self.entry_values(&dead_letter_stream(STREAM, GROUP), b"entry")
+            .iter()
+            .map(|json| serde_json::from_slice(json).expect("a JSON record"))
             .collect()
     }
 }

@@ -92,6 +92,9 @@ impl HttpTrigger {
         let Some(component) = self.components.get(component_id) else {
             return bare(StatusCode::NOT_FOUND);
         };
+        if declared_length(request.headers()).is_some_and(|length| length > self.max_request_body) {
+            return bare(StatusCode::PAYLOAD_TOO_LARGE);
+        }
         let host = request
             .headers()
             .get(http::header::HOST)
@@ -108,9 +111,6 @@ impl HttpTrigger {
         let headers = matched.spin_headers(&full_url, &client.to_string());
 
         let (mut parts, incoming) = request.into_parts();
-        if declared_length(&parts.headers).is_some_and(|length| length > self.max_request_body) {
-            return bare(StatusCode::PAYLOAD_TOO_LARGE);
-        }
         for (name, value) in headers {
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),

@@ -247,53 +247,44 @@ struct Stores {
 }
 
 impl Stores {
+    /// Opens every label a component declares, plus `default`, which `--sqlite` and
+    /// `--key-value` address even when no component does.
     fn open(app: &App, runtime_config: &RuntimeConfig, state_dir: &Path) -> Result<Self> {
+        let default = || std::iter::once("default".to_owned());
         let mut key_value = HashMap::new();
+        let kv_labels = app
+            .components
+            .values()
+            .flat_map(|c| c.key_value_stores.iter().cloned());
+        for label in kv_labels.chain(default()) {
+            if key_value.contains_key(&label) {
+                continue;
+            }
+            let store = match runtime_config.key_value_stores.get(&label) {
+                Some(KeyValueConfig::Spin { path }) => {
+                    KeyValueStore::sqlite(&label, path.as_deref())?
+                }
+                Some(KeyValueConfig::Redis { url }) => KeyValueStore::redis(url)?,
+                None => {
+                    KeyValueStore::sqlite(&label, Some(&state_dir.join("sqlite_key_value.db")))?
+                }
+            };
+            key_value.insert(label, Arc::new(store));
+        }
         let mut sqlite = HashMap::new();
-        for component in app.components.values() {
-            for label in &component.key_value_stores {
-                if key_value.contains_key(label) {
-                    continue;
-                }
-                let store = match runtime_config.key_value_stores.get(label) {
-                    Some(KeyValueConfig::Spin { path }) => {
-                        KeyValueStore::sqlite(label, path.as_deref())?
-                    }
-                    Some(KeyValueConfig::Redis { url }) => KeyValueStore::redis(url)?,
-                    None => {
-                        let path = state_dir.join("sqlite_key_value.db");
-                        KeyValueStore::sqlite(label, Some(&path))?
-                    }
-                };
-                key_value.insert(label.clone(), Arc::new(store));
+        let sqlite_labels = app
+            .components
+            .values()
+            .flat_map(|c| c.sqlite_databases.iter().cloned());
+        for label in sqlite_labels.chain(default()) {
+            if sqlite.contains_key(&label) {
+                continue;
             }
-            for label in &component.sqlite_databases {
-                if sqlite.contains_key(label) {
-                    continue;
-                }
-                let database = match runtime_config.sqlite_databases.get(label) {
-                    Some(SqliteConfig::Spin { path }) => SqliteDatabase::new(path.clone())?,
-                    None => SqliteDatabase::new(Some(state_dir.join("sqlite_db.db")))?,
-                };
-                sqlite.insert(label.clone(), Arc::new(database));
-            }
-        }
-        // `--sqlite` and `--key-value` address the default stores even when no component does.
-        if !key_value.contains_key("default") {
-            key_value.insert(
-                "default".into(),
-                Arc::new(KeyValueStore::sqlite(
-                    "default",
-                    Some(&state_dir.join("sqlite_key_value.db")),
-                )?),
-            );
-        }
-        if !sqlite.contains_key("default") {
-            let database = match runtime_config.sqlite_databases.get("default") {
+            let database = match runtime_config.sqlite_databases.get(&label) {
                 Some(SqliteConfig::Spin { path }) => SqliteDatabase::new(path.clone())?,
                 None => SqliteDatabase::new(Some(state_dir.join("sqlite_db.db")))?,
             };
-            sqlite.insert("default".into(), Arc::new(database));
+            sqlite.insert(label, Arc::new(database));
         }
         Ok(Self { key_value, sqlite })
     }

@@ -84,20 +84,14 @@ pub(crate) fn update_details(
     title: &Title,
     price: Price,
 ) -> anyhow::Result<Ticket> {
-    let rows = db
-        .execute(
-            &format!(
-                "UPDATE tickets SET title = ?, price_cents = ?, version = version + 1 \
-                 WHERE id = ? RETURNING {COLUMNS}"
-            ),
-            &[
-                title.as_str().into(),
-                SqlValue::from_u64(price.cents())?,
-                id.to_string().into(),
-            ],
-        )
-        .context("updating a ticket")?;
-    returned_ticket(&rows.first(), "updating a ticket")
+    let price = SqlValue::from_u64(price.cents())?;
+    update(
+        db,
+        id,
+        "title = ?, price_cents = ?",
+        [title.as_str().into(), price],
+        "updating a ticket",
+    )
 }
 
 /// Sets which order holds a ticket and its status, and bumps its version.
@@ -107,20 +101,35 @@ pub(crate) fn set_holder(
     order_id: Option<&str>,
     status: TicketStatus,
 ) -> anyhow::Result<Ticket> {
+    let values = [order_id.into(), status.as_str().into()];
+    update(
+        db,
+        id,
+        "order_id = ?, status = ?",
+        values,
+        "changing who holds a ticket",
+    )
+}
+
+/// `UPDATE tickets SET <assignments>, version = version + 1 WHERE id = ?`, returning the row.
+fn update(
+    db: &dyn Database,
+    id: &TicketId,
+    assignments: &str,
+    values: [SqlValue; 2],
+    doing: &str,
+) -> anyhow::Result<Ticket> {
+    let [first, second] = values;
     let rows = db
         .execute(
             &format!(
-                "UPDATE tickets SET order_id = ?, status = ?, version = version + 1 \
+                "UPDATE tickets SET {assignments}, version = version + 1 \
                  WHERE id = ? RETURNING {COLUMNS}"
             ),
-            &[
-                order_id.into(),
-                status.as_str().into(),
-                id.to_string().into(),
-            ],
+            &[first, second, id.to_string().into()],
         )
-        .context("changing who holds a ticket")?;
-    returned_ticket(&rows.first(), "changing who holds a ticket")
+        .with_context(|| doing.to_owned())?;
+    returned_ticket(&rows.first(), doing)
 }
 
 /// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
