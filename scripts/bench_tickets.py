@@ -146,11 +146,11 @@ def main():
 
         orders = [str(uuid.uuid4()) for _ in tickets]
         created = [("XADD", "events:order", "*", "event", envelope("order:created", {
-            "id": o, "user_id": "buyer", "status": "Created", "version": 0, "expires_at": "2026-11-25T00:15:00.000Z",
-            "ticket": {"id": t["id"], "price": 1000}})) for o, t in zip(orders, tickets)]
+            "id": o, "userId": "buyer", "status": "created", "version": 0, "expiresAt": "2026-11-25T00:15:00.000Z",
+            "ticket": {"id": t["id"], "priceCents": 1000}})) for o, t in zip(orders, tickets)]
         batch = []
         for command in created:
-            batch += [command, ("PUBLISH", "events:order", "wake")]
+            batch += [command, ("PUBLISH", "order:created", command[-1])]
         replies = redis.send(*batch)
         first_ms = ms_of(replies[0])
         wait_until("1,000 reservations", lambda: sum(1 for v in ticket_updates(redis).values() if 1 in v) >= TICKETS)
@@ -166,9 +166,10 @@ def main():
             delay = target - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            entry = redis.send(("XADD", "events:order", "*", "event", envelope("order:cancelled", {
-                "id": o, "user_id": "buyer", "version": 1, "ticket": {"id": t["id"], "price": 1000}})),
-                ("PUBLISH", "events:order", "wake"))[0]
+            cancelled = envelope("order:cancelled", {
+                "id": o, "userId": "buyer", "version": 1, "ticket": {"id": t["id"], "priceCents": 1000}})
+            entry = redis.send(("XADD", "events:order", "*", "event", cancelled),
+                               ("PUBLISH", "order:cancelled", cancelled))[0]
             appended[t["id"]] = ms_of(entry)
         wait_until("1,000 releases", lambda: sum(1 for v in ticket_updates(redis).values() if 2 in v) >= TICKETS)
         updates = ticket_updates(redis)

@@ -1,7 +1,7 @@
-//! The tickets service's event consumer. Woken by a message on `events:order` (or by the
-//! housekeeping tick's key expiry), it reads the `tickets` consumer group of the order stream,
-//! reserves, releases or sells tickets (`tickets_service::OrderEvents`), and relays the
-//! `ticket:updated` events that produces. The pub/sub message itself is only a wake-up call.
+//! The tickets service's event consumer. Woken by `order:created`, `order:cancelled` and
+//! `order:completed` (and by the housekeeping tick's key expiry), it reads the `tickets` consumer
+//! group of the order stream, reserves, releases or sells tickets (`tickets_service::OrderEvents`),
+//! and relays the `ticket:updated` events that produces. The message itself is only a wake-up.
 
 use anyhow::Context;
 use spin_adapter::SpinDatabase;
@@ -17,20 +17,13 @@ mod entrypoint {
 }
 
 const DATABASE: &str = "tickets";
-const ORDER_STREAM: &str = "events:order";
+const STREAMS: &[&str] = &["events:order"];
 const GROUP: &str = "tickets";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
-    // The tick's key expiring is the housekeeping wake-up; anything else is a new-event call.
-    let housekeeping = payload == delivery::TICK_KEY.as_bytes();
     let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
-    let report = spin_adapter::consume(&db, ORDER_STREAM, GROUP, &OrderEvents, housekeeping)
+    let report = spin_adapter::consume(&db, STREAMS, GROUP, &OrderEvents, payload)
         .context("consuming order events")?;
-    if report.failed + report.dead_lettered > 0 {
-        eprintln!(
-            "WARN order events: {} applied, {} failed, {} dead-lettered",
-            report.applied, report.failed, report.dead_lettered
-        );
-    }
+    spin_adapter::warn_on_failures("order events", &report);
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use spin_adapter::SpinDatabase;
-use tickets_service::{Clock, TicketsApi, TicketsConfig};
+use tickets_service::{TicketsApi, TicketsConfig};
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
 #[allow(unsafe_code)]
@@ -33,19 +33,11 @@ fn serve(request: &api::Request) -> Result<api::Response> {
     let response = TicketsApi {
         db: &db,
         config: &config,
-        clock: &WallClock,
+        clock: &spin_adapter::WallClock,
     }
     .handle(request);
     if request.method != api::Method::Get && (200..300).contains(&response.status) {
         spin_adapter::relay_outbox(&db);
     }
     Ok(response)
-}
-
-struct WallClock;
-
-impl Clock for WallClock {
-    fn now_ms(&self) -> u64 {
-        spin_adapter::now_unix_ms()
-    }
 }

@@ -8,6 +8,8 @@
 //! - [`Title`]: a ticket's trimmed, non-empty title.
 //! - [`Price`]: integer cents, read from and written as the API's decimal number of dollars.
 //! - [`Version`]: an aggregate's version, which grows by exactly one per change.
+//! - [`Clock`] and the RFC 3339 timestamps with milliseconds that the API and events carry
+//!   ([`rfc3339_millis`], [`parse_rfc3339_millis`]).
 //!
 //! Every validation failure is a [`DomainError`] whose `Display` is the user-facing message and
 //! whose [`DomainError::field`] names the JSON field it came from.
@@ -17,6 +19,7 @@ mod error;
 mod ids;
 mod password;
 mod price;
+mod time;
 mod title;
 mod version;
 
@@ -25,5 +28,6 @@ pub use error::DomainError;
 pub use ids::{EventId, InvalidId, OrderId, TicketId, UserId};
 pub use password::Password;
 pub use price::Price;
+pub use time::{Clock, InvalidTimestamp, parse_rfc3339_millis, rfc3339_millis};
 pub use title::Title;
 pub use version::Version;

@@ -1,5 +1,9 @@
 //! Consumer groups: reading a stream, applying each entry once, retrying, dead-lettering.
 //!
+//! A [`Consumer`] reads and acknowledges; a [`Sink`] applies. A service's database is the usual
+//! sink ([`DatabaseSink`], exactly once by event id); a consumer whose effects are idempotent by
+//! nature (the expiration timer's Redis schedule) can be its own sink.
+//!
 //! Every instance of a service's consumer uses the group name as its consumer name too: which
 //! instance holds an entry does not matter, because an entry is only taken over (`XCLAIM`) after
 //! it sat unacknowledged for `retry_idle_ms`, and applying it twice is harmless anyway (the event
@@ -23,7 +27,8 @@ pub enum Applied {
     NotYet(String),
 }
 
-/// A service's event handler.
+/// A service's event handler, for a consumer that applies events to the service's database
+/// (through [`DatabaseSink`]).
 pub trait Handler {
     /// Applies `event` inside a transaction the consumer opened on `tx`. `Ok(Done)` commits;
     /// `Ok(NotYet)` and `Err` roll back (`NotYet`: cannot apply yet; `Err`: a failed try, which
@@ -35,6 +40,82 @@ pub trait Handler {
         event: &Event,
         now_ms: u64,
     ) -> anyhow::Result<Applied>;
+}
+
+/// How a [`Sink`] took an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Applied now.
+    Applied,
+    /// Applied before (a redelivery or a duplicated event id): nothing changed.
+    Duplicate,
+    /// Cannot be applied yet, for the reason given: retry later.
+    NotYet(String),
+}
+
+/// Where a [`Consumer`] applies the events it reads. An `Err` is a failed try: the entry is
+/// retried and eventually dead-lettered.
+pub trait Sink {
+    fn accept(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        event: &Event,
+        now_ms: u64,
+    ) -> anyhow::Result<Accepted>;
+}
+
+/// A service database as a [`Sink`]: each event is applied by the service's [`Handler`] in its
+/// own `BEGIN IMMEDIATE` transaction, which also records the event id in `processed_events`, so
+/// an event is applied exactly once however often it is delivered.
+pub struct DatabaseSink<'a> {
+    pub db: &'a dyn Database,
+    pub handler: &'a dyn Handler,
+}
+
+impl Sink for DatabaseSink<'_> {
+    fn accept(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        event: &Event,
+        now_ms: u64,
+    ) -> anyhow::Result<Accepted> {
+        let applied = storage::transaction(self.db, |tx| {
+            if already_processed(tx, group, &envelope.id)? {
+                return Ok(Accepted::Duplicate);
+            }
+            match self.handler.apply(tx, envelope, event, now_ms) {
+                Ok(Applied::Done) => {
+                    tx.execute(
+                        "INSERT INTO processed_events (event_id, grp, processed_at_ms) \
+                         VALUES (?, ?, ?)",
+                        &[
+                            envelope.id.as_str().into(),
+                            group.into(),
+                            SqlValue::from_u64(now_ms)?,
+                        ],
+                    )?;
+                    Ok(Accepted::Applied)
+                }
+                Ok(Applied::NotYet(reason)) => Err(Abort::NotYet(reason)),
+                Err(error) => Err(Abort::Failed(error)),
+            }
+        });
+        match applied {
+            Ok(accepted) => Ok(accepted),
+            Err(Abort::NotYet(reason)) => Ok(Accepted::NotYet(reason)),
+            Err(Abort::Failed(error)) => Err(error),
+        }
+    }
+}
+
+fn already_processed(tx: &dyn Database, group: &str, event_id: &str) -> Result<bool, StorageError> {
+    let rows = tx.execute(
+        "SELECT 1 AS found FROM processed_events WHERE event_id = ? AND grp = ?",
+        &[event_id.into(), group.into()],
+    )?;
+    Ok(!rows.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +158,18 @@ pub struct ConsumeReport {
     pub dead_lettered: usize,
 }
 
-/// One consumer group of one stream, over the service's database and a Redis connection.
+impl std::ops::AddAssign for ConsumeReport {
+    fn add_assign(&mut self, other: ConsumeReport) {
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.not_yet += other.not_yet;
+        self.failed += other.failed;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
+/// One consumer group of one stream on a Redis connection.
 pub struct Consumer<'a> {
-    pub db: &'a dyn Database,
     pub redis: &'a dyn Redis,
     pub stream: &'a str,
     pub group: &'a str,
@@ -131,13 +221,13 @@ impl Consumer<'_> {
     ///
     /// Fails only when Redis or the protocol fails; entries not acknowledged by then are
     /// delivered again and recognised as duplicates if they were applied.
-    pub fn run(&self, handler: &dyn Handler, now_ms: u64) -> Result<ConsumeReport, DeliveryError> {
+    pub fn run(&self, sink: &dyn Sink, now_ms: u64) -> Result<ConsumeReport, DeliveryError> {
         self.ensure_group()?;
         let mut wake = Wake::default();
         let pending = self.claim_pending()?;
-        self.handle(handler, pending, now_ms, &mut wake)?;
-        self.read_all_new(handler, now_ms, &mut wake)?;
-        self.finish(handler, now_ms, wake)
+        self.handle(sink, pending, now_ms, &mut wake)?;
+        self.read_all_new(sink, now_ms, &mut wake)?;
+        self.finish(sink, now_ms, wake)
     }
 
     /// A wake-up by a stream's own message, which is the hot path: one `XREADGROUP` when there
@@ -146,35 +236,35 @@ impl Consumer<'_> {
     /// for exactly that; entries that failed are left to the housekeeping [`run`](Self::run).
     pub fn run_on_message(
         &self,
-        handler: &dyn Handler,
+        sink: &dyn Sink,
         now_ms: u64,
     ) -> Result<ConsumeReport, DeliveryError> {
         let mut wake = Wake::default();
-        match self.read_all_new(handler, now_ms, &mut wake) {
+        match self.read_all_new(sink, now_ms, &mut wake) {
             Err(DeliveryError::Redis(error)) if error.0.contains("NOGROUP") => {
                 self.ensure_group()?;
-                self.read_all_new(handler, now_ms, &mut wake)?;
+                self.read_all_new(sink, now_ms, &mut wake)?;
             }
             other => other?,
         }
         if wake.report.applied > 0 {
             let pending = self.claim_pending()?;
-            self.handle(handler, pending, now_ms, &mut wake)?;
+            self.handle(sink, pending, now_ms, &mut wake)?;
         }
-        self.finish(handler, now_ms, wake)
+        self.finish(sink, now_ms, wake)
     }
 
     /// Reads and applies new entries until a read returns less than a full batch.
     fn read_all_new(
         &self,
-        handler: &dyn Handler,
+        sink: &dyn Sink,
         now_ms: u64,
         wake: &mut Wake,
     ) -> Result<(), DeliveryError> {
         loop {
             let fresh = self.read_new()?;
             let complete = fresh.len() < self.batch();
-            self.handle(handler, fresh, now_ms, wake)?;
+            self.handle(sink, fresh, now_ms, wake)?;
             if complete {
                 return Ok(());
             }
@@ -185,7 +275,7 @@ impl Consumer<'_> {
     /// dead-letters those that waited too long and marks the rest ready for the next wake-up.
     fn finish(
         &self,
-        handler: &dyn Handler,
+        sink: &dyn Sink,
         now_ms: u64,
         mut wake: Wake,
     ) -> Result<ConsumeReport, DeliveryError> {
@@ -194,7 +284,7 @@ impl Consumer<'_> {
         while progressed && !wake.waiting.is_empty() {
             progressed = false;
             for (delivery, _) in std::mem::take(&mut wake.waiting) {
-                if let Outcome::Applied = self.settle(handler, delivery, now_ms, &mut wake)? {
+                if let Outcome::Applied = self.settle(sink, delivery, now_ms, &mut wake)? {
                     progressed = true;
                 }
             }
@@ -312,14 +402,14 @@ impl Consumer<'_> {
 
     fn handle(
         &self,
-        handler: &dyn Handler,
+        sink: &dyn Sink,
         mut deliveries: Vec<Delivery>,
         now_ms: u64,
         wake: &mut Wake,
     ) -> Result<(), DeliveryError> {
         deliveries.sort_by_key(|delivery| delivery.entry.id);
         for delivery in deliveries {
-            self.settle(handler, delivery, now_ms, wake)?;
+            self.settle(sink, delivery, now_ms, wake)?;
         }
         self.flush_acks(wake)
     }
@@ -328,12 +418,12 @@ impl Consumer<'_> {
     /// dead-letter it when it has failed for long enough).
     fn settle(
         &self,
-        handler: &dyn Handler,
+        sink: &dyn Sink,
         delivery: Delivery,
         now_ms: u64,
         wake: &mut Wake,
     ) -> Result<Outcome, DeliveryError> {
-        let outcome = self.try_apply(handler, &delivery.entry, now_ms);
+        let outcome = self.try_apply(sink, &delivery.entry, now_ms);
         match &outcome {
             Outcome::Applied => {
                 wake.report.applied += 1;
@@ -367,7 +457,7 @@ impl Consumer<'_> {
         Ok(outcome)
     }
 
-    fn try_apply(&self, handler: &dyn Handler, entry: &StreamEntry, now_ms: u64) -> Outcome {
+    fn try_apply(&self, sink: &dyn Sink, entry: &StreamEntry, now_ms: u64) -> Outcome {
         let json = match &entry.body {
             EntryBody::Event(json) => json,
             EntryBody::Deleted => return Outcome::Vanished,
@@ -388,43 +478,15 @@ impl Consumer<'_> {
                 return Outcome::Failed(format!("event {}: {error}", envelope.id));
             }
         };
-        let applied = storage::transaction(self.db, |tx| {
-            if self.already_processed(tx, &envelope.id)? {
-                return Ok(Outcome::Duplicate);
-            }
-            match handler.apply(tx, &envelope, &event, now_ms) {
-                Ok(Applied::Done) => {
-                    tx.execute(
-                        "INSERT INTO processed_events (event_id, grp, processed_at_ms) \
-                         VALUES (?, ?, ?)",
-                        &[
-                            envelope.id.as_str().into(),
-                            self.group.into(),
-                            SqlValue::from_u64(now_ms)?,
-                        ],
-                    )?;
-                    Ok(Outcome::Applied)
-                }
-                Ok(Applied::NotYet(reason)) => Err(Abort::NotYet(reason)),
-                Err(error) => Err(Abort::Failed(error)),
-            }
-        });
-        match applied {
-            Ok(outcome) => outcome,
-            Err(Abort::NotYet(reason)) => Outcome::NotYet(reason),
-            Err(Abort::Failed(error)) => Outcome::Failed(format!(
+        match sink.accept(self.group, &envelope, &event, now_ms) {
+            Ok(Accepted::Applied) => Outcome::Applied,
+            Ok(Accepted::Duplicate) => Outcome::Duplicate,
+            Ok(Accepted::NotYet(reason)) => Outcome::NotYet(reason),
+            Err(error) => Outcome::Failed(format!(
                 "{} event {}: {error:#}",
                 envelope.subject, envelope.id
             )),
         }
-    }
-
-    fn already_processed(&self, tx: &dyn Database, event_id: &str) -> Result<bool, StorageError> {
-        let rows = tx.execute(
-            "SELECT 1 AS found FROM processed_events WHERE event_id = ? AND grp = ?",
-            &[event_id.into(), self.group.into()],
-        )?;
-        Ok(!rows.is_empty())
     }
 
     fn due_for_dead_letter(&self, delivery: &Delivery, now_ms: u64) -> bool {

@@ -10,12 +10,17 @@
 //! 2. **Relay.** After commit (and on every housekeeping tick) the service calls [`relay`]: it
 //!    leases the unsent `outbox` rows, appends each to the Redis Stream of its aggregate type
 //!    ([`stream_for_subject`]: `events:ticket`, `events:order`, …) with one field, `event`, holding
-//!    the envelope JSON, publishes the event id on the pub/sub channel of the same name, and only
-//!    then marks the row sent. Redis being down leaves the rows for the next relay.
-//! 3. **Wake-up.** Each consuming component is triggered by that channel (and by the tick's
-//!    [`EXPIRED_CHANNEL`], armed with [`arm_tick`]) and runs a [`Consumer`] for its group.
+//!    the envelope JSON, marks the rows sent, and then publishes each envelope, exactly as stored,
+//!    on the pub/sub channel named by its subject (`order:created`, …). Redis being down leaves
+//!    the rows for the next relay.
+//! 3. **Wake-up.** Each consuming component is triggered by the channels of the subjects it
+//!    consumes (one `[[trigger.redis]]` each in `spin.toml`) and by the tick's
+//!    [`EXPIRED_CHANNEL`] (armed with [`arm_tick`]), and runs a [`Consumer`] for its group. The
+//!    message is only a wake-up: the stream is what consumers read, because pub/sub drops
+//!    whatever is published while a subscriber is away.
 //! 4. **Consume.** The consumer claims entries left pending too long, reads new ones, and applies
-//!    each in its own transaction through the service's [`Handler`], recording the event id in
+//!    each through a [`Sink`]; for a service database ([`DatabaseSink`]) that is its own
+//!    transaction through the service's [`Handler`], recording the event id in
 //!    `processed_events` in that transaction so a redelivery changes nothing; it acknowledges
 //!    (`XACK`) after commit. An entry whose predecessor has not been applied
 //!    ([`check_replica_version`] says `NotYet`) stays pending and is retried; an entry that keeps
@@ -36,11 +41,14 @@ mod replica;
 mod reply;
 mod schema;
 mod tick;
+mod wake;
 
 #[cfg(feature = "native")]
 mod native;
 
-pub use consumer::{Applied, ConsumeReport, Consumer, ConsumerSettings, Handler};
+pub use consumer::{
+    Accepted, Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, Handler, Sink,
+};
 #[cfg(feature = "native")]
 pub use native::NativeRedis;
 pub use outbox::{RELAY_LEASE_MS, RelayReport, enqueue, relay};
@@ -50,6 +58,7 @@ pub use reply::EVENT_FIELD;
 pub use schema::{RETENTION_MS, SCHEMA, create_schema, prune};
 pub use storage::StorageError;
 pub use tick::{EXPIRED_CHANNEL, TICK_KEY, arm_tick};
+pub use wake::Wake;
 
 /// Why delivering or consuming failed.
 #[derive(Debug, thiserror::Error)]

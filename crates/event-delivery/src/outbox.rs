@@ -52,12 +52,13 @@ struct Claimed {
     seq: i64,
     event_id: String,
     stream: String,
+    subject: String,
     envelope: String,
 }
 
-/// Appends up to `limit` unsent outbox rows to their streams, oldest first: `XADD <stream> MAXLEN
-/// ~ 1000000 * event <json>`, then `PUBLISH <stream> <event id>` to wake the consumers, then the
-/// row is marked sent.
+/// Appends up to `limit` unsent outbox rows to their streams, oldest first (`XADD <stream> MAXLEN
+/// ~ 1000000 * event <json>`), marks them sent, then publishes each envelope on the channel named
+/// by its subject (`PUBLISH order:created <json>`), which wakes the consumers of that subject.
 ///
 /// Rows are claimed with a lease in one `UPDATE … RETURNING`, so relays running at once (one per
 /// concurrent request) take different rows. At the first Redis error the relay stops, releases
@@ -76,7 +77,7 @@ pub fn relay(
             SELECT seq FROM outbox \
             WHERE sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?2) \
             ORDER BY seq LIMIT ?3) \
-         RETURNING seq, event_id, stream, envelope",
+         RETURNING seq, event_id, stream, json_extract(envelope, '$.subject') AS subject, envelope",
         &[lease.clone(), now.clone(), limit.into()],
     )?;
     let mut claimed = rows
@@ -86,6 +87,7 @@ pub fn relay(
                 seq: row.integer("seq")?,
                 event_id: row.text("event_id")?.to_owned(),
                 stream: row.text("stream")?.to_owned(),
+                subject: row.text("subject")?.to_owned(),
                 envelope: row.text("envelope")?.to_owned(),
             })
         })
@@ -126,16 +128,12 @@ pub fn relay(
     if let Some(error) = failure {
         return Err(error);
     }
+    // The stream is the durable log; the channel carries the same envelope to whoever listens
+    // now. A lost PUBLISH delays consumers until their next wake-up, and loses nothing.
+    for row in sent_rows {
+        redis.publish(&row.subject, row.envelope.as_bytes())?;
+    }
     let sent = sent_rows.len();
-    let mut woken: Vec<&Claimed> = Vec::new();
-    for row in sent_rows.iter().rev() {
-        if !woken.iter().any(|other| other.stream == row.stream) {
-            woken.push(row);
-        }
-    }
-    for row in woken {
-        redis.publish(&row.stream, row.event_id.as_bytes())?;
-    }
 
     let remaining = db
         .execute(

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use delivery::{
-    Applied, ConsumeReport, Consumer, ConsumerSettings, DeliveryError, Handler, NativeRedis, Redis,
-    RedisArg, RedisError, RedisValue, TICK_KEY, VersionCheck, arm_tick, check_replica_version,
-    dead_letter_stream, enqueue, record_replica_version, relay,
+    Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, DeliveryError, Handler,
+    NativeRedis, Redis, RedisArg, RedisError, RedisValue, TICK_KEY, VersionCheck, arm_tick,
+    check_replica_version, dead_letter_stream, enqueue, record_replica_version, relay,
 };
 use events::{Envelope, Event, TicketCreated, TicketStatus, TicketUpdated};
 use harness::{RedisServer, eventually};
@@ -90,7 +90,7 @@ impl TestApp {
         self.envelope(TicketCreated {
             id: id.into(),
             title: title.into(),
-            price: 2050,
+            price_cents: 2050,
             user_id: "u1".into(),
             version: 0,
         })
@@ -100,7 +100,7 @@ impl TestApp {
         self.envelope(TicketUpdated {
             id: id.into(),
             title: title.into(),
-            price: 2050,
+            price_cents: 2050,
             user_id: "u1".into(),
             version,
             order_id: None,
@@ -182,13 +182,12 @@ impl TestApp {
     fn consume(&self, handler: &dyn Handler, settings: ConsumerSettings) -> ConsumeReport {
         let (db, redis) = (self.db(), self.redis());
         Consumer {
-            db: &db,
             redis: &redis,
             stream: STREAM,
             group: GROUP,
             settings,
         }
-        .run(handler, now_ms())
+        .run(&DatabaseSink { db: &db, handler }, now_ms())
         .expect("consumer run")
     }
 
@@ -196,13 +195,12 @@ impl TestApp {
     fn consume_message(&self, handler: &dyn Handler, settings: ConsumerSettings) -> ConsumeReport {
         let (db, redis) = (self.db(), self.redis());
         Consumer {
-            db: &db,
             redis: &redis,
             stream: STREAM,
             group: GROUP,
             settings,
         }
-        .run_on_message(handler, now_ms())
+        .run_on_message(&DatabaseSink { db: &db, handler }, now_ms())
         .expect("consumer run on a message")
     }
 
@@ -330,22 +328,43 @@ fn relaying_sends_each_event_once_in_commit_order_and_marks_it_sent() {
 }
 
 #[test]
-fn relaying_wakes_consumers_on_the_channel_named_after_the_stream() {
+fn relaying_publishes_each_envelope_once_on_the_channel_of_its_subject() {
     let app = TestApp::spawn();
     let server = app.redis_server.as_ref().expect("running");
     let mut connection = server.client().get_connection().expect("connection");
     let mut pubsub = connection.as_pubsub();
+    pubsub.subscribe("ticket:created").expect("subscribe");
+    pubsub.subscribe("ticket:updated").expect("subscribe");
     pubsub.subscribe(STREAM).expect("subscribe");
     pubsub
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
         .expect("timeout");
-    let envelope = app.created("t1", "Concert");
-    app.publish(std::slice::from_ref(&envelope));
-    let message = pubsub.get_message().expect("a wake-up");
-    assert_eq!(message.get_channel_name(), STREAM);
+    let envelopes = [
+        app.created("t1", "Concert"),
+        app.updated("t1", "Concert, row 1", 1),
+        app.created("t2", "Opera"),
+    ];
+    app.publish(&envelopes);
+    let mut received = Vec::new();
+    while let Ok(message) = pubsub.get_message() {
+        received.push((
+            message.get_channel_name().to_owned(),
+            message.get_payload::<Vec<u8>>().expect("payload"),
+        ));
+    }
+    let expected: Vec<(String, Vec<u8>)> = envelopes
+        .iter()
+        .map(|envelope| (envelope.subject.clone(), envelope.to_json()))
+        .collect();
+    assert_eq!(received, expected, "one message per event, in commit order");
+    // The payload is the envelope exactly as the stream holds it.
+    let stored = app.entry_values(STREAM, b"event");
     assert_eq!(
-        message.get_payload::<String>().expect("payload"),
-        envelope.id
+        stored,
+        expected
+            .into_iter()
+            .map(|(_, json)| json)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -680,14 +699,17 @@ fn two_consumers_at_once_apply_each_event_exactly_once() {
                     ) == 40
                 };
                 let consumer = Consumer {
-                    db: &db,
                     redis: &redis,
                     stream: STREAM,
                     group: GROUP,
                     settings,
                 };
+                let sink = DatabaseSink {
+                    db: &db,
+                    handler: &ReplicaHandler,
+                };
                 eventually("both consumers to converge", || {
-                    consumer.run(&ReplicaHandler, now_ms()).expect("run");
+                    consumer.run(&sink, now_ms()).expect("run");
                     converged().then_some(())
                 });
             });

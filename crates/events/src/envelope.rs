@@ -121,18 +121,19 @@ mod tests {
     #[test]
     fn data_that_breaks_the_record_is_invalid_data_for_its_subject() {
         let ticket = json!({
-            "id": "t1", "title": "Concert", "price": 2050, "user_id": "u1", "version": 1,
-            "order_id": null, "status": "Available",
+            "id": "t1", "title": "Concert", "priceCents": 2050, "userId": "u1", "version": 1,
+            "orderId": null, "status": "available",
         });
         let mut cases = Vec::new();
         for (key, bad) in [
-            ("price", json!(20.5)),
-            ("price", json!(-1)),
-            ("price", json!("2050")),
+            ("priceCents", json!(20.5)),
+            ("priceCents", json!(-1)),
+            ("priceCents", json!("2050")),
             ("version", json!(null)),
-            ("status", json!("available")),
+            ("status", json!("Available")),
             ("status", json!("Unknown")),
-            ("order_id", json!(7)),
+            ("orderId", json!(7)),
+            ("user_id", json!("u1")),
         ] {
             let mut data = ticket.clone();
             data[key] = bad;
@@ -166,8 +167,8 @@ mod tests {
     #[test]
     fn an_absent_option_decodes_as_none_and_unknown_keys_are_ignored() {
         let data = json!({
-            "id": "t1", "title": "Concert", "price": 2050, "user_id": "u1", "version": 2,
-            "status": "Available", "added_later": true,
+            "id": "t1", "title": "Concert", "priceCents": 2050, "userId": "u1", "version": 2,
+            "status": "available", "addedLater": true,
         });
         let event = envelope("ticket:updated", data).decode().expect("decodes");
         assert_eq!(
@@ -175,7 +176,7 @@ mod tests {
             Event::TicketUpdated(TicketUpdated {
                 id: "t1".into(),
                 title: "Concert".into(),
-                price: 2050,
+                price_cents: 2050,
                 user_id: "u1".into(),
                 version: 2,
                 order_id: None,

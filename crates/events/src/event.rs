@@ -2,7 +2,7 @@
 
 use crate::{
     DecodeError, Envelope, ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated,
-    PaymentCreated, TicketCreated, TicketUpdated,
+    PaymentCreated, TicketCreated, TicketUpdated, wire,
 };
 
 /// Builds everything that depends on the subject table, so a subject is written exactly once.
@@ -36,7 +36,7 @@ macro_rules! events {
                 let data = match self {
                     $(Self::$variant(record) => serde_json::to_value(record),)+
                 };
-                data.expect("an event record always serializes to JSON")
+                wire::keys_to_wire(data.expect("an event record always serializes to JSON"))
             }
 
             /// Reads the record that `subject` names out of `data`.
@@ -44,7 +44,8 @@ macro_rules! events {
                 use serde::Deserialize as _;
                 match subject {
                     $(
-                        $subject => $variant::deserialize(data)
+                        $subject => wire::keys_from_wire(data.clone())
+                            .and_then($variant::deserialize)
                             .map(Self::$variant)
                             .map_err(|source| DecodeError::InvalidData {
                                 subject: $subject,
@@ -117,7 +118,7 @@ mod tests {
     fn ticket_ref() -> TicketRef {
         TicketRef {
             id: "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f".into(),
-            price: 2050,
+            price_cents: 2050,
         }
     }
 
@@ -127,7 +128,7 @@ mod tests {
             TicketCreated {
                 id: "t1".into(),
                 title: "Concert".into(),
-                price: 2050,
+                price_cents: 2050,
                 user_id: "u1".into(),
                 version: 0,
             }
@@ -135,7 +136,7 @@ mod tests {
             TicketUpdated {
                 id: "t1".into(),
                 title: "Concert, front row".into(),
-                price: 2500,
+                price_cents: 2500,
                 user_id: "u1".into(),
                 version: 1,
                 order_id: Some("o1".into()),
@@ -145,7 +146,7 @@ mod tests {
             TicketUpdated {
                 id: "t1".into(),
                 title: "Concert".into(),
-                price: 2050,
+                price_cents: 2050,
                 user_id: "u1".into(),
                 version: 2,
                 order_id: None,

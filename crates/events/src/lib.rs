@@ -27,33 +27,35 @@
 //!   "occurredAt": "2024-05-01T12:00:00.000Z",
 //!   "data": {
 //!     "id": "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
-//!     "user_id": "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a",
-//!     "status": "Created",
+//!     "userId": "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a",
+//!     "status": "created",
 //!     "version": 0,
-//!     "expires_at": "2024-05-01T12:01:00.000Z",
-//!     "ticket": { "id": "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f", "price": 2050 }
+//!     "expiresAt": "2024-05-01T12:01:00.000Z",
+//!     "ticket": { "id": "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f", "priceCents": 2050 }
 //!   }
 //! }
 //! ```
 //!
 //! - The envelope's keys are camelCase: `id` (a UUID v4, unique per event, what consumers
 //!   deduplicate on), `subject`, `occurredAt` (RFC 3339 UTC with milliseconds) and `data`.
-//! - `data` is the record named by the subject. `wit-bindgen` can add derives but not serde
-//!   attributes, so its keys are the Rust field names: the WIT names with `-` turned into `_`
-//!   (`user-id` becomes `user_id`).
-//! - Enum values are the Rust variant names, the WIT case names in UpperCamelCase: `ticket-status`
-//!   is one of `"Available"`, `"Reserved"`, `"Sold"`; `order-status` one of `"Created"`,
-//!   `"AwaitingPayment"`, `"Cancelled"`, `"Complete"`. They stay enums rather than strings so the
-//!   WIT alone lists the allowed values and a misspelt status is rejected when decoding. These are
-//!   the event values only; the HTTP API renders statuses its own way.
-//! - Money (`price`) is an integer number of cents; `version` an integer that grows by exactly one
-//!   per change of its aggregate.
+//! - `data` is the record named by the subject, in the same language as the HTTP API: keys are
+//!   the WIT field names in camelCase (`user-id` is `userId`), and enum values are the API's
+//!   names: `ticket-status` is one of `available`, `reserved`, `sold`; `order-status` one of
+//!   `created`, `awaiting:payment`, `cancelled`, `complete`. `wit-bindgen` derives serde but
+//!   cannot rename, so the `wire` module holds that mapping, once, with a round-trip test; the
+//!   enums keep their WIT cases so the WIT alone lists the allowed values and a misspelt status
+//!   is rejected when decoding. `OrderStatus::as_str`/`parse` (and `TicketStatus`'s) give the
+//!   same names to services that store or render them.
+//! - Money is an integer number of cents in a field named for its unit (`priceCents`); `version`
+//!   an integer that grows by exactly one per change of its aggregate.
 //! - An absent `option` is written as `null`; decoding also accepts the key left out.
 //! - Decoding ignores keys it does not know, so adding a field to a record is compatible with
-//!   consumers that have not been rebuilt yet; removing or renaming one is not.
+//!   consumers that have not been rebuilt yet; removing or renaming one is not. A key that is
+//!   not camelCase is refused, so the wire keeps one spelling.
 
 mod envelope;
 mod event;
+mod wire;
 
 #[allow(
     unsafe_code,
@@ -67,6 +69,8 @@ mod contract {
         // No function mentions the records, so without this nothing would be generated.
         generate_unused_types: true,
         additional_derives: [serde::Serialize, serde::Deserialize, Clone, PartialEq, Eq],
+        // The enums' serde impls are written by hand in `wire`, with the API's names.
+        additional_derives_ignore: ["ticket-status", "order-status"],
     });
 }
 

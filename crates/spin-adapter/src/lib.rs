@@ -63,6 +63,15 @@ pub fn now_unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The host's wall clock as the services' [`domain::Clock`].
+pub struct WallClock;
+
+impl domain::Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        now_unix_ms()
+    }
+}
+
 /// Milliseconds since the Unix epoch from the host's wall clock.
 pub fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -200,10 +209,7 @@ pub fn relay_outbox(db: &dyn storage::Database) {
         .map_err(delivery::DeliveryError::from)
         .and_then(|redis| {
             relay_all(db, &redis)?;
-            delivery::arm_tick(
-                &redis,
-                numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
-            )
+            arm_tick(&redis)
         });
     if let Err(error) = outcome {
         eprintln!("WARN events stay in the outbox until Redis is reachable: {error}");
@@ -236,39 +242,74 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
     }
 }
 
-/// One wake-up of a service's Redis-triggered component. On its stream's message it applies
-/// what is new; on the housekeeping tick (`housekeeping`) it also prunes old delivery records
-/// ([`delivery::prune`]) and retries pending entries. When
-/// it applied something, or on the tick, it then relays the outbox (what applying produced, and
-/// rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets it
-/// back with the next event.
+/// One wake-up of a service's Redis-triggered component, which keeps its group (`group`) on
+/// each of `streams` and applies events to its database through `handler`. What the message's
+/// payload says decides the work ([`delivery::Wake`]):
+///
+/// - an event: apply what is new on its stream (one `XREADGROUP` when nothing is);
+/// - the housekeeping tick: prune old delivery records ([`delivery::prune`]) and retry pending
+///   entries on every stream;
+/// - anything else (another key expiring): nothing.
+///
+/// When it applied something, or on the tick, it then relays the outbox (what applying produced,
+/// and rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets
+/// it back with the next event.
 pub fn consume(
     db: &dyn storage::Database,
-    stream: &str,
+    streams: &[&str],
     group: &str,
     handler: &dyn delivery::Handler,
-    housekeeping: bool,
+    payload: &[u8],
 ) -> Result<delivery::ConsumeReport, delivery::DeliveryError> {
+    let wake = delivery::Wake::of(payload);
+    let streams: Vec<&str> = match wake {
+        delivery::Wake::Housekeeping => streams.to_vec(),
+        delivery::Wake::Event { stream } if streams.contains(&stream) => vec![stream],
+        delivery::Wake::Event { .. } | delivery::Wake::Other => {
+            return Ok(delivery::ConsumeReport::default());
+        }
+    };
     let redis = redis()?;
-    let consumer = delivery::Consumer {
-        db,
-        redis: &redis,
-        stream,
-        group,
-        settings: consumer_settings(),
-    };
-    let report = if housekeeping {
+    let sink = delivery::DatabaseSink { db, handler };
+    let housekeeping = wake == delivery::Wake::Housekeeping;
+    if housekeeping {
         delivery::prune(db, now_unix_ms(), delivery::RETENTION_MS)?;
-        consumer.run(handler, now_unix_ms())?
-    } else {
-        consumer.run_on_message(handler, now_unix_ms())?
-    };
+    }
+    let mut report = delivery::ConsumeReport::default();
+    for stream in streams {
+        let consumer = delivery::Consumer {
+            redis: &redis,
+            stream,
+            group,
+            settings: consumer_settings(),
+        };
+        report += if housekeeping {
+            consumer.run(&sink, now_unix_ms())?
+        } else {
+            consumer.run_on_message(&sink, now_unix_ms())?
+        };
+    }
     if housekeeping || report.applied > 0 {
         relay_all(db, &redis)?;
-        delivery::arm_tick(
-            &redis,
-            numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
-        )?;
+        arm_tick(&redis)?;
     }
     Ok(report)
+}
+
+/// Logs a wake-up that left entries failing or dead-lettered; quiet otherwise.
+pub fn warn_on_failures(what: &str, report: &delivery::ConsumeReport) {
+    if report.failed + report.dead_lettered > 0 {
+        eprintln!(
+            "WARN {what}: {} applied, {} failed, {} dead-lettered",
+            report.applied, report.failed, report.dead_lettered
+        );
+    }
+}
+
+/// Arms the next housekeeping tick (`housekeeping_interval_seconds`) unless one is armed.
+pub fn arm_tick(redis: &dyn delivery::Redis) -> Result<(), delivery::DeliveryError> {
+    delivery::arm_tick(
+        redis,
+        numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
+    )
 }

@@ -227,7 +227,26 @@ impl HostBuilder {
     }
 
     /// Starts the host and waits until it prints the address it serves on.
+    ///
+    /// The first host of a test process starts alone: with a cold compile cache it compiles
+    /// every component (seconds each with a debug-built host), and tests starting at once would
+    /// all compile the same components in parallel on a small machine. Later hosts find the
+    /// cache filled and start together.
     pub fn start(self) -> Host {
+        static FIRST_START: Mutex<bool> = Mutex::new(false);
+        let mut started_once = FIRST_START
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *started_once {
+            drop(started_once);
+            return self.spawn_and_wait();
+        }
+        let host = self.spawn_and_wait();
+        *started_once = true;
+        host
+    }
+
+    fn spawn_and_wait(self) -> Host {
         let mut child = self.command().spawn().expect("spawn spin-host");
         let output = Output::default();
         output.capture(child.stdout.take().expect("stdout"));

@@ -169,7 +169,7 @@ mod tests {
             [TicketUpdated {
                 id: id.clone(),
                 title: "Concert".to_owned(),
-                price: 2050,
+                price_cents: 2050,
                 user_id: ALICE.to_owned(),
                 version: 1,
                 order_id: Some("o1".to_owned()),
@@ -319,7 +319,7 @@ mod tests {
         done(app.deliver(events::TicketCreated {
             id: id.clone(),
             title: "Other".to_owned(),
-            price: 1,
+            price_cents: 1,
             user_id: BOB.to_owned(),
             version: 0,
         }));

@@ -12,7 +12,6 @@
 //! - `ticket`: the [`Ticket`] as the API shows it and as events carry it, and [`TicketStatus`].
 //! - `store`: the SQL over the `tickets` table (`migrations/tickets.sql`, [`MIGRATION`]) and
 //!   the outbox.
-//! - `time`: [`Clock`], and the RFC 3339 timestamps events carry.
 //!
 //! Every change to a ticket is one SQLite transaction that writes the row, bumps its version by
 //! exactly one and puts the matching `ticket:created` / `ticket:updated` event in the outbox, so
@@ -25,7 +24,6 @@ mod config;
 mod events;
 mod store;
 mod ticket;
-mod time;
 
 #[cfg(test)]
 mod testing;
@@ -34,7 +32,7 @@ pub use crate::api::TicketsApi;
 pub use crate::config::{ConfigError, TicketsConfig, VariableSource};
 pub use crate::events::OrderEvents;
 pub use crate::ticket::{Ticket, TicketStatus};
-pub use crate::time::{Clock, rfc3339_millis};
+pub use domain::Clock;
 
 /// The tickets database's schema: the `tickets` table and the event-delivery tables. Every
 /// statement is idempotent, so it runs at every start.

@@ -5,11 +5,10 @@
 //! the response describe exactly what was committed, version included.
 
 use anyhow::Context;
-use domain::{EventId, Price, TicketId, Title, Version};
+use domain::{EventId, Price, TicketId, Title, Version, rfc3339_millis};
 use events::Event;
 use storage::{Database, Row, SqlValue};
 
-use crate::rfc3339_millis;
 use crate::ticket::{Ticket, TicketStatus};
 
 const COLUMNS: &str = "seq, id, title, price_cents, user_id, version, order_id, status";

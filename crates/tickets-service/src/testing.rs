@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use api::{Method, Request, Response};
 use delivery::{Applied, Handler};
-use domain::EventId;
+use domain::{EventId, rfc3339_millis};
 use events::{
     Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef,
 };
@@ -15,7 +15,7 @@ use session::{SigningKey, TokenSigner};
 use storage::{Database, NativeDatabase};
 use tempfile::TempDir;
 
-use crate::{Clock, MIGRATION, OrderEvents, TicketsApi, TicketsConfig, rfc3339_millis};
+use crate::{Clock, MIGRATION, OrderEvents, TicketsApi, TicketsConfig};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -191,7 +191,7 @@ pub(crate) fn id_of(ticket: &Value) -> String {
 fn ticket_ref(ticket_id: &str) -> TicketRef {
     TicketRef {
         id: ticket_id.to_owned(),
-        price: 2050,
+        price_cents: 2050,
     }
 }
 

@@ -78,7 +78,8 @@ fn ticket_events(redis: &RedisServer, ticket_id: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Appends an order event to the order stream and wakes its consumers, as orders will.
+/// Appends an order event to the order stream and publishes it on its subject's channel, as the
+/// orders service's relay does.
 fn publish_order_event(redis: &RedisServer, event: Event, event_id: &str) {
     let envelope = event.to_envelope(event_id, "2026-11-25T00:00:00.000Z");
     let mut connection = redis.client().get_connection().expect("redis");
@@ -90,8 +91,8 @@ fn publish_order_event(redis: &RedisServer, event: Event, event_id: &str) {
         .query(&mut connection)
         .expect("XADD");
     let _: i64 = redis::cmd("PUBLISH")
-        .arg("events:order")
-        .arg(event_id)
+        .arg(&envelope.subject)
+        .arg(envelope.to_json())
         .query(&mut connection)
         .expect("PUBLISH");
 }
@@ -99,7 +100,7 @@ fn publish_order_event(redis: &RedisServer, event: Event, event_id: &str) {
 fn order_ref(ticket: &Value) -> TicketRef {
     TicketRef {
         id: ticket["id"].as_str().expect("id").to_owned(),
-        price: 1000,
+        price_cents: 1000,
     }
 }
 
@@ -274,7 +275,10 @@ fn every_change_publishes_exactly_one_event_with_its_version() {
         (ticket_events(&redis, id) == expected).then_some(())
     });
     let last = stream(&redis, "events:ticket").pop().expect("an event");
-    assert_eq!(last["data"]["price"], 3200, "events carry integer cents");
+    assert_eq!(
+        last["data"]["priceCents"], 3200,
+        "events carry integer cents"
+    );
 }
 
 #[test]
@@ -356,7 +360,7 @@ fn order_events_reserve_release_and_sell_tickets() {
             .any(|e| {
                 e["data"]["id"] == id.as_str()
                     && e["data"]["version"] == 1
-                    && e["data"]["order_id"] == "order-a"
+                    && e["data"]["orderId"] == "order-a"
             })
             .then_some(())
     });
