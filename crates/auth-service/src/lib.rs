@@ -1,14 +1,15 @@
 //! The auth service: sign-up, sign-in, sign-out and "who am I", as plain Rust behind ports.
 //!
 //! The Spin component is thin glue: it loads an [`AuthConfig`] from Spin variables once (through
-//! a [`VariableSource`]), implements the [`UserStore`] over SQLite and a [`CounterStorage`] over
-//! the key-value store, converts Spin's request into an [`api::Request`] and calls
-//! [`AuthService::handle`], which never fails: every error is already a response in the
-//! reference's `{"errors":[...]}` format.
+//! a [`VariableSource`]), opens the `auth` database as a [`storage::Database`] (the users table is
+//! [`SqliteUsers`], here), adapts the key-value store to a [`CounterStorage`], converts Spin's
+//! request into an [`api::Request`] and calls [`AuthService::handle`], which never fails: every
+//! error is already a response in the reference's `{"errors":[...]}` format.
 //!
 //! - `config`: the typed, validated configuration and its [`ConfigError`].
 //! - `ports`: what the service needs from the outside world ([`UserStore`], [`AttemptCounter`],
 //!   [`Clock`]), and [`WindowCounter`], the fixed-window counter over a plain key-value store.
+//! - `store`: [`SqliteUsers`], the users table's SQL (`migrations/auth.sql`, [`MIGRATION`]).
 //! - `password`: Argon2id hashing, with a dummy verification so that an unknown email costs the
 //!   same as a wrong password.
 //! - `service`: the route table and one handler per route.
@@ -21,11 +22,17 @@ mod config;
 mod password;
 mod ports;
 mod service;
+mod store;
 
 pub use config::{AuthConfig, ConfigError, RateLimit, VariableSource};
+pub use domain::Clock;
 pub use password::PasswordHasher;
 pub use ports::{
-    AttemptCounter, Attempts, Clock, CounterStorage, InsertUserError, NewUser, StoredUser,
-    UserStore, WindowCounter,
+    AttemptCounter, Attempts, CounterStorage, InsertUserError, NewUser, StoredUser, UserStore,
+    WindowCounter,
 };
 pub use service::AuthService;
+pub use store::SqliteUsers;
+
+/// The auth database's schema. Every statement is idempotent, so it runs at every start.
+pub const MIGRATION: &str = include_str!("../../../migrations/auth.sql");

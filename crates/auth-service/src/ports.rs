@@ -79,11 +79,6 @@ pub struct Attempts {
     pub window_ends_at: u64,
 }
 
-/// The current time, injected so that tests control it.
-pub trait Clock {
-    fn now_unix_secs(&self) -> u64;
-}
-
 /// The two key-value operations a [`WindowCounter`] needs; the component adapts Spin's
 /// key-value store `get` and `set` to it.
 pub trait CounterStorage {
