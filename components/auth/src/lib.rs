@@ -24,10 +24,7 @@ const DATABASE: &str = "auth";
 const ATTEMPTS_STORE: &str = "auth";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    let request = spin_adapter::request_from_spin(request);
-    let response =
-        serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
-    spin_adapter::response_to_spin(response)
+    spin_adapter::handle_http(request, serve)
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {

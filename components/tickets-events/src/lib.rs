@@ -4,7 +4,6 @@
 //! and relays the `ticket:updated` events that produces. The message itself is only a wake-up.
 
 use anyhow::Context;
-use spin_adapter::SpinDatabase;
 use tickets_service::OrderEvents;
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
@@ -21,9 +20,7 @@ const STREAMS: &[&str] = &["events:order"];
 const GROUP: &str = "tickets";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
-    let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
-    let report = spin_adapter::consume(&db, STREAMS, GROUP, &OrderEvents, payload)
+    spin_adapter::consume(DATABASE, STREAMS, GROUP, &OrderEvents, payload)
         .context("consuming order events")?;
-    spin_adapter::warn_on_failures("order events", &report);
     Ok(())
 }

@@ -20,10 +20,7 @@ mod entrypoint {
 const DATABASE: &str = "tickets";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    let request = spin_adapter::request_from_spin(request);
-    let response =
-        serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
-    spin_adapter::response_to_spin(response)
+    spin_adapter::handle_http(request, serve)
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {
@@ -36,8 +33,6 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         clock: &spin_adapter::WallClock,
     }
     .handle(request);
-    if request.method != api::Method::Get && (200..300).contains(&response.status) {
-        spin_adapter::relay_outbox(&db);
-    }
+    spin_adapter::relay_after_write(request, &response, &db);
     Ok(response)
 }

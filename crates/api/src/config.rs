@@ -36,6 +36,13 @@ impl ConfigError {
     }
 }
 
+/// A fixed set of values, for tests (which never touch the process environment) and tools.
+impl VariableSource for std::collections::HashMap<&str, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
 /// The trimmed value, or `None` when unset or blank.
 pub fn optional(vars: &dyn VariableSource, name: &str) -> Option<String> {
     vars.get(name)

@@ -164,6 +164,14 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// Lets a handler run its checks inside [`storage::transaction`] and answer with the error that
+/// rolled it back: a failing `BEGIN` or `COMMIT` is a server fault.
+impl From<storage::StorageError> for ApiError {
+    fn from(error: storage::StorageError) -> ApiError {
+        ApiError::Internal(anyhow::Error::new(error).context("running a transaction"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,13 +117,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Variables from a map, so tests never touch the process environment.
-    pub(crate) struct Variables(pub(crate) HashMap<&'static str, String>);
-
-    impl VariableSource for Variables {
-        fn get(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-    }
+    pub(crate) type Variables = HashMap<&'static str, String>;
 
     const SEED: [u8; 32] = [7; 32];
 
@@ -148,15 +142,15 @@ pub(crate) mod tests {
 
     /// Both keys set and nothing else.
     pub(crate) fn key_variables() -> Variables {
-        Variables(HashMap::from([
+        HashMap::from([
             (JWT_PRIVATE_KEY, private_key_base64(&SEED)),
             (JWT_PUBLIC_KEY, public_key_base64(&SEED)),
-        ]))
+        ])
     }
 
     fn with(name: &'static str, value: &str) -> Variables {
         let mut vars = key_variables();
-        vars.0.insert(name, value.to_owned());
+        vars.insert(name, value.to_owned());
         vars
     }
 
@@ -196,7 +190,7 @@ pub(crate) mod tests {
     #[test]
     fn every_optional_variable_is_read() {
         let mut vars = key_variables();
-        vars.0.extend([
+        vars.extend([
             (SESSION_LIFETIME_SECONDS, "3600".to_owned()),
             (PLAIN_HTTP, " TRUE ".to_owned()),
             (SIGNIN_MAX_ATTEMPTS, "10".to_owned()),
@@ -232,8 +226,8 @@ pub(crate) mod tests {
             for value in [None, Some(""), Some(" \n")] {
                 let mut vars = key_variables();
                 match value {
-                    Some(value) => vars.0.insert(name, value.to_owned()),
-                    None => vars.0.remove(name),
+                    Some(value) => vars.insert(name, value.to_owned()),
+                    None => vars.remove(name),
                 };
                 let error = error(&vars);
                 assert_eq!(error, ConfigError::Missing { name }, "{name} = {value:?}");

@@ -856,8 +856,8 @@ mod tests {
     #[test]
     fn configuration_from_variables_drives_the_service() {
         let mut vars: Variables = key_variables();
-        vars.0.insert("plain_http", "true".to_owned());
-        vars.0.insert("session_lifetime_seconds", "120".to_owned());
+        vars.insert("plain_http", "true".to_owned());
+        vars.insert("session_lifetime_seconds", "120".to_owned());
         let app =
             TestApp::with_config(AuthConfig::from_variables(&vars).expect("valid configuration"));
         let response = app.sign_up("kim@example.com", "secret1");

@@ -4,7 +4,7 @@
 //! trigger never retries, so events travel through a log and pub/sub only wakes the readers.
 //! An event flows like this:
 //!
-//! 1. **Outbox.** The publishing service makes its change and calls [`enqueue`] in the same
+//! 1. **Outbox.** The publishing service makes its change and calls [`publish`] in the same
 //!    SQLite transaction ([`storage::transaction`]), so the event exists exactly when the change
 //!    does.
 //! 2. **Relay.** After commit (and on every housekeeping tick) the service calls [`relay`]: it
@@ -51,7 +51,9 @@ pub use consumer::{
 };
 #[cfg(feature = "native")]
 pub use native::NativeRedis;
-pub use outbox::{RELAY_LEASE_MS, RelayReport, enqueue, relay};
+pub use outbox::{
+    RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, enqueue, outbox_envelopes, publish, relay,
+};
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};
 pub use reply::EVENT_FIELD;

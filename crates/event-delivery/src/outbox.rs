@@ -6,7 +6,7 @@
 //! price is that a relay that dies between `XADD` and marking the row sent appends the event
 //! again later; consumers drop the duplicate by its event id.
 
-use events::Envelope;
+use events::{Envelope, Event};
 use storage::{Database, SqlValue};
 
 use crate::reply::{self, EVENT_FIELD};
@@ -18,7 +18,18 @@ pub const RELAY_LEASE_MS: u64 = 10_000;
 
 /// Streams are capped (approximately, which lets Redis trim whole nodes cheaply) so they cannot
 /// grow without bound; a million entries is weeks of history at the expected rates.
-const STREAM_MAX_LEN: i64 = 1_000_000;
+pub const STREAM_MAX_LEN: i64 = 1_000_000;
+
+/// Records `event` for publication after the caller's transaction commits, in an envelope with
+/// a fresh event id that says it occurred at `now_ms`. Call it inside the transaction that makes
+/// the change the event describes.
+pub fn publish(tx: &dyn Database, event: &Event, now_ms: u64) -> Result<(), DeliveryError> {
+    let envelope = event.to_envelope(
+        domain::EventId::new_random().to_string(),
+        domain::rfc3339_millis(now_ms),
+    );
+    enqueue(tx, &envelope, now_ms)
+}
 
 /// Records `envelope` for publication after the caller's transaction commits. Call it inside the
 /// transaction that makes the change the event describes.
@@ -38,6 +49,19 @@ pub fn enqueue(tx: &dyn Database, envelope: &Envelope, now_ms: u64) -> Result<()
         ],
     )?;
     Ok(())
+}
+
+/// Every envelope in the outbox, sent or not, in commit order: what a service has published (for
+/// tests, and for an operator checking a database).
+pub fn outbox_envelopes(db: &dyn Database) -> Result<Vec<Envelope>, DeliveryError> {
+    db.execute("SELECT envelope FROM outbox ORDER BY seq", &[])?
+        .iter()
+        .map(|row| {
+            let json = row.text("envelope")?;
+            Envelope::from_json(json.as_bytes())
+                .map_err(|error| DeliveryError::Protocol(format!("an outbox row: {error}")))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,12 +37,22 @@ pub fn check_replica_version(
         })?),
         None => None,
     };
-    Ok(match have {
-        None if version == 0 => VersionCheck::Apply,
-        Some(have) if have >= version => VersionCheck::AlreadyApplied,
-        Some(have) if have.checked_add(1) == Some(version) => VersionCheck::Apply,
-        have => VersionCheck::NotYet { have },
-    })
+    Ok(VersionCheck::of(have, version))
+}
+
+impl VersionCheck {
+    /// Compares a replica's version (`None` when it has none yet) with an event's `version`:
+    /// `Apply` for version 0 of an unknown aggregate or for `have + 1`, `AlreadyApplied` when
+    /// `have` is not lower, `NotYet` otherwise. For a replica that keeps its version in its own
+    /// row rather than in `replica_versions`.
+    pub fn of(have: Option<u64>, version: u64) -> VersionCheck {
+        match have {
+            None if version == 0 => VersionCheck::Apply,
+            Some(have) if have >= version => VersionCheck::AlreadyApplied,
+            Some(have) if have.checked_add(1) == Some(version) => VersionCheck::Apply,
+            have => VersionCheck::NotYet { have },
+        }
+    }
 }
 
 /// Stores `version` as the replica's version of `(aggregate, id)`, in the applying transaction.

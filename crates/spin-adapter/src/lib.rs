@@ -8,7 +8,7 @@ use api::{Method, Request, Response};
 use spin_sdk::http::Method as SpinMethod;
 
 /// Copies a Spin request into the service-facing [`Request`] (header names lower-cased).
-pub fn request_from_spin(request: &spin_sdk::http::Request) -> Request {
+fn request_from_spin(request: &spin_sdk::http::Request) -> Request {
     let method = match request.method() {
         SpinMethod::Get => Method::Get,
         SpinMethod::Post => Method::Post,
@@ -32,13 +32,35 @@ pub fn request_from_spin(request: &spin_sdk::http::Request) -> Request {
     }
 }
 
-pub fn response_to_spin(response: Response) -> spin_sdk::http::Response {
+fn response_to_spin(response: Response) -> spin_sdk::http::Response {
     let mut builder = spin_sdk::http::Response::builder();
     builder.status(response.status);
     for (name, value) in response.headers {
         builder.header(name, value);
     }
     builder.body(response.body).build()
+}
+
+/// An HTTP component's whole request path: converts Spin's request, calls `serve`, answers a
+/// failure to even set up (configuration, opening a store) with the opaque 500 in the error
+/// format (its cause logged), and converts the response back.
+pub fn handle_http(
+    request: &spin_sdk::http::Request,
+    serve: impl FnOnce(&Request) -> anyhow::Result<Response>,
+) -> spin_sdk::http::Response {
+    let request = request_from_spin(request);
+    let response =
+        serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
+    response_to_spin(response)
+}
+
+/// After a request that may have written, relays what the outbox holds: a successful request
+/// other than `GET` or `HEAD` committed its events there.
+pub fn relay_after_write(request: &Request, response: &Response, db: &dyn storage::Database) {
+    let read_only = matches!(request.method, Method::Get | Method::Head);
+    if !read_only && (200..300).contains(&response.status) {
+        relay_outbox(db);
+    }
 }
 
 /// A Spin variable of this component, or `None` when it is not set.
@@ -243,24 +265,24 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
 }
 
 /// One wake-up of a service's Redis-triggered component, which keeps its group (`group`) on
-/// each of `streams` and applies events to its database through `handler`. What the message's
+/// each of `streams` and applies events to its `database` through `handler`. What the message's
 /// payload says decides the work ([`delivery::Wake`]):
 ///
 /// - an event: apply what is new on its stream (one `XREADGROUP` when nothing is);
 /// - the housekeeping tick: prune old delivery records ([`delivery::prune`]) and retry pending
 ///   entries on every stream;
-/// - anything else (another key expiring): nothing.
+/// - anything else (another key expiring): nothing, without even opening the database.
 ///
 /// When it applied something, or on the tick, it then relays the outbox (what applying produced,
 /// and rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets
-/// it back with the next event.
+/// it back with the next event. Failed and dead-lettered entries are logged.
 pub fn consume(
-    db: &dyn storage::Database,
+    database: &str,
     streams: &[&str],
     group: &str,
     handler: &dyn delivery::Handler,
     payload: &[u8],
-) -> Result<delivery::ConsumeReport, delivery::DeliveryError> {
+) -> anyhow::Result<delivery::ConsumeReport> {
     let wake = delivery::Wake::of(payload);
     let streams: Vec<&str> = match wake {
         delivery::Wake::Housekeeping => streams.to_vec(),
@@ -269,11 +291,13 @@ pub fn consume(
             return Ok(delivery::ConsumeReport::default());
         }
     };
+    let db = SpinDatabase::open(database)
+        .map_err(|error| anyhow::anyhow!("opening the {database} database: {error}"))?;
     let redis = redis()?;
-    let sink = delivery::DatabaseSink { db, handler };
+    let sink = delivery::DatabaseSink { db: &db, handler };
     let housekeeping = wake == delivery::Wake::Housekeeping;
     if housekeeping {
-        delivery::prune(db, now_unix_ms(), delivery::RETENTION_MS)?;
+        delivery::prune(&db, now_unix_ms(), delivery::RETENTION_MS)?;
     }
     let mut report = delivery::ConsumeReport::default();
     for stream in streams {
@@ -289,27 +313,31 @@ pub fn consume(
             consumer.run_on_message(&sink, now_unix_ms())?
         };
     }
+    warn_on_failures(group, &report);
     if housekeeping || report.applied > 0 {
-        relay_all(db, &redis)?;
+        relay_all(&db, &redis)?;
         arm_tick(&redis)?;
     }
     Ok(report)
 }
 
-/// Logs a wake-up that left entries failing or dead-lettered; quiet otherwise.
-pub fn warn_on_failures(what: &str, report: &delivery::ConsumeReport) {
+/// Logs a wake-up of consumer group `group` that left entries failing or dead-lettered; quiet
+/// otherwise.
+pub fn warn_on_failures(group: &str, report: &delivery::ConsumeReport) {
     if report.failed + report.dead_lettered > 0 {
         eprintln!(
-            "WARN {what}: {} applied, {} failed, {} dead-lettered",
+            "WARN consumer group {group}: {} applied, {} failed, {} dead-lettered",
             report.applied, report.failed, report.dead_lettered
         );
     }
 }
 
-/// Arms the next housekeeping tick (`housekeeping_interval_seconds`) unless one is armed.
+/// How often the housekeeping tick fires: the `housekeeping_interval_seconds` variable.
+pub fn housekeeping_interval_secs() -> u64 {
+    numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS)
+}
+
+/// Arms the next housekeeping tick unless one is armed.
 pub fn arm_tick(redis: &dyn delivery::Redis) -> Result<(), delivery::DeliveryError> {
-    delivery::arm_tick(
-        redis,
-        numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS),
-    )
+    delivery::arm_tick(redis, housekeeping_interval_secs())
 }

@@ -5,7 +5,7 @@ use domain::{DomainError, Price, TicketId, Title};
 use serde::Deserialize;
 use serde_json::Value;
 use session::Claims;
-use storage::{Database, StorageError};
+use storage::Database;
 
 use crate::store;
 use crate::ticket::{Ticket, TicketStatus};
@@ -66,12 +66,11 @@ impl TicketsApi<'_> {
         let (title, price) = ticket_details(request)?;
         let now = self.clock.now_ms();
         let id = TicketId::new_random();
-        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, Rollback> {
+        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, ApiError> {
             let ticket = store::insert(tx, &id, &title, price, &user.id, now)?;
             store::publish(tx, &ticket.created_event(), now)?;
             Ok(ticket)
-        })
-        .map_err(Rollback::into_error)?;
+        })?;
         Ok(Response::json(201, &ticket))
     }
 
@@ -98,55 +97,23 @@ impl TicketsApi<'_> {
         let (title, price) = ticket_details(request)?;
         let id = TicketId::parse(id).map_err(|_| ApiError::NotFound)?;
         let now = self.clock.now_ms();
-        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, Rollback> {
+        let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, ApiError> {
             let current = store::find(tx, &id)?.ok_or(ApiError::NotFound)?;
             if current.status != TicketStatus::Available {
-                return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()).into());
+                return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()));
             }
             if current.user_id != user.id {
-                return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()).into());
+                return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()));
             }
             let updated = store::update_details(tx, &id, &title, price)?;
             store::publish(tx, &updated.updated_event(), now)?;
             Ok(updated)
-        })
-        .map_err(Rollback::into_error)?;
+        })?;
         Ok(Response::json(200, &ticket))
     }
 
     fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
         api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
-    }
-}
-
-/// Why a transaction rolled back: the answer to give, a client error from a check inside the
-/// transaction or a 500 for a storage fault.
-struct Rollback(ApiError);
-
-impl Rollback {
-    fn into_error(self) -> ApiError {
-        self.0
-    }
-}
-
-impl From<ApiError> for Rollback {
-    fn from(error: ApiError) -> Rollback {
-        Rollback(error)
-    }
-}
-
-impl From<anyhow::Error> for Rollback {
-    fn from(cause: anyhow::Error) -> Rollback {
-        Rollback(ApiError::Internal(cause))
-    }
-}
-
-/// `BEGIN` or `COMMIT` failed (the statements inside already carry their own context).
-impl From<StorageError> for Rollback {
-    fn from(error: StorageError) -> Rollback {
-        Rollback(ApiError::Internal(
-            anyhow::Error::new(error).context("running a tickets transaction"),
-        ))
     }
 }
 

@@ -36,14 +36,6 @@ mod tests {
 
     use super::*;
 
-    struct Variables(HashMap<&'static str, String>);
-
-    impl VariableSource for Variables {
-        fn get(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-    }
-
     fn public_key() -> String {
         SigningKey::from_seed(&[7; 32])
             .expect("valid seed")
@@ -53,10 +45,7 @@ mod tests {
 
     #[test]
     fn the_public_key_is_read_and_trimmed() {
-        let vars = Variables(HashMap::from([(
-            JWT_PUBLIC_KEY,
-            format!(" {}\n", public_key()),
-        )]));
+        let vars = HashMap::from([(JWT_PUBLIC_KEY, format!(" {}\n", public_key()))]);
         let config = TicketsConfig::from_variables(&vars).expect("valid configuration");
         assert_eq!(config.verifier.key.to_base64_raw(), public_key());
     }
@@ -64,8 +53,8 @@ mod tests {
     #[test]
     fn an_unset_or_blank_public_key_is_missing() {
         for vars in [
-            Variables(HashMap::new()),
-            Variables(HashMap::from([(JWT_PUBLIC_KEY, "  ".to_owned())])),
+            HashMap::new(),
+            HashMap::from([(JWT_PUBLIC_KEY, "  ".to_owned())]),
         ] {
             assert_eq!(
                 TicketsConfig::from_variables(&vars).map(|_| ()),
@@ -79,7 +68,7 @@ mod tests {
     #[test]
     fn an_unusable_public_key_is_invalid_and_not_echoed() {
         for value in ["not base64!", "AAAA", "c2VjcmV0"] {
-            let vars = Variables(HashMap::from([(JWT_PUBLIC_KEY, value.to_owned())]));
+            let vars = HashMap::from([(JWT_PUBLIC_KEY, value.to_owned())]);
             let error = TicketsConfig::from_variables(&vars).expect_err("invalid key");
             assert!(
                 matches!(

@@ -5,7 +5,7 @@
 //! the response describe exactly what was committed, version included.
 
 use anyhow::Context;
-use domain::{EventId, Price, TicketId, Title, Version, rfc3339_millis};
+use domain::{Price, TicketId, Title, Version};
 use events::Event;
 use storage::{Database, Row, SqlValue};
 
@@ -133,9 +133,8 @@ fn update(
 
 /// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
 pub(crate) fn publish(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
-    let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now_ms));
-    delivery::enqueue(db, &envelope, now_ms)
-        .with_context(|| format!("putting a {} event in the outbox", envelope.subject))
+    delivery::publish(db, event, now_ms)
+        .with_context(|| format!("putting a {} event in the outbox", event.subject()))
 }
 
 fn returned_ticket(row: &Option<Row<'_>>, doing: &str) -> anyhow::Result<Ticket> {

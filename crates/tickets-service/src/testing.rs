@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::anyhow;
 use api::{Method, Request, Response};
-use delivery::{Applied, Handler};
+use delivery::{Accepted, Applied, DatabaseSink, Sink};
 use domain::{EventId, rfc3339_millis};
 use events::{
     Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef,
@@ -133,16 +132,7 @@ impl TestApp {
 
     /// Every envelope in the outbox, oldest first.
     pub(crate) fn outbox(&self) -> Vec<Envelope> {
-        let rows = self
-            .db
-            .execute("SELECT envelope FROM outbox ORDER BY seq", &[])
-            .expect("read the outbox");
-        rows.iter()
-            .map(|row| {
-                let text = row.text("envelope").expect("envelope text");
-                Envelope::from_json(text.as_bytes()).expect("a decodable envelope")
-            })
-            .collect()
+        delivery::outbox_envelopes(&self.db).expect("read the outbox")
     }
 
     /// The events in the outbox, oldest first, each checked to decode.
@@ -153,26 +143,19 @@ impl TestApp {
             .collect()
     }
 
-    /// Applies `event` the way the consumer does: in a transaction that commits on `Done` and
-    /// rolls back otherwise.
+    /// Applies `event` as the consumer does: through a [`DatabaseSink`], in a transaction that
+    /// commits on `Done` and rolls back otherwise.
     pub(crate) fn deliver(&self, event: impl Into<Event>) -> anyhow::Result<Applied> {
         let event = event.into();
         let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(NOW_MS));
-        let mut waiting = None;
-        let result: anyhow::Result<()> = storage::transaction(&self.db, |tx| {
-            match OrderEvents.apply(tx, &envelope, &event, NOW_MS)? {
-                Applied::Done => Ok(()),
-                Applied::NotYet(reason) => {
-                    waiting = Some(reason);
-                    Err(anyhow!("not yet"))
-                }
-            }
-        });
-        match (result, waiting) {
-            (Ok(()), _) => Ok(Applied::Done),
-            (Err(_), Some(reason)) => Ok(Applied::NotYet(reason)),
-            (Err(error), None) => Err(error),
-        }
+        let sink = DatabaseSink {
+            db: &self.db,
+            handler: &OrderEvents,
+        };
+        Ok(match sink.accept("tickets", &envelope, &event, NOW_MS)? {
+            Accepted::Applied | Accepted::Duplicate => Applied::Done,
+            Accepted::NotYet(reason) => Applied::NotYet(reason),
+        })
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
+use events::Event;
 pub use harness::*;
+use serde_json::{Value, json};
 
 /// A test-only Ed25519 key pair (base64 PKCS#8 DER and base64 raw public key).
 pub const TEST_PRIVATE_KEY: &str =
@@ -40,4 +42,94 @@ pub fn app(redis: &RedisServer) -> HostBuilder {
             .arg(&format!("@{}:{database}", migration.display()));
     }
     builder
+}
+
+/// A signed-up user's session cookie.
+pub fn sign_up(host: &Host, email: &str) -> String {
+    let reply = host.post_json(
+        "/api/users/signup",
+        &json!({ "email": email, "password": "password1" }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let cookie = reply.header("set-cookie").expect("cookie");
+    cookie.split(';').next().expect("pair").to_owned()
+}
+
+pub fn send(host: &Host, method: &str, path: &str, cookie: &str, body: &Value) -> Reply {
+    let text = body.to_string();
+    host.request_with(
+        method,
+        path,
+        &[("content-type", "application/json"), ("cookie", cookie)],
+        Some(text.as_bytes()),
+    )
+}
+
+pub fn create_ticket(host: &Host, cookie: &str, title: &str, price: f64) -> Value {
+    let reply = send(
+        host,
+        "POST",
+        "/api/tickets",
+        cookie,
+        &json!({ "title": title, "price": price }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()
+}
+
+pub fn ticket(host: &Host, id: &str) -> Value {
+    let reply = host.get(&format!("/api/tickets/{id}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// The envelopes in a stream, oldest first.
+pub fn stream(redis: &RedisServer, name: &str) -> Vec<Value> {
+    let mut connection = redis.client().get_connection().expect("redis");
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(name)
+        .arg("-")
+        .arg("+")
+        .query(&mut connection)
+        .unwrap_or_default();
+    entries
+        .into_iter()
+        .flat_map(|(_, fields)| {
+            fields
+                .into_iter()
+                .map(|(_, value)| serde_json::from_str(&value).expect("JSON entry"))
+        })
+        .collect()
+}
+
+/// Appends an event to its stream and publishes it on its subject's channel, as a service's relay
+/// does, for events whose publisher the test stands in for.
+pub fn publish_event(redis: &RedisServer, event: Event, event_id: &str) {
+    let envelope = event.to_envelope(event_id, "2026-11-25T00:00:00.000Z");
+    let mut connection = redis.client().get_connection().expect("redis");
+    let stream =
+        delivery::stream_for_subject(&envelope.subject).expect("a subject of the contract");
+    let _: String = redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("event")
+        .arg(envelope.to_json())
+        .query(&mut connection)
+        .expect("XADD");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&envelope.subject)
+        .arg(envelope.to_json())
+        .query(&mut connection)
+        .expect("PUBLISH");
+}
+
+/// The ids of the tickets for sale (the first page).
+pub fn listed_ids(host: &Host) -> Vec<String> {
+    host.get("/api/tickets")
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect()
 }

@@ -2,67 +2,12 @@
 //! event delivery behind them: exactly one event per change, duplicates ignored, events applied
 //! in version order, nothing lost while Redis is down, poison events dead-lettered.
 
-use e2e::{Host, RedisServer, Reply, app, eventually};
+use e2e::{
+    RedisServer, app, create_ticket, eventually, listed_ids, publish_event, send, sign_up, stream,
+    ticket,
+};
 use events::{Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef};
 use serde_json::{Value, json};
-
-/// A signed-up user's session cookie.
-fn sign_up(host: &Host, email: &str) -> String {
-    let reply = host.post_json(
-        "/api/users/signup",
-        &json!({ "email": email, "password": "password1" }),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let cookie = reply.header("set-cookie").expect("cookie");
-    cookie.split(';').next().expect("pair").to_owned()
-}
-
-fn send(host: &Host, method: &str, path: &str, cookie: &str, body: &Value) -> Reply {
-    let text = body.to_string();
-    host.request_with(
-        method,
-        path,
-        &[("content-type", "application/json"), ("cookie", cookie)],
-        Some(text.as_bytes()),
-    )
-}
-
-fn create_ticket(host: &Host, cookie: &str, title: &str, price: f64) -> Value {
-    let reply = send(
-        host,
-        "POST",
-        "/api/tickets",
-        cookie,
-        &json!({ "title": title, "price": price }),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.json()
-}
-
-fn ticket(host: &Host, id: &str) -> Value {
-    let reply = host.get(&format!("/api/tickets/{id}"));
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.json()
-}
-
-/// The envelopes in a stream, oldest first.
-fn stream(redis: &RedisServer, name: &str) -> Vec<Value> {
-    let mut connection = redis.client().get_connection().expect("redis");
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(name)
-        .arg("-")
-        .arg("+")
-        .query(&mut connection)
-        .unwrap_or_default();
-    entries
-        .into_iter()
-        .flat_map(|(_, fields)| {
-            fields
-                .into_iter()
-                .map(|(_, value)| serde_json::from_str(&value).expect("JSON entry"))
-        })
-        .collect()
-}
 
 /// The ticket events about one ticket, as (subject, version) pairs in stream order.
 fn ticket_events(redis: &RedisServer, ticket_id: &str) -> Vec<(String, u64)> {
@@ -78,25 +23,6 @@ fn ticket_events(redis: &RedisServer, ticket_id: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Appends an order event to the order stream and publishes it on its subject's channel, as the
-/// orders service's relay does.
-fn publish_order_event(redis: &RedisServer, event: Event, event_id: &str) {
-    let envelope = event.to_envelope(event_id, "2026-11-25T00:00:00.000Z");
-    let mut connection = redis.client().get_connection().expect("redis");
-    let _: String = redis::cmd("XADD")
-        .arg("events:order")
-        .arg("*")
-        .arg("event")
-        .arg(envelope.to_json())
-        .query(&mut connection)
-        .expect("XADD");
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(&envelope.subject)
-        .arg(envelope.to_json())
-        .query(&mut connection)
-        .expect("PUBLISH");
-}
-
 fn order_ref(ticket: &Value) -> TicketRef {
     TicketRef {
         id: ticket["id"].as_str().expect("id").to_owned(),
@@ -110,7 +36,8 @@ fn order_created(order: &str, ticket: &Value) -> Event {
         user_id: "buyer".into(),
         status: OrderStatus::Created,
         version: 0,
-        expires_at: "2026-11-25T00:15:00.000Z".into(),
+        // Far in the future: the expiration timer schedules it and never fires in a test.
+        expires_at: "2099-01-01T00:00:00.000Z".into(),
         ticket: order_ref(ticket),
     })
 }
@@ -131,16 +58,6 @@ fn order_completed(order: &str, version: u64, ticket: &Value) -> Event {
         version,
         ticket: order_ref(ticket),
     })
-}
-
-fn listed_ids(host: &Host) -> Vec<String> {
-    host.get("/api/tickets")
-        .json()
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .collect()
 }
 
 #[test]
@@ -334,7 +251,7 @@ fn order_events_reserve_release_and_sell_tickets() {
     let id = t["id"].as_str().expect("id").to_owned();
     let path = format!("/api/tickets/{id}");
 
-    publish_order_event(&redis, order_created("order-a", &t), "e1");
+    publish_event(&redis, order_created("order-a", &t), "e1");
     let reserved = eventually("the ticket to be reserved", || {
         let current = ticket(&host, &id);
         (current["status"] == "reserved").then_some(current)
@@ -366,9 +283,9 @@ fn order_events_reserve_release_and_sell_tickets() {
     });
 
     // Cancelling an order that does not hold the ticket changes nothing.
-    publish_order_event(&redis, order_created("order-b", &t), "e2");
-    publish_order_event(&redis, order_cancelled("order-b", 1, &t), "e3");
-    publish_order_event(&redis, order_cancelled("order-a", 1, &t), "e4");
+    publish_event(&redis, order_created("order-b", &t), "e2");
+    publish_event(&redis, order_cancelled("order-b", 1, &t), "e3");
+    publish_event(&redis, order_cancelled("order-a", 1, &t), "e4");
     let released = eventually("the ticket to be released", || {
         let current = ticket(&host, &id);
         (current["status"] == "available").then_some(current)
@@ -376,8 +293,8 @@ fn order_events_reserve_release_and_sell_tickets() {
     assert_eq!(released["version"], 2);
     assert!(released.get("orderId").is_none());
 
-    publish_order_event(&redis, order_created("order-c", &t), "e5");
-    publish_order_event(&redis, order_completed("order-c", 1, &t), "e6");
+    publish_event(&redis, order_created("order-c", &t), "e5");
+    publish_event(&redis, order_completed("order-c", 1, &t), "e6");
     let sold = eventually("the ticket to be sold", || {
         let current = ticket(&host, &id);
         (current["status"] == "sold").then_some(current)
@@ -404,14 +321,14 @@ fn a_duplicated_event_changes_nothing() {
     let owner = sign_up(&host, "dup@example.com");
     let t = create_ticket(&host, &owner, "Ballet", 20.0);
     let id = t["id"].as_str().expect("id").to_owned();
-    publish_order_event(&redis, order_created("order-d", &t), "same-event");
-    publish_order_event(&redis, order_created("order-d", &t), "same-event");
-    publish_order_event(&redis, order_created("order-d", &t), "another-copy");
+    publish_event(&redis, order_created("order-d", &t), "same-event");
+    publish_event(&redis, order_created("order-d", &t), "same-event");
+    publish_event(&redis, order_created("order-d", &t), "another-copy");
     eventually("the reservation", || {
         (ticket(&host, &id)["status"] == "reserved").then_some(())
     });
     // A later event proves the duplicates were consumed before it.
-    publish_order_event(&redis, order_cancelled("order-d", 1, &t), "after");
+    publish_event(&redis, order_cancelled("order-d", 1, &t), "after");
     eventually("the release", || {
         (ticket(&host, &id)["status"] == "available").then_some(())
     });
@@ -430,14 +347,14 @@ fn an_event_that_arrives_before_its_predecessor_is_applied_after_it() {
     let owner = sign_up(&host, "order@example.com");
     let t = create_ticket(&host, &owner, "Circus", 15.0);
     let id = t["id"].as_str().expect("id").to_owned();
-    publish_order_event(&redis, order_cancelled("order-e", 1, &t), "late-cancel");
+    publish_event(&redis, order_cancelled("order-e", 1, &t), "late-cancel");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         ticket(&host, &id)["version"],
         0,
         "the cancellation waits for its order"
     );
-    publish_order_event(&redis, order_created("order-e", &t), "early-create");
+    publish_event(&redis, order_created("order-e", &t), "early-create");
     eventually("both events applied in version order", || {
         let current = ticket(&host, &id);
         (current["version"] == 2 && current["status"] == "available").then_some(())
@@ -510,8 +427,8 @@ fn an_event_that_keeps_failing_is_dead_lettered_and_others_still_flow() {
     let owner = sign_up(&host, "poison@example.com");
     let real = create_ticket(&host, &owner, "Real", 9.0);
     let ghost = json!({ "id": "3f2c7d1e-8a4b-4c6d-9e0f-000000000000" });
-    publish_order_event(&redis, order_created("order-ghost", &ghost), "poison");
-    publish_order_event(&redis, order_created("order-real", &real), "healthy");
+    publish_event(&redis, order_created("order-ghost", &ghost), "poison");
+    publish_event(&redis, order_created("order-real", &real), "healthy");
     let id = real["id"].as_str().expect("id").to_owned();
     eventually("the healthy event to be applied", || {
         (ticket(&host, &id)["status"] == "reserved").then_some(())

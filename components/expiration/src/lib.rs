@@ -1,0 +1,29 @@
+//! The expiration timer's component (Redis-triggered, no HTTP route): Spin glue over
+//! `expiration_service::on_message`. Woken by `order:created`, `order:cancelled` and
+//! `order:completed` (keeping the schedule), and by `__keyevent@0__:expired` (an order's key or
+//! the housekeeping tick), it publishes `expiration:complete` for every order whose time ran out.
+
+use anyhow::Context;
+
+/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
+#[allow(unsafe_code)]
+mod entrypoint {
+    #[spin_sdk::redis_component]
+    fn on_message(payload: Vec<u8>) -> anyhow::Result<()> {
+        super::on_message(&payload)
+    }
+}
+
+fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    let redis = spin_adapter::redis().context("connecting to Redis")?;
+    let report = expiration_service::on_message(
+        &redis,
+        payload,
+        spin_adapter::consumer_settings(),
+        spin_adapter::housekeeping_interval_secs(),
+        spin_adapter::now_unix_ms(),
+    )
+    .context("keeping the expiration schedule")?;
+    spin_adapter::warn_on_failures(expiration_service::GROUP, &report.consumed);
+    Ok(())
+}

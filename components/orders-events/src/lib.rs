@@ -1,0 +1,27 @@
+//! The orders service's event consumer. Woken by `ticket:created` and `ticket:updated` (the
+//! tickets replica), `expiration:complete` (cancel an unpaid order) and `payment:created`
+//! (complete a paid one), and by the housekeeping tick's key expiry, it reads the `orders`
+//! consumer group of each of those streams (`orders_service::OrdersEvents`) and relays the
+//! `order:cancelled` / `order:completed` events that produces.
+
+use anyhow::Context;
+use orders_service::OrdersEvents;
+
+/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
+#[allow(unsafe_code)]
+mod entrypoint {
+    #[spin_sdk::redis_component]
+    fn on_message(payload: Vec<u8>) -> anyhow::Result<()> {
+        super::on_message(&payload)
+    }
+}
+
+const DATABASE: &str = "orders";
+const STREAMS: &[&str] = &["events:ticket", "events:expiration", "events:payment"];
+const GROUP: &str = "orders";
+
+fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    spin_adapter::consume(DATABASE, STREAMS, GROUP, &OrdersEvents, payload)
+        .context("consuming ticket, expiration and payment events")?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The orders service: ordering a ticket holds it for a window while the buyer pays; an unpaid
+//! order is cancelled when its time runs out, a paid one completes. Plain Rust over the
+//! [`storage::Database`] port.
+//!
+//! The Spin components are thin glue. The HTTP component loads an [`OrdersConfig`] from Spin
+//! variables, opens the `orders` database and calls [`OrdersApi::handle`], which never fails:
+//! every error is already a response in the reference's `{"errors":[...]}` format. The event
+//! component hands the events it consumes to [`OrdersEvents`], the [`delivery::Handler`] that
+//! keeps the tickets replica and cancels or completes orders.
+//!
+//! - `config`: the typed configuration.
+//! - `api`: the route table and one handler per route.
+//! - `events`: the consumer of `ticket:created`, `ticket:updated`, `expiration:complete` and
+//!   `payment:created`.
+//! - `order`: the [`Order`] and its [`Ticket`] as the API shows them and as events carry them.
+//! - `store`: the SQL over the `orders` and `tickets` tables (`migrations/orders.sql`,
+//!   [`MIGRATION`]) and the outbox.
+//!
+//! **No double booking.** A unique index over each ticket's orders that are not cancelled makes
+//! the insert itself the reservation: of any number of concurrent orders for one ticket exactly
+//! one is stored, the others fail with "Ticket is already reserved". There is no
+//! read-then-write to race.
+//!
+//! Every change to an order is one `BEGIN IMMEDIATE` transaction that writes the row, bumps its
+//! version by exactly one and puts the matching `order:*` event in the outbox; the glue relays
+//! the outbox after commit.
+
+mod api;
+mod config;
+mod events;
+mod order;
+mod store;
+
+#[cfg(test)]
+mod testing;
+
+pub use crate::api::OrdersApi;
+pub use crate::config::{ConfigError, ORDER_WINDOW_SECONDS, OrdersConfig, VariableSource};
+pub use crate::events::OrdersEvents;
+pub use crate::order::{Order, OrderStatus, Ticket};
+
+/// The orders database's schema: the `orders` table, the tickets replica and the event-delivery
+/// tables. Every statement is idempotent, so it runs at every start.
+pub const MIGRATION: &str = include_str!("../../../migrations/orders.sql");
+
+#[cfg(test)]
+mod tests {
+    use storage::{Database, NativeDatabase};
+
+    use super::*;
+
+    #[test]
+    fn the_migration_contains_every_event_delivery_statement_verbatim() {
+        for statement in delivery::SCHEMA {
+            assert!(
+                MIGRATION.contains(&format!("{statement};\n")),
+                "migrations/orders.sql lacks: {statement}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_migration_can_run_again_on_a_database_it_created() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("first run");
+        storage::apply_script(&db, MIGRATION).expect("second run");
+    }
+
+    fn plan(db: &NativeDatabase, sql: &str, params: &[storage::SqlValue]) -> Vec<String> {
+        db.execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
+            .expect("plan")
+            .iter()
+            .map(|row| row.text("detail").expect("detail").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_users_orders_are_read_through_the_index_without_sorting() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("migration");
+        let details = plan(
+            &db,
+            "SELECT o.seq FROM orders o JOIN tickets t ON t.id = o.ticket_id \
+             WHERE o.user_id = ? AND o.seq > ? ORDER BY o.seq LIMIT ?",
+            &["u1".into(), 0.into(), 100.into()],
+        );
+        assert!(
+            details.iter().any(|d| d.contains("orders_by_user"))
+                && !details.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn the_database_refuses_a_second_live_order_for_a_ticket() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("migration");
+        let insert = "INSERT INTO orders (id, user_id, ticket_id, status, price_cents, \
+                      expires_at_ms, version, created_at_ms) VALUES (?, 'u', 't1', ?, 100, 0, 0, 0)";
+        let order = |id: &str, status: &str| db.execute(insert, &[id.into(), status.into()]);
+        order("o1", "cancelled").expect("a cancelled order");
+        order("o2", "cancelled").expect("another cancelled order");
+        order("o3", "created").expect("the one live order");
+        for (id, status) in [
+            ("o4", "created"),
+            ("o5", "awaiting:payment"),
+            ("o6", "complete"),
+        ] {
+            let error = order(id, status).expect_err("a second live order");
+            assert!(error.is_unique_violation(), "{id}: {error}");
+        }
+        assert!(order("o7", "paid").is_err(), "an unknown status");
+    }
+}
