@@ -21,6 +21,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
 fi
 
+# wrk, the HTTP load generator the benchmarks use.
+ensure_wrk() {
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "==> installing wrk"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
+    fi
+}
+
 # Every component crate under components/, as cargo package flags.
 component_packages() {
     for manifest in components/*/Cargo.toml; do

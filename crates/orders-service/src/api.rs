@@ -63,9 +63,9 @@ impl OrdersApi<'_> {
     }
 
     /// `POST /api/orders`: 201 with the new order, holding its ticket until `expiresAt`.
-    /// Checks in the reference's order: signed in (401), body (400), ticket known (404), then
-    /// not one's own (400) and not held by another order (400). The unique index on live orders
-    /// decides the last check, so of any number of concurrent orders for a ticket exactly one
+    /// Checks in the reference's order: signed in (401), body (400), ticket known (404), not held
+    /// by another order (400), then not one's own (400). The unique index on live orders decides
+    /// whether the ticket is held, so of any number of concurrent orders for a ticket exactly one
     /// gets in; `order:created` goes to the outbox in the same transaction.
     fn place_order(&self, request: &Request) -> Result<Response, ApiError> {
         let user = self.signed_in_user(request)?;
@@ -76,7 +76,14 @@ impl OrdersApi<'_> {
         let order = storage::transaction(self.db, |tx| -> Result<Order, ApiError> {
             let ticket = store::ticket(tx, &ticket_id)?.ok_or(ApiError::NotFound)?;
             if ticket.user_id == user.id {
-                return Err(ApiError::BadRequest(OWN_TICKET.to_owned()));
+                // The seller learns the ticket is held before learning they cannot buy it; for
+                // everyone else the insert below is the check.
+                let message = if store::is_held(tx, &ticket_id)? {
+                    TICKET_RESERVED
+                } else {
+                    OWN_TICKET
+                };
+                return Err(ApiError::BadRequest(message.to_owned()));
             }
             let order = store::place_order(tx, &id, &user.id, &ticket, expires_at, now).map_err(
                 |error| match error {
@@ -306,6 +313,9 @@ mod tests {
         let app = app_with_ticket();
         assert_error(&app.post_order(Some(ALICE), TICKET), 400, OWN_TICKET);
         assert!(app.outbox().is_empty());
+        // Once someone holds it, the seller hears that first, as everyone does.
+        app.place(BOB, TICKET);
+        assert_error(&app.post_order(Some(ALICE), TICKET), 400, TICKET_RESERVED);
     }
 
     #[test]

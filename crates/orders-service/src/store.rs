@@ -46,6 +46,18 @@ pub(crate) fn save_ticket(db: &dyn Database, ticket: &Ticket) -> anyhow::Result<
     Ok(())
 }
 
+/// Whether an order that is not cancelled holds the ticket (a read; placing an order relies on
+/// the unique index instead).
+pub(crate) fn is_held(db: &dyn Database, ticket_id: &TicketId) -> anyhow::Result<bool> {
+    let rows = db
+        .execute(
+            "SELECT 1 AS held FROM orders WHERE ticket_id = ? AND status <> 'cancelled'",
+            &[ticket_id.to_string().into()],
+        )
+        .context("checking whether a ticket is held")?;
+    Ok(!rows.is_empty())
+}
+
 /// Why an order could not be placed.
 #[derive(Debug)]
 pub(crate) enum PlaceError {

@@ -1,14 +1,92 @@
-//! `fermyon:spin/redis@2.0.0` (spin-fidelity §6): every `open` makes its own multiplexed
-//! connection, checked against `allowed_outbound_hosts` with scheme `redis`; `execute` replies
-//! are flattened exactly as Spin flattens them.
+//! `fermyon:spin/redis@2.0.0` (spin-fidelity §6): `open` is checked against
+//! `allowed_outbound_hosts` with scheme `redis`; `execute` replies are flattened exactly as Spin
+//! flattens them.
+//!
+//! Spin connects afresh on every `open`. Connecting (a TCP handshake and the client's set-up
+//! commands) costs more than most of what a component then does with the connection, and every
+//! write and every event wake-up opens one, so this host keeps the connections guests closed
+//! cleanly and hands them to later `open`s of the same address, one guest at a time, which the
+//! guest cannot tell apart. A connection is not kept once its guest changed its state (`SELECT`,
+//! `MULTI`, `SUBSCRIBE`, `CLIENT`, ...) or lost it; and a kept connection whose first command
+//! finds it broken (Redis restarted meanwhile) is replaced by a fresh one and the command sent
+//! again, as a fresh `open` would have done.
 
-use redis::{AsyncCommands, Value};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, Value};
 use wasmtime::component::Resource;
 
 use crate::bindings::outbound_redis::{Error, Host, HostConnection, RedisParameter, RedisResult};
 use crate::instance::InstanceState;
 
-pub struct RedisConnection(redis::aio::MultiplexedConnection);
+/// How many closed connections are kept per address.
+const IDLE_PER_ADDRESS: usize = 16;
+
+/// Connections guests closed cleanly, by URL.
+static IDLE: LazyLock<Mutex<HashMap<String, Vec<MultiplexedConnection>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Commands after which a connection is no longer like a fresh one.
+const STATEFUL_COMMANDS: &[&str] = &[
+    "ASKING",
+    "AUTH",
+    "CLIENT",
+    "DISCARD",
+    "EXEC",
+    "HELLO",
+    "MONITOR",
+    "MULTI",
+    "PSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "QUIT",
+    "READONLY",
+    "READWRITE",
+    "RESET",
+    "SELECT",
+    "SSUBSCRIBE",
+    "SUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "UNWATCH",
+    "WATCH",
+];
+
+/// A guest's connection.
+pub struct RedisConnection {
+    connection: MultiplexedConnection,
+    url: String,
+    /// Whether it goes back to the pool when the guest closes it.
+    reusable: bool,
+    /// Taken from the pool and not yet used: a broken-connection error on its first command means
+    /// only that Redis went away while it was idle.
+    untried: bool,
+}
+
+impl Drop for RedisConnection {
+    fn drop(&mut self) {
+        if !self.reusable {
+            return;
+        }
+        if let Ok(mut idle) = IDLE.lock() {
+            let kept = idle.entry(std::mem::take(&mut self.url)).or_default();
+            if kept.len() < IDLE_PER_ADDRESS {
+                kept.push(self.connection.clone());
+            }
+        }
+    }
+}
+
+fn lost_connection(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
+
+async fn connect(url: &str) -> redis::RedisResult<MultiplexedConnection> {
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+}
 
 fn other(error: redis::RedisError) -> Error {
     Error::Other(error.to_string())
@@ -42,11 +120,48 @@ pub fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), Error> {
 }
 
 impl InstanceState {
-    fn redis(
+    /// Sends `cmd` on the guest's connection. `stateful` commands keep the connection from being
+    /// reused; a lost connection is never reused, and on a pooled connection's first command it
+    /// is replaced and the command sent once more.
+    async fn query<T: FromRedisValue>(
         &mut self,
-        connection: &Resource<RedisConnection>,
-    ) -> wasmtime::Result<redis::aio::MultiplexedConnection> {
-        Ok(self.table.get(connection)?.0.clone())
+        handle: &Resource<RedisConnection>,
+        cmd: redis::Cmd,
+        stateful: bool,
+    ) -> wasmtime::Result<Result<T, Error>> {
+        let entry = self.table.get_mut(handle)?;
+        if stateful {
+            entry.reusable = false;
+        }
+        let untried = std::mem::take(&mut entry.untried);
+        let mut connection = entry.connection.clone();
+        let url = entry.url.clone();
+        match cmd.query_async::<T>(&mut connection).await {
+            Ok(reply) => Ok(Ok(reply)),
+            Err(error) if lost_connection(&error) => {
+                let entry = self.table.get_mut(handle)?;
+                entry.reusable = false;
+                if !untried {
+                    return Ok(Err(other(error)));
+                }
+                let mut fresh = match connect(&url).await {
+                    Ok(fresh) => fresh,
+                    Err(error) => return Ok(Err(other(error))),
+                };
+                let entry = self.table.get_mut(handle)?;
+                entry.connection = fresh.clone();
+                entry.reusable = !stateful;
+                Ok(cmd.query_async::<T>(&mut fresh).await.map_err(|error| {
+                    if lost_connection(&error)
+                        && let Ok(entry) = self.table.get_mut(handle)
+                    {
+                        entry.reusable = false;
+                    }
+                    other(error)
+                }))
+            }
+            Err(error) => Ok(Err(other(error))),
+        }
     }
 }
 
@@ -78,13 +193,26 @@ impl HostConnection for InstanceState {
             crate::outbound_http::report_denied(&self.component.id, &destination);
             return Ok(Err(Error::InvalidAddress));
         }
-        let Ok(client) = redis::Client::open(url) else {
-            return Ok(Err(Error::InvalidAddress));
+        let pooled = IDLE
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.get_mut(&url).and_then(Vec::pop));
+        let (connection, untried) = match pooled {
+            Some(connection) => (connection, true),
+            None => match connect(&url).await {
+                Ok(connection) => (connection, false),
+                Err(error) if error.kind() == redis::ErrorKind::InvalidClientConfig => {
+                    return Ok(Err(Error::InvalidAddress));
+                }
+                Err(error) => return Ok(Err(other(error))),
+            },
         };
-        match client.get_multiplexed_async_connection().await {
-            Ok(connection) => Ok(Ok(self.table.push(RedisConnection(connection))?)),
-            Err(error) => Ok(Err(other(error))),
-        }
+        Ok(Ok(self.table.push(RedisConnection {
+            connection,
+            url,
+            reusable: true,
+            untried,
+        })?))
     }
 
     async fn publish(
@@ -93,11 +221,9 @@ impl HostConnection for InstanceState {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(c.publish::<_, _, i64>(channel, payload)
-            .await
-            .map(drop)
-            .map_err(other))
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        Ok(self.query::<i64>(&connection, cmd, false).await?.map(drop))
     }
 
     async fn get(
@@ -105,8 +231,9 @@ impl HostConnection for InstanceState {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(c.get(key).await.map_err(other))
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.query(&connection, cmd, false).await
     }
 
     async fn set(
@@ -115,8 +242,9 @@ impl HostConnection for InstanceState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(c.set(key, value).await.map_err(other))
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        self.query(&connection, cmd, false).await
     }
 
     async fn incr(
@@ -124,8 +252,9 @@ impl HostConnection for InstanceState {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(c.incr(key, 1).await.map_err(other))
+        let mut cmd = redis::cmd("INCR");
+        cmd.arg(key);
+        self.query(&connection, cmd, false).await
     }
 
     async fn del(
@@ -133,12 +262,9 @@ impl HostConnection for InstanceState {
         connection: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut c)
-            .await
-            .map_err(other))
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(keys);
+        self.query(&connection, cmd, false).await
     }
 
     async fn sadd(
@@ -147,13 +273,9 @@ impl HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(redis::cmd("SADD")
-            .arg(key)
-            .arg(values)
-            .query_async(&mut c)
-            .await
-            .map_err(other))
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(key).arg(values);
+        self.query(&connection, cmd, false).await
     }
 
     async fn smembers(
@@ -161,8 +283,9 @@ impl HostConnection for InstanceState {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(c.smembers(key).await.map_err(other))
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(key);
+        self.query(&connection, cmd, false).await
     }
 
     async fn srem(
@@ -171,13 +294,9 @@ impl HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = self.redis(&connection)?;
-        Ok(redis::cmd("SREM")
-            .arg(key)
-            .arg(values)
-            .query_async(&mut c)
-            .await
-            .map_err(other))
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(key).arg(values);
+        self.query(&connection, cmd, false).await
     }
 
     async fn execute(
@@ -186,7 +305,9 @@ impl HostConnection for InstanceState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let mut c = self.redis(&connection)?;
+        let stateful = STATEFUL_COMMANDS
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(command.trim()));
         let mut cmd = redis::cmd(&command);
         for argument in arguments {
             match argument {
@@ -194,9 +315,9 @@ impl HostConnection for InstanceState {
                 RedisParameter::Binary(v) => cmd.arg(v),
             };
         }
-        let reply: Value = match cmd.query_async(&mut c).await {
+        let reply: Value = match self.query(&connection, cmd, stateful).await? {
             Ok(reply) => reply,
-            Err(error) => return Ok(Err(other(error))),
+            Err(error) => return Ok(Err(error)),
         };
         let mut flat = Vec::new();
         Ok(flatten(reply, &mut flat).map(|()| flat))

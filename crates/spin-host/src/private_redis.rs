@@ -1,7 +1,7 @@
 //! A private `redis-server` for `up` when the app's Redis address is not configured, so that a
 //! newcomer needs nothing else running. It listens on a free loopback port, publishes key-expiry
-//! events (`notify-keyspace-events Ex`, which the expiration timer relies on), keeps its data
-//! only under the state directory, and is shut down when `up` exits.
+//! events promptly (`notify-keyspace-events Ex` and `hz 100`, which the expiration timer relies
+//! on), keeps its data only under the state directory, and is shut down when `up` exits.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,6 +25,9 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "yes"])
             .args(["--notify-keyspace-events", "Ex", "--protected-mode", "yes", "--loglevel", "warning"])
+            // Expired keys are found by a cycle that runs `hz` times a second: 100 announces an
+            // order's expiry within about 10 ms instead of 100.
+            .args(["--hz", "100"])
             .arg("--dir")
             .arg(data_dir)
             .stdin(Stdio::null())

@@ -6,6 +6,16 @@
 //! apart, and which saves re-reading the schema on every request. Statements run on the blocking
 //! pool: a writer may wait up to the 5 s busy timeout, and that must not stall the async workers
 //! that run other instances, one of which may hold the lock.
+//!
+//! **Writers queue.** SQLite lets one connection write at a time and makes the others retry
+//! (its busy handler), which under many concurrent writers burns CPU on failed lock attempts and
+//! leaves the lock idle while the waiters nap. So a guest statement that starts writing (`BEGIN
+//! IMMEDIATE`/`EXCLUSIVE`, or `INSERT`, `UPDATE`, `DELETE`, `REPLACE`) first takes the
+//! database's write gate, a fair async lock, and holds it until its connection is back in
+//! autocommit mode (the transaction, or that one statement, ended) or is closed. Waiting for the
+//! gate is bounded by the same 5 s as the busy timeout, after which the statement fails with
+//! "database is locked", as it would without the gate. The order in which writers get the lock
+//! is the only difference a guest could notice.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,10 +32,15 @@ const IDLE_CONNECTIONS: usize = 16;
 /// Spin caps every host-buffered result at 128 MiB.
 const MAX_RESULT_BYTES: usize = 128 << 20;
 
+/// As long as SQLite's busy timeout in Spin.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct SqliteDatabase {
     /// `None`: a fresh in-memory database on every open, as Spin's `type = "spin"` without `path`.
     path: Option<PathBuf>,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Held by the guest connection that is writing (see the module documentation).
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteDatabase {
@@ -36,6 +51,7 @@ impl SqliteDatabase {
         Ok(Self {
             path,
             idle: Mutex::new(Vec::new()),
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -43,10 +59,12 @@ impl SqliteDatabase {
         if let Some(connection) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(connection);
         }
-        match &self.path {
-            Some(path) => rusqlite::Connection::open(path),
-            None => rusqlite::Connection::open_in_memory(),
-        }
+        let connection = match &self.path {
+            Some(path) => rusqlite::Connection::open(path)?,
+            None => rusqlite::Connection::open_in_memory()?,
+        };
+        connection.busy_handler(Some(wait_for_lock))?;
+        Ok(connection)
     }
 
     fn release(&self, connection: rusqlite::Connection) {
@@ -81,10 +99,51 @@ impl SqliteDatabase {
     }
 }
 
+/// Whether `sql` starts writing: `BEGIN IMMEDIATE`/`EXCLUSIVE`, or a plain `INSERT`, `UPDATE`,
+/// `DELETE` or `REPLACE`. Anything else that writes (a write after a deferred `BEGIN`, a `WITH`
+/// clause before a write) takes SQLite's own lock without the gate, which is only slower.
+fn starts_writing(sql: &str) -> bool {
+    let mut words = sql
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|word| !word.is_empty());
+    match words.next() {
+        Some(first) if first.eq_ignore_ascii_case("BEGIN") => words.next().is_some_and(|mode| {
+            mode.eq_ignore_ascii_case("IMMEDIATE") || mode.eq_ignore_ascii_case("EXCLUSIVE")
+        }),
+        Some(first) => ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+            .iter()
+            .any(|verb| first.eq_ignore_ascii_case(verb)),
+        None => false,
+    }
+}
+
+/// How a connection waits for another's write lock: up to the 5 s Spin allows, in short naps.
+/// SQLite's own handler (Spin's) naps up to 100 ms at a time, so under write contention the lock
+/// is often free while every writer waiting for it sleeps; polling every millisecond or less
+/// keeps it busy instead. Only how soon a waiter gets the lock changes, never whether.
+fn wait_for_lock(attempt: i32) -> bool {
+    /// The first naps, in microseconds; every later one is 1 ms.
+    const FIRST_NAPS_US: [u64; 6] = [20, 50, 100, 200, 500, 1000];
+    /// About 5 s of naps in all.
+    const ATTEMPTS: i32 = 5000;
+    if attempt >= ATTEMPTS {
+        return false;
+    }
+    let nap_us = usize::try_from(attempt)
+        .ok()
+        .and_then(|attempt| FIRST_NAPS_US.get(attempt).copied())
+        .unwrap_or(1000);
+    std::thread::sleep(std::time::Duration::from_micros(nap_us));
+    true
+}
+
 /// A guest's open connection. The SQLite connection itself is created on first use.
 pub struct Connection {
     database: Arc<SqliteDatabase>,
     connection: Option<rusqlite::Connection>,
+    /// The database's write gate, while this connection writes. Declared after `connection`, so
+    /// that on drop it is released only after the connection rolled back.
+    writing: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Drop for Connection {
@@ -202,6 +261,7 @@ impl InstanceState {
         let connection = Connection {
             database: database.clone(),
             connection: None,
+            writing: None,
         };
         Ok(Ok(self.table.push(connection)?))
     }
@@ -214,19 +274,35 @@ impl InstanceState {
     ) -> wasmtime::Result<Result<QueryResult, String>> {
         let entry = self.table.get_mut(handle)?;
         let database = entry.database.clone();
+        if entry.writing.is_none() && database.path.is_some() && starts_writing(&sql) {
+            let gate = database.write_gate.clone().lock_owned();
+            match tokio::time::timeout(BUSY_TIMEOUT, gate).await {
+                Ok(guard) => self.table.get_mut(handle)?.writing = Some(guard),
+                Err(_) => return Ok(Err("database is locked".to_owned())),
+            }
+        }
+        let entry = self.table.get_mut(handle)?;
         let connection = match entry.connection.take() {
             Some(connection) => connection,
             None => match database.connect() {
                 Ok(connection) => connection,
-                Err(error) => return Ok(Err(error.to_string())),
+                Err(error) => {
+                    entry.writing = None;
+                    return Ok(Err(error.to_string()));
+                }
             },
         };
-        let (connection, result) = tokio::task::spawn_blocking(move || {
+        let (connection, result, done_writing) = tokio::task::spawn_blocking(move || {
             let result = run_statement(&connection, &sql, parameters);
-            (connection, result)
+            let done_writing = connection.is_autocommit();
+            (connection, result, done_writing)
         })
         .await?;
-        self.table.get_mut(handle)?.connection = Some(connection);
+        let entry = self.table.get_mut(handle)?;
+        entry.connection = Some(connection);
+        if done_writing {
+            entry.writing = None;
+        }
         Ok(result)
     }
 
@@ -362,5 +438,37 @@ impl sqlite_v3::HostConnection for InstanceState {
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(connection)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_that_start_writing_take_the_gate_and_others_do_not() {
+        for sql in [
+            "BEGIN IMMEDIATE",
+            "begin exclusive transaction",
+            "  INSERT INTO t VALUES (1)",
+            "update t SET x = 1",
+            "DELETE FROM t",
+            "REPLACE INTO t VALUES (1)",
+        ] {
+            assert!(starts_writing(sql), "{sql}");
+        }
+        for sql in [
+            "BEGIN",
+            "BEGIN DEFERRED",
+            "SELECT * FROM t",
+            "COMMIT",
+            "ROLLBACK",
+            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
+            "PRAGMA journal_mode = WAL",
+            "",
+            "INSERTED",
+        ] {
+            assert!(!starts_writing(sql), "{sql}");
+        }
     }
 }

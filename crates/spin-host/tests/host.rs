@@ -207,6 +207,52 @@ fn the_redis_trigger_reconnects_after_redis_restarts() {
     drop(host);
 }
 
+fn redis_exec(host: &support::Host, command: &str, args: &[&str]) -> (u16, String) {
+    let reply = host.post(
+        "/redis-exec",
+        &serde_json::json!({ "command": command, "args": args }).to_string(),
+    );
+    (reply.status, reply.body)
+}
+
+#[test]
+fn a_connection_a_guest_changed_is_never_handed_to_another_guest() {
+    let redis = RedisServer::start();
+    let host = support::probe(&redis).start();
+    assert_eq!(redis_exec(&host, "SET", &["where", "db0"]).0, 200);
+    // One guest moves its connection to database 1 and closes it.
+    assert_eq!(redis_exec(&host, "SELECT", &["1"]).0, 200);
+    // Every later guest still starts on database 0, as a fresh connection does.
+    for _ in 0..5 {
+        let (status, body) = redis_exec(&host, "GET", &["where"]);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("db0"), "{body}");
+    }
+}
+
+#[test]
+fn a_kept_connection_that_redis_dropped_is_replaced_on_first_use() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let host = support::probe(&redis).start();
+    // Closed cleanly, so kept for the next guest.
+    assert_eq!(redis_exec(&host, "SET", &["k", "before"]).0, 200);
+    drop(redis);
+    let redis = RedisServer::start_on(port);
+    let mut connection = redis.client().get_connection().expect("redis");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("after")
+        .query(&mut connection)
+        .expect("SET");
+    // The next guests' first commands succeed, as they would on fresh connections.
+    for _ in 0..3 {
+        let (status, body) = redis_exec(&host, "GET", &["k"]);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("after"), "{body}");
+    }
+}
+
 /// A one-connection-at-a-time HTTP server answering every request with `upstream says hi`.
 fn upstream_server() -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");

@@ -73,7 +73,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .args(["--notify-keyspace-events", "Ex"])
+            .args(["--notify-keyspace-events", "Ex", "--hz", "100"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())

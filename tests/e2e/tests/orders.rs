@@ -349,7 +349,7 @@ fn the_ticket_replica_follows_every_version_of_the_ticket() {
 }
 
 #[test]
-fn a_late_expiration_for_a_paid_order_changes_nothing() {
+fn a_late_expiration_for_a_paid_or_cancelled_order_changes_nothing() {
     let redis = RedisServer::start();
     let host = app(&redis).start();
     let seller = sign_up(&host, "seller@example.com");
@@ -399,6 +399,30 @@ fn a_late_expiration_for_a_paid_order_changes_nothing() {
     assert_eq!(ticket(&host, &ticket_id)["status"], "sold");
     let cancel = delete_as(&host, &format!("/api/orders/{order_id}"), &buyer);
     assert_eq!(cancel.status, 400, "a paid order cannot be cancelled");
+
+    // Nor is a cancelled order cancelled again by a late expiry.
+    let other_ticket = id_of(&create_ticket(&host, &seller, "Recital", 25.0));
+    let cancelled = id_of(&place(&host, &buyer, &other_ticket));
+    let path = format!("/api/orders/{cancelled}");
+    assert_eq!(delete_as(&host, &path, &buyer).status, 204);
+    publish_event(
+        &redis,
+        Event::ExpirationComplete(ExpirationComplete {
+            order_id: cancelled.clone(),
+        }),
+        "3f1c8b6a-4d5e-4f7a-8b9c-2d3e4f5a6b70",
+    );
+    eventually("orders to read the second late expiry", || {
+        group_caught_up(&redis, "events:expiration", "orders").then_some(())
+    });
+    assert_eq!(order_status(&host, &buyer, &cancelled)["version"], 1);
+    assert_eq!(
+        order_events(&redis, &cancelled),
+        [
+            ("order:created".to_owned(), 0),
+            ("order:cancelled".to_owned(), 1)
+        ]
+    );
 }
 
 #[test]

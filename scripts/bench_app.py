@@ -1,0 +1,166 @@
+"""The whole app on a release build of spin-host, for the benchmarks: a private redis-server
+(with key-space notifications, as production needs) and the host serving spin.toml, both on free
+loopback ports and stopped on exit, plus small clients for the API and for Redis.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from bench_auth import HOST, generate_keys
+from bench_host import ROOT, free_port, wait_for
+
+
+class Resp:
+    """A minimal RESP client: enough for XADD, PUBLISH, XRANGE, XLEN and friends."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b":"):
+            return int(rest) if kind == b":" else rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+    def send(self, *commands):
+        out = b""
+        for args in commands:
+            out += b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return [self._read() for _ in commands]
+
+    def stream(self, name):
+        """(entry-id milliseconds, envelope) for every entry of an event stream."""
+        return [(int(entry_id.split(b"-")[0]), json.loads(fields[1]))
+                for entry_id, fields in self.send(("XRANGE", name, "-", "+"))[0]]
+
+
+def envelope(subject, data):
+    return json.dumps({"id": str(uuid.uuid4()), "subject": subject, "occurredAt": "2026-11-25T00:00:00.000Z",
+                       "data": data}).encode()
+
+
+def wait_until(what, check, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def call(method, url, body=None, cookie=None):
+    """(status, JSON body or None, headers) of one API request."""
+    headers = {"content-type": "application/json"}
+    if cookie:
+        headers["cookie"] = cookie
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None, response.headers
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        return error.code, json.loads(text) if text else None, error.headers
+
+
+class App:
+    """`with App(variables) as app:` runs the whole app until the block ends."""
+
+    def __init__(self, variables=None):
+        self.variables = variables or {}
+
+    def __enter__(self):
+        self.work = tempfile.mkdtemp()
+        self.redis_port = free_port()
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
+             "--appendonly", "no", "--notify-keyspace-events", "Ex", "--hz", "100", "--dir", self.work],
+            stdout=subprocess.DEVNULL)
+        private, public = generate_keys(self.work)
+        shutil.copy(os.path.join(ROOT, "runtime-config.toml"), self.work)
+        port = free_port()
+        env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
+               "SPIN_VARIABLE_JWT_PRIVATE_KEY": private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
+               "SPIN_VARIABLE_PLAIN_HTTP": "true"}
+        env.update({f"SPIN_VARIABLE_{name.upper()}": str(value) for name, value in self.variables.items()})
+        args = [HOST, "up", "-f", os.path.join(ROOT, "spin.toml"), "--listen", f"127.0.0.1:{port}",
+                "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
+                os.path.join(self.work, ".spin"), "--quiet"]
+        for name in sorted(os.listdir(os.path.join(ROOT, "migrations"))):
+            args += ["--sqlite", "@" + os.path.join(ROOT, "migrations", name) + ":" + name[:-4]]
+        self.host = subprocess.Popen(args, cwd=self.work, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(f"{self.base}/api/tickets", time.monotonic() + 60)
+            self.redis = Resp(self.redis_port)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_):
+        self.host.terminate()
+        self.host.wait()
+        self.redis_proc.terminate()
+        self.redis_proc.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def url(self, path):
+        return self.base + path
+
+    def sign_up(self, email):
+        """A new user's session cookie (`session=...`)."""
+        status, _, headers = call("POST", self.url("/api/users/signup"),
+                                  {"email": email, "password": "password1"})
+        if status != 201:
+            raise SystemExit(f"sign-up of {email}: {status}")
+        return headers["set-cookie"].split(";")[0]
+
+    def create_tickets(self, cookie, count, threads=8):
+        """Lists `count` tickets as `cookie`'s user, several requests at a time; their JSON."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def create(i):
+            status, ticket, _ = call("POST", self.url("/api/tickets"),
+                                     {"title": f"Ticket {i}", "price": 10 + i % 90}, cookie)
+            if status != 201:
+                raise SystemExit(f"creating a ticket: {status} {ticket}")
+            return ticket
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(create, range(count)))
