@@ -15,7 +15,7 @@ import urllib.request
 import uuid
 
 from bench_auth import HOST, generate_keys
-from bench_host import ROOT, free_port, wait_for
+from bench_host import ROOT, cpu_seconds, free_port, wait_for
 
 
 class Resp:
@@ -100,8 +100,9 @@ def call(method, url, body=None, cookie=None):
 class App:
     """`with App(variables) as app:` runs the whole app until the block ends."""
 
-    def __init__(self, variables=None):
+    def __init__(self, variables=None, manifest=None):
         self.variables = variables or {}
+        self.manifest = manifest or os.path.join(ROOT, "spin.toml")
 
     def __enter__(self):
         self.work = tempfile.mkdtemp()
@@ -117,7 +118,7 @@ class App:
                "SPIN_VARIABLE_JWT_PRIVATE_KEY": private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
                "SPIN_VARIABLE_PLAIN_HTTP": "true"}
         env.update({f"SPIN_VARIABLE_{name.upper()}": str(value) for name, value in self.variables.items()})
-        args = [HOST, "up", "-f", os.path.join(ROOT, "spin.toml"), "--listen", f"127.0.0.1:{port}",
+        args = [HOST, "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
                 os.path.join(self.work, ".spin"), "--quiet"]
         for name in sorted(os.listdir(os.path.join(ROOT, "migrations"))):
@@ -139,6 +140,20 @@ class App:
         self.redis_proc.terminate()
         self.redis_proc.wait()
         shutil.rmtree(self.work, ignore_errors=True)
+
+    def wait_idle(self, seconds=120):
+        """Waits until the host has drained the work earlier phases left (Redis messages are
+        handled one at a time, so a burst of events leaves a queue): less than 2% of a core over
+        half a second."""
+        deadline = time.monotonic() + seconds
+        last = cpu_seconds(self.host.pid)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu_seconds(self.host.pid)
+            if now - last < 0.01:
+                return
+            last = now
+        raise SystemExit("the host never went idle")
 
     def url(self, path):
         return self.base + path

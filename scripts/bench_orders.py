@@ -72,6 +72,7 @@ def order_creation(seconds):
             last = tickets[-1]["id"]
             wait_until("the orders replica to hold every ticket",
                        lambda: call("POST", url, {"ticketId": last}, seller)[0] == 400)
+            app.wait_idle()
             path = os.path.join(work, name)
             with open(path, "w") as f:
                 f.write("\n".join(t["id"] for t in tickets) + "\n")
@@ -84,6 +85,7 @@ def order_creation(seconds):
         needed = int(requests / 2 * seconds * 1.5) + 1000
         print(f"listing {needed} tickets for the measured run ...", flush=True)
         ids = ticket_list("run.txt", needed)
+        app.wait_idle()
         before = cpu_seconds(app.host.pid)
         requests, p50, p99 = run_wrk(url, seconds, script=script, args=[ids, buyer])
         cpu = cpu_seconds(app.host.pid) - before
@@ -100,6 +102,7 @@ def expiry_lateness():
         last = tickets[-1]["id"]
         wait_until("the orders replica to hold every ticket",
                    lambda: call("POST", app.url("/api/orders"), {"ticketId": last}, seller)[0] == 400)
+        app.wait_idle()
         expires = {}  # order id -> (expiresAt ms, ticket id)
         started = time.monotonic()
         for i, ticket in enumerate(tickets):

@@ -39,6 +39,7 @@ def main():
         cookie = app.sign_up("bench@example.com")
         tickets = app.create_tickets(cookie, TICKETS, threads=1)
         wait_until("1,000 ticket:created events", lambda: redis.send(("XLEN", "events:ticket"))[0] >= TICKETS)
+        app.wait_idle()
 
         print(f"spin-host release build, {os.cpu_count()} cores, load generators on the same machine")
         url = app.url("/api/tickets")
@@ -63,6 +64,7 @@ def main():
         last_ms = max(v[1] for v in updates.values())
         print(f"events applied: {TICKETS} order:created in {last_ms - first_ms} ms = "
               f"{TICKETS / max(last_ms - first_ms, 1) * 1000:.0f} events/s")
+        app.wait_idle()
 
         appended = {}
         started = time.monotonic()

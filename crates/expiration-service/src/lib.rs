@@ -77,18 +77,21 @@ pub fn on_message(
     let sink = ScheduleOrders { redis };
     let wake = Wake::of(payload);
     let consumed = match wake {
-        Wake::Housekeeping => consumer.run(&sink, now_ms)?,
-        Wake::Event { stream } if stream == ORDER_STREAM => {
-            consumer.run_on_message(&sink, now_ms)?
-        }
+        Wake::Housekeeping => consumer.run(&sink, now_ms),
+        Wake::Event { stream } if stream == ORDER_STREAM => consumer.run_on_message(&sink, now_ms),
         // An order's key expired (or some other key): the sweep below is the work.
-        Wake::Event { .. } | Wake::Other => ConsumeReport::default(),
+        Wake::Event { .. } | Wake::Other => Ok(ConsumeReport::default()),
     };
-    let swept = sweep(redis)?;
+    // Orders already scheduled are due whatever happened to the stream just now, and the tick
+    // must be re-armed even when this wake-up failed, or housekeeping would stop.
+    let swept = sweep(redis);
     if wake == Wake::Housekeeping {
         delivery::arm_tick(redis, tick_secs)?;
     }
-    Ok(WakeReport { consumed, swept })
+    Ok(WakeReport {
+        consumed: consumed?,
+        swept: swept?,
+    })
 }
 
 /// Puts an order on the schedule to expire at `expires_at_ms`: `ZADD` and the key that wakes the

@@ -249,3 +249,76 @@ fn an_order_past_its_time_when_scheduled_is_swept_at_once() {
     });
     assert_eq!(expired_orders(&redis), ["late"]);
 }
+
+/// Appends an event to the order stream as the orders service's relay does; its envelope JSON,
+/// which is also the message payload.
+fn append_order_event(redis: &NativeRedis, event: Event) -> Vec<u8> {
+    let envelope = event.to_envelope(
+        domain::EventId::new_random().to_string(),
+        "2026-11-25T00:00:00.000Z",
+    );
+    redis
+        .execute(
+            "XADD",
+            &[
+                "events:order".into(),
+                "*".into(),
+                "event".into(),
+                envelope.to_json().into(),
+            ],
+        )
+        .expect("XADD");
+    envelope.to_json()
+}
+
+fn wake(redis: &NativeRedis, payload: &[u8]) -> expiration_service::WakeReport {
+    expiration_service::on_message(
+        redis,
+        payload,
+        delivery::ConsumerSettings::default(),
+        5,
+        redis_now_ms(redis),
+    )
+    .expect("wake-up")
+}
+
+#[test]
+fn an_order_event_message_schedules_and_a_key_expiry_message_expires() {
+    let server = RedisServer::start();
+    let redis = connect(&server);
+    let at = redis_now_ms(&redis) + 300;
+    let payload = append_order_event(&redis, order_created("o1", at));
+    let report = wake(&redis, &payload);
+    assert_eq!(report.consumed.applied, 1);
+    assert_eq!(scheduled(&redis), [RedisValue::Bytes(b"o1".to_vec())]);
+    assert_eq!(report.swept.expired, 0, "not due yet");
+
+    eventually("the order to be due", || {
+        (redis_now_ms(&redis) > at).then_some(())
+    });
+    let report = wake(&redis, order_key("o1").as_bytes());
+    assert_eq!(report.consumed, delivery::ConsumeReport::default());
+    assert_eq!(report.swept.expired, 1);
+    assert_eq!(expired_orders(&redis), ["o1"]);
+}
+
+#[test]
+fn the_tick_sweeps_and_re_arms_itself_even_when_reading_the_stream_fails() {
+    let server = RedisServer::start();
+    let redis = connect(&server);
+    schedule(&redis, "due", redis_now_ms(&redis) - 1).expect("schedule");
+    // The order stream's key holds something else, so reading it fails.
+    redis
+        .execute("SET", &["events:order".into(), "oops".into()])
+        .expect("SET");
+    let failed = expiration_service::on_message(
+        &redis,
+        delivery::TICK_KEY.as_bytes(),
+        delivery::ConsumerSettings::default(),
+        5,
+        redis_now_ms(&redis),
+    );
+    assert!(failed.is_err());
+    assert_eq!(expired_orders(&redis), ["due"], "swept anyway");
+    assert!(exists(&redis, delivery::TICK_KEY), "re-armed anyway");
+}

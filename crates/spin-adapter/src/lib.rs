@@ -299,7 +299,10 @@ pub fn consume(
     if housekeeping {
         delivery::prune(&db, now_unix_ms(), delivery::RETENTION_MS)?;
     }
+    // One stream failing (a poisoned key, say) must not starve the others, nor keep the tick
+    // from being re-armed: every stream gets its turn, and the first failure is returned last.
     let mut report = delivery::ConsumeReport::default();
+    let mut failure = None;
     for stream in streams {
         let consumer = delivery::Consumer {
             redis: &redis,
@@ -307,18 +310,29 @@ pub fn consume(
             group,
             settings: consumer_settings(),
         };
-        report += if housekeeping {
-            consumer.run(&sink, now_unix_ms())?
+        let consumed = if housekeeping {
+            consumer.run(&sink, now_unix_ms())
         } else {
-            consumer.run_on_message(&sink, now_unix_ms())?
+            consumer.run_on_message(&sink, now_unix_ms())
         };
+        match consumed {
+            Ok(consumed) => report += consumed,
+            Err(error) => {
+                eprintln!("WARN consumer group {group} could not read {stream}: {error}");
+                failure
+                    .get_or_insert(anyhow::Error::new(error).context(format!("reading {stream}")));
+            }
+        }
     }
     warn_on_failures(group, &report);
     if housekeeping || report.applied > 0 {
         relay_all(&db, &redis)?;
         arm_tick(&redis)?;
     }
-    Ok(report)
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
 }
 
 /// Logs a wake-up of consumer group `group` that left entries failing or dead-lettered; quiet
