@@ -48,6 +48,13 @@ pub enum ApiError {
     /// description, which names positions and types but no internals.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// 402: a payment was refused (a declined card); the message is for the payer.
+    #[error("payment refused: {0}")]
+    PaymentRefused(String),
+    /// 502: a system we depend on (Stripe) is unreachable or failing; the cause is logged, the
+    /// client is told to try again later.
+    #[error("upstream unavailable: {0}")]
+    Upstream(String),
     /// 429 with `Retry-After`.
     #[error("too many requests, retry after {retry_after_secs}s")]
     TooManyRequests { retry_after_secs: u64 },
@@ -71,6 +78,8 @@ struct ErrorEntry<'a> {
 impl ApiError {
     pub const NOT_SIGNED_IN: &'static str = "You are not signed in";
     pub const INTERNAL_MESSAGE: &'static str = "Something went wrong";
+    pub const UPSTREAM_MESSAGE: &'static str =
+        "The payment provider is not answering; nothing was charged, try again later";
 
     /// 401 for a route that needs a signed-in user.
     pub fn not_signed_in() -> ApiError {
@@ -90,11 +99,13 @@ impl ApiError {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::MalformedJson(_) => 400,
             ApiError::NotAuthorized(_) => 401,
+            ApiError::PaymentRefused(_) => 402,
             ApiError::NotFound => 404,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Internal(_) => 500,
+            ApiError::Upstream(_) => 502,
         }
     }
 
@@ -115,8 +126,12 @@ impl ApiError {
                 malformed = format!("Malformed JSON: {detail}");
                 vec![message_only(&malformed)]
             }
-            ApiError::BadRequest(message) | ApiError::NotAuthorized(message) => {
-                vec![message_only(message)]
+            ApiError::BadRequest(message)
+            | ApiError::NotAuthorized(message)
+            | ApiError::PaymentRefused(message) => vec![message_only(message)],
+            ApiError::Upstream(cause) => {
+                eprintln!("ERROR upstream unavailable: {cause}");
+                vec![message_only(ApiError::UPSTREAM_MESSAGE)]
             }
             ApiError::NotFound => vec![message_only("Not found")],
             ApiError::PayloadTooLarge => vec![message_only("Request body is too large")],
@@ -218,6 +233,16 @@ mod tests {
                 ApiError::NotFound,
                 404,
                 json!({"errors": [{"message": "Not found"}]}),
+            ),
+            (
+                ApiError::PaymentRefused("Your card was declined.".to_owned()),
+                402,
+                json!({"errors": [{"message": "Your card was declined."}]}),
+            ),
+            (
+                ApiError::Upstream("connection refused to api.stripe.com".to_owned()),
+                502,
+                json!({"errors": [{"message": ApiError::UPSTREAM_MESSAGE}]}),
             ),
             (
                 ApiError::PayloadTooLarge,

@@ -10,6 +10,7 @@
 //!   struct of `Option<serde_json::Value>` fields;
 //! - a [`Validator`] turns those fields into domain types, collecting every failure so the
 //!   client sees all of them at once, as the reference's express-validator did;
+//! - [`HttpClient`] is the port for calling other systems over HTTP;
 //! - [`Page`] reads `?limit=&cursor=` and answers a page with a `Link: rel="next"` header;
 //! - [`current_user`] / [`require_user`] read the session token from the cookie or an
 //!   `Authorization: Bearer` header and verify it locally;
@@ -21,6 +22,7 @@ pub mod config;
 mod error;
 mod http;
 mod json;
+mod outbound;
 mod paging;
 mod secret;
 mod validation;
@@ -30,6 +32,7 @@ pub use config::{ConfigError, VariableSource};
 pub use error::{ApiError, FieldError};
 pub use http::{Method, Request, Response};
 pub use json::{parse_json, string_or_empty};
+pub use outbound::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
 pub use paging::Page;
 pub use secret::Secret;
 pub use validation::Validator;

@@ -63,6 +63,46 @@ pub fn relay_after_write(request: &Request, response: &Response, db: &dyn storag
     }
 }
 
+/// Spin's outbound HTTP (`wasi:http/outgoing-handler`) as the services' [`api::HttpClient`]. The
+/// host checks every request against the component's `allowed_outbound_hosts`.
+pub struct SpinHttp;
+
+impl api::HttpClient for SpinHttp {
+    fn send(
+        &self,
+        request: api::OutboundRequest,
+    ) -> Result<api::OutboundResponse, api::TransportError> {
+        let method = match &request.method {
+            Method::Get => SpinMethod::Get,
+            Method::Post => SpinMethod::Post,
+            Method::Put => SpinMethod::Put,
+            Method::Delete => SpinMethod::Delete,
+            Method::Head => SpinMethod::Head,
+            Method::Options => SpinMethod::Options,
+            Method::Patch => SpinMethod::Patch,
+            Method::Other(name) => SpinMethod::Other(name.clone()),
+        };
+        let mut builder = spin_sdk::http::Request::builder();
+        builder.method(method).uri(&request.url);
+        for (name, value) in &request.headers {
+            builder.header(name.as_str(), value.as_str());
+        }
+        let outgoing = builder.body(request.body).build();
+        let response: spin_sdk::http::Response =
+            spin_sdk::http::run(spin_sdk::http::send(outgoing)).map_err(|error| {
+                api::TransportError(format!(
+                    "{} {}: {error}",
+                    request.method.as_str(),
+                    request.url
+                ))
+            })?;
+        Ok(api::OutboundResponse {
+            status: *response.status(),
+            body: response.into_body(),
+        })
+    }
+}
+
 /// A Spin variable of this component, or `None` when it is not set.
 pub fn variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()

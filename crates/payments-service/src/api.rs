@@ -1,0 +1,653 @@
+//! The routes of the payments service.
+
+use api::{ApiError, Method, Request, Response, Validator, parse_json};
+use domain::{Clock, OrderId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use session::Claims;
+use storage::Database;
+
+use crate::PaymentsConfig;
+use crate::payment::{Payment, PaymentStatus};
+use crate::settlement;
+use crate::store;
+use crate::stripe::{Intent, PaymentGateway, StripeError};
+use crate::webhook::{self, Event};
+
+/// An order id and a payment method id; anything bigger is not a payment form.
+const MAX_FORM_BYTES: usize = 4 * 1024;
+/// Stripe's events are a few kilobytes; leave room for large metadata.
+const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
+
+pub(crate) const NOT_OWNER: &str = "You do not own this order";
+pub(crate) const ORDER_CANCELLED: &str = "Order is cancelled";
+pub(crate) const ORDER_PAID: &str = "Order is already paid";
+pub(crate) const ORDER_EXPIRED: &str = "Order has expired";
+pub(crate) const ORDER_ID_REQUIRED: &str = "Order id is required";
+pub(crate) const ORDER_ID_INVALID: &str = "Order id is not valid";
+pub(crate) const PAYMENT_METHOD_INVALID: &str =
+    "paymentMethodId must be a Stripe PaymentMethod id such as pm_card_visa";
+pub(crate) const TOKENS_RETIRED: &str = "Card tokens are no longer accepted: confirm the payment \
+     with Stripe.js, or send paymentMethodId (a Stripe PaymentMethod id) instead";
+
+/// One request's view of the service.
+pub struct PaymentsApi<'a> {
+    pub db: &'a dyn Database,
+    pub config: &'a PaymentsConfig,
+    pub clock: &'a dyn Clock,
+    pub gateway: &'a dyn PaymentGateway,
+}
+
+impl PaymentsApi<'_> {
+    /// Answers one request. Never fails: errors become responses in the reference's format.
+    pub fn handle(&self, request: &Request) -> Response {
+        let path = request.path.strip_suffix('/').unwrap_or(&request.path);
+        let result = match (&request.method, path) {
+            (Method::Post, "/api/payments") => self.pay(request),
+            (Method::Get, "/api/payments/config") => Ok(self.client_config()),
+            (Method::Post, "/api/payments/webhook") => self.webhook(request),
+            _ => Err(ApiError::NotFound),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    /// `POST /api/payments {orderId, paymentMethodId?}`: checks in the reference's order, signed
+    /// in (401), body (400), order known (404), the caller's (401), payable (400); then creates
+    /// the order's PaymentIntent (once per order: an idempotency key and a unique payment per
+    /// order) and, with a `paymentMethodId`, confirms it. 201 with the payment; 402 for a
+    /// declined card, which leaves the order payable; 502 when Stripe does not answer.
+    fn pay(&self, request: &Request) -> Result<Response, ApiError> {
+        let user = self.signed_in_user(request)?;
+        let form = payment_form(request)?;
+        let now = self.clock.now_ms();
+        let order = store::order(self.db, &form.order_id)?.ok_or(ApiError::NotFound)?;
+        if order.user_id != user.id {
+            return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()));
+        }
+        let existing = store::payment_for_order(self.db, &order.id.to_string())?;
+        if existing.as_ref().is_some_and(|p| p.status.is_paid()) {
+            return Err(ApiError::BadRequest(ORDER_PAID.to_owned()));
+        }
+        match order.status {
+            events::OrderStatus::Cancelled => {
+                return Err(ApiError::BadRequest(ORDER_CANCELLED.to_owned()));
+            }
+            events::OrderStatus::Complete => {
+                return Err(ApiError::BadRequest(ORDER_PAID.to_owned()));
+            }
+            events::OrderStatus::Created | events::OrderStatus::AwaitingPayment => {}
+        }
+        // The expiry is checked here, not left to `expiration:complete`, which may still be on
+        // its way: an order past its time is not payable.
+        if now >= order.expires_at_ms {
+            return Err(ApiError::BadRequest(ORDER_EXPIRED.to_owned()));
+        }
+        let amount = i64::try_from(order.price_cents)
+            .map_err(|_| anyhow::anyhow!("order {} costs {} cents", order.id, order.price_cents))?;
+        let payment = match existing {
+            Some(payment) => payment,
+            None => {
+                let intent = self
+                    .gateway
+                    .create_intent(&order.id.to_string(), amount)
+                    .map_err(stripe_failure)?;
+                let payment = Payment {
+                    id: domain::EventId::new_random().to_string(),
+                    order_id: order.id.to_string(),
+                    stripe_id: intent.id.clone(),
+                    client_secret: intent.client_secret.clone().unwrap_or_default(),
+                    amount_cents: order.price_cents,
+                    currency: intent.currency.clone(),
+                    status: PaymentStatus::of_intent(&intent.status),
+                    refund_id: None,
+                };
+                store::insert_payment(self.db, &payment, now)?
+            }
+        };
+        let payment = match form.payment_method {
+            Some(payment_method) => self.confirm(payment, &payment_method, now)?,
+            None => payment,
+        };
+        Ok(Response::json(201, &payment))
+    }
+
+    /// Confirms the payment's intent with `payment_method` and records where it ended.
+    fn confirm(
+        &self,
+        payment: Payment,
+        payment_method: &str,
+        now: u64,
+    ) -> Result<Payment, ApiError> {
+        let intent = match self
+            .gateway
+            .confirm_intent(&payment.stripe_id, payment_method)
+        {
+            Ok(intent) => intent,
+            Err(StripeError::Declined { message, .. }) => {
+                store::set_status(
+                    self.db,
+                    &payment.id,
+                    PaymentStatus::RequiresPaymentMethod,
+                    None,
+                    now,
+                )?;
+                return Err(ApiError::PaymentRefused(message));
+            }
+            // Refused as made: perhaps because the intent already moved on (a second click, the
+            // browser confirming meanwhile). If it succeeded after all, that is the answer.
+            Err(StripeError::Refused { message, .. }) => {
+                match self.gateway.retrieve_intent(&payment.stripe_id) {
+                    Ok(intent) if intent.status == PaymentStatus::Succeeded.as_str() => intent,
+                    _ => return Err(ApiError::BadRequest(message)),
+                }
+            }
+            Err(error) => return Err(stripe_failure(error)),
+        };
+        self.record(payment, &intent, now)
+    }
+
+    /// Records the intent's new status; a success is settled (completing the order, or a refund
+    /// when the order was cancelled meanwhile).
+    fn record(&self, payment: Payment, intent: &Intent, now: u64) -> Result<Payment, ApiError> {
+        let status = PaymentStatus::of_intent(&intent.status);
+        if status == PaymentStatus::Succeeded {
+            return Ok(
+                settlement::succeeded(self.db, self.gateway, &intent.id, now)?.unwrap_or(payment),
+            );
+        }
+        store::set_status(self.db, &payment.id, status, None, now)?;
+        Ok(Payment { status, ..payment })
+    }
+
+    /// `GET /api/payments/config`: what the browser needs to load Stripe.js.
+    fn client_config(&self) -> Response {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ClientConfig<'a> {
+            publishable_key: &'a str,
+            stripe_js_url: &'a str,
+        }
+        Response::json(
+            200,
+            &ClientConfig {
+                publishable_key: &self.config.publishable_key,
+                stripe_js_url: &self.config.js_url,
+            },
+        )
+    }
+
+    /// `POST /api/payments/webhook`: Stripe's events, signed. A bad or missing signature, or a
+    /// signature older than five minutes, is a 400 and changes nothing. `payment_intent.succeeded`
+    /// settles the payment (once, however often Stripe sends it); other events are acknowledged.
+    fn webhook(&self, request: &Request) -> Result<Response, ApiError> {
+        if request.body.len() > MAX_WEBHOOK_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let now = self.clock.now_ms();
+        webhook::verify(
+            &request.body,
+            request.header("stripe-signature"),
+            self.config.webhook_secret.expose(),
+            now / 1000,
+        )
+        .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
+        let event = Event::parse(&request.body)
+            .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
+        if event.type_ == "payment_intent.succeeded"
+            && let Some((intent_id, _)) = event.payment_intent()
+            && settlement::succeeded(self.db, self.gateway, intent_id, now)?.is_none()
+        {
+            eprintln!(
+                "WARN webhook {}: no payment of ours is tied to PaymentIntent {intent_id}",
+                event.id
+            );
+        }
+        Ok(Response::json(
+            200,
+            &serde_json::json!({ "received": true }),
+        ))
+    }
+
+    fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
+        api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
+    }
+}
+
+/// A Stripe failure as the client sees it.
+fn stripe_failure(error: StripeError) -> ApiError {
+    match error {
+        StripeError::Declined { message, .. } => ApiError::PaymentRefused(message),
+        StripeError::Refused { message, .. } => ApiError::BadRequest(message),
+        StripeError::Unavailable(cause) => ApiError::Upstream(cause),
+    }
+}
+
+/// The body of `POST /api/payments`, loose so that a wrong field is a validation message.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentBody {
+    order_id: Option<Value>,
+    payment_method_id: Option<Value>,
+    /// The reference's legacy card token (Checkout + Charges), which Stripe retired.
+    token: Option<Value>,
+}
+
+struct PaymentForm {
+    order_id: OrderId,
+    payment_method: Option<String>,
+}
+
+fn payment_form(request: &Request) -> Result<PaymentForm, ApiError> {
+    let body: PaymentBody = parse_json(request, MAX_FORM_BYTES)?;
+    let mut v = Validator::new();
+    if body.token.is_some() {
+        v.add("token", TOKENS_RETIRED);
+    }
+    let order_id = match &body.order_id {
+        None | Some(Value::Null) => {
+            v.add("orderId", ORDER_ID_REQUIRED);
+            None
+        }
+        Some(Value::String(text)) if text.trim().is_empty() => {
+            v.add("orderId", ORDER_ID_REQUIRED);
+            None
+        }
+        Some(Value::String(text)) => OrderId::parse(text).ok().or_else(|| {
+            v.add("orderId", ORDER_ID_INVALID);
+            None
+        }),
+        Some(_) => {
+            v.add("orderId", ORDER_ID_INVALID);
+            None
+        }
+    };
+    let payment_method = match &body.payment_method_id {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(text)) if is_stripe_id(text) => Some(Some(text.clone())),
+        Some(_) => {
+            v.add("paymentMethodId", PAYMENT_METHOD_INVALID);
+            None
+        }
+    };
+    v.finish_with(|| {
+        Some(PaymentForm {
+            order_id: order_id?,
+            payment_method: payment_method?,
+        })
+    })
+}
+
+/// A Stripe object id: a short prefix, `_`, letters and digits (`pm_card_visa`, `pm_1Q...`).
+fn is_stripe_id(text: &str) -> bool {
+    (3..=255).contains(&text.len())
+        && text.contains('_')
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{
+        BUYER, STRANGER, TestApp, WINDOW_MS, declined, json, succeeded_event, text,
+    };
+
+    fn assert_error(response: &Response, status: u16, message: &str) {
+        assert_eq!(response.status, status, "{}", text(response));
+        assert_eq!(json(response)["errors"], json!([{ "message": message }]));
+    }
+
+    /// The `payment:created` events in the outbox.
+    fn payments_published(app: &TestApp) -> Vec<events::PaymentCreated> {
+        app.outbox()
+            .iter()
+            .filter_map(|envelope| match envelope.decode() {
+                Ok(events::Event::PaymentCreated(paid)) => Some(paid),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paying_requires_a_signed_in_owner_of_a_known_order() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_error(
+            &app.pay(None, &json!({ "orderId": order })),
+            401,
+            "You are not signed in",
+        );
+        assert_error(
+            &app.pay(
+                Some(BUYER),
+                &json!({ "orderId": "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b" }),
+            ),
+            404,
+            "Not found",
+        );
+        assert_error(
+            &app.pay(Some(STRANGER), &json!({ "orderId": order })),
+            401,
+            NOT_OWNER,
+        );
+        assert!(app.stripe.created.borrow().is_empty());
+        assert_eq!(app.payment(&order), None);
+    }
+
+    #[test]
+    fn invalid_forms_name_their_field_and_card_tokens_point_to_payment_methods() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        let cases = [
+            (json!({}), "orderId", ORDER_ID_REQUIRED),
+            (json!({ "orderId": "" }), "orderId", ORDER_ID_REQUIRED),
+            (json!({ "orderId": "abc" }), "orderId", ORDER_ID_INVALID),
+            (json!({ "orderId": 7 }), "orderId", ORDER_ID_INVALID),
+            (
+                json!({ "orderId": order, "paymentMethodId": "visa card" }),
+                "paymentMethodId",
+                PAYMENT_METHOD_INVALID,
+            ),
+            (
+                json!({ "orderId": order, "paymentMethodId": 4242 }),
+                "paymentMethodId",
+                PAYMENT_METHOD_INVALID,
+            ),
+            (
+                json!({ "orderId": order, "token": "tok_visa" }),
+                "token",
+                TOKENS_RETIRED,
+            ),
+        ];
+        for (body, field, message) in cases {
+            let response = app.pay(Some(BUYER), &body);
+            assert_eq!(response.status, 400, "{body}: {}", text(&response));
+            assert_eq!(
+                json(&response)["errors"],
+                json!([{ "message": message, "field": field }]),
+                "{body}"
+            );
+        }
+        assert!(TOKENS_RETIRED.contains("paymentMethodId"));
+        assert!(app.stripe.created.borrow().is_empty());
+    }
+
+    #[test]
+    fn an_intent_is_created_once_for_the_exact_price_in_cents() {
+        let app = TestApp::new();
+        for cents in [1999, 2005, 29] {
+            let order = app.order(cents);
+            let first = app.pay(Some(BUYER), &json!({ "orderId": order }));
+            assert_eq!(first.status, 201, "{}", text(&first));
+            let body = json(&first);
+            assert_eq!(body["orderId"], json!(order));
+            assert_eq!(body["status"], json!("requires_payment_method"));
+            assert_eq!(body["success"], json!(true));
+            assert!(
+                body["clientSecret"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with("_secret"))
+            );
+            // Asking again gives the same payment and does not create a second intent.
+            let again = app.pay(Some(BUYER), &json!({ "orderId": order }));
+            assert_eq!(json(&again), body);
+            let created: Vec<i64> = app
+                .stripe
+                .created
+                .borrow()
+                .iter()
+                .filter(|(id, _)| *id == order)
+                .map(|(_, amount)| *amount)
+                .collect();
+            assert_eq!(created, [i64::try_from(cents).expect("fits")]);
+        }
+    }
+
+    #[test]
+    fn a_confirmed_payment_completes_once_and_cannot_be_paid_again() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        let paid = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(paid.status, 201, "{}", text(&paid));
+        assert_eq!(json(&paid)["status"], json!("succeeded"));
+        let again = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_error(&again, 400, ORDER_PAID);
+        // The webhook for the same success changes nothing.
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        let event = succeeded_event(&intent);
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        let published = payments_published(&app);
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].order_id, order);
+        assert_eq!(published[0].stripe_id, intent);
+        assert_eq!(published[0].id, json(&paid)["id"].as_str().expect("an id"));
+        // Once orders completes the order, it is not payable either.
+        app.complete(&order, 1);
+        assert_error(
+            &app.pay(Some(BUYER), &json!({ "orderId": order })),
+            400,
+            ORDER_PAID,
+        );
+    }
+
+    #[test]
+    fn a_declined_card_leaves_the_order_payable() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        app.stripe
+            .confirm_outcomes
+            .borrow_mut()
+            .push(Err(declined()));
+        let refused = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_chargeCustomerFail" }),
+        );
+        assert_error(&refused, 402, "Your card was declined.");
+        assert_eq!(
+            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            Some("requires_payment_method")
+        );
+        assert!(payments_published(&app).is_empty());
+        let paid = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(json(&paid)["status"], json!("succeeded"), "{}", text(&paid));
+        assert_eq!(payments_published(&app).len(), 1);
+    }
+
+    #[test]
+    fn stripe_down_is_a_502_that_records_nothing_and_a_retry_works() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        app.stripe.down.set(true);
+        let response = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_error(&response, 502, ApiError::UPSTREAM_MESSAGE);
+        assert_eq!(app.payment(&order), None);
+        assert!(app.outbox().is_empty());
+        app.stripe.down.set(false);
+        let retried = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(
+            json(&retried)["status"],
+            json!("succeeded"),
+            "{}",
+            text(&retried)
+        );
+    }
+
+    #[test]
+    fn cancelled_complete_and_expired_orders_are_not_payable() {
+        let app = TestApp::new();
+        let cancelled = app.order(100);
+        app.cancel(&cancelled, 1);
+        assert_error(
+            &app.pay(Some(BUYER), &json!({ "orderId": cancelled })),
+            400,
+            ORDER_CANCELLED,
+        );
+        let complete = app.order(100);
+        app.complete(&complete, 1);
+        assert_error(
+            &app.pay(Some(BUYER), &json!({ "orderId": complete })),
+            400,
+            ORDER_PAID,
+        );
+        // Past expiresAt, even before expiration:complete cancelled it.
+        let expired = app.order(100);
+        app.advance(WINDOW_MS);
+        assert_error(
+            &app.pay(Some(BUYER), &json!({ "orderId": expired })),
+            400,
+            ORDER_EXPIRED,
+        );
+        assert!(app.stripe.created.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_success_for_an_order_cancelled_meanwhile_is_refunded_not_completed() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_eq!(
+            app.pay(Some(BUYER), &json!({ "orderId": order })).status,
+            201
+        );
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        // The order expires; then the buyer's browser confirms in the last second.
+        app.cancel(&order, 1);
+        app.stripe.succeed(&intent);
+        let event = succeeded_event(&intent);
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        let (status, _, refund) = app.payment(&order).expect("a payment");
+        assert_eq!(status, "refunded");
+        assert_eq!(refund.as_deref(), Some("re_1"));
+        assert!(payments_published(&app).is_empty());
+        let refunds = app.stripe.refunds.borrow().clone();
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds[0].0, intent);
+        // A replayed webhook refunds nothing more.
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        assert_eq!(app.stripe.refunds.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_cancellation_that_arrives_after_the_success_refunds_the_payment() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        let paid = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(json(&paid)["status"], json!("succeeded"));
+        app.cancel(&order, 1);
+        assert_eq!(
+            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            Some("refund_pending")
+        );
+        // Stripe fails the first try; the next housekeeping run refunds.
+        app.stripe.refund_fails.set(true);
+        let made = crate::settlement::refund_pending(&app.db, &app.stripe, 0).expect("runs");
+        assert_eq!(made, 0);
+        app.stripe.refund_fails.set(false);
+        let made = crate::settlement::refund_pending(&app.db, &app.stripe, 0).expect("runs");
+        assert_eq!(made, 1);
+        assert_eq!(
+            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            Some("refunded")
+        );
+        let refunds = app.stripe.refunds.borrow().clone();
+        assert_eq!(
+            refunds[0].1,
+            crate::settlement::refund_idempotency_key(json(&paid)["id"].as_str().expect("id"))
+        );
+    }
+
+    #[test]
+    fn webhooks_with_forged_stale_or_missing_signatures_change_nothing() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_eq!(
+            app.pay(Some(BUYER), &json!({ "orderId": order })).status,
+            201
+        );
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        app.stripe.succeed(&intent);
+        let event = succeeded_event(&intent);
+        let stale = crate::webhook::sign(
+            event.to_string().as_bytes(),
+            crate::testing::WEBHOOK_SECRET,
+            app.clock.now_ms() / 1000 - 301,
+        );
+        let forged = crate::webhook::sign(
+            event.to_string().as_bytes(),
+            "whsec_guess",
+            app.clock.now_ms() / 1000,
+        );
+        for signature in [
+            None,
+            Some(stale),
+            Some(forged),
+            Some("t=1,v1=zz".to_owned()),
+        ] {
+            let response = app.webhook(&event, signature.clone());
+            assert_eq!(response.status, 400, "{signature:?}: {}", text(&response));
+            assert!(
+                json(&response)["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Invalid webhook"))
+            );
+        }
+        assert_eq!(
+            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            Some("requires_payment_method")
+        );
+        assert!(app.outbox().is_empty());
+        // The genuine one settles it.
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        assert_eq!(payments_published(&app).len(), 1);
+    }
+
+    #[test]
+    fn webhooks_about_other_things_are_acknowledged() {
+        let app = TestApp::new();
+        for event in [
+            succeeded_event("pi_unknown"),
+            json!({"id": "evt_2", "type": "customer.created", "data": {"object": {"id": "cus_1", "object": "customer"}}}),
+        ] {
+            let response = app.webhook(&event, app.signed(&event));
+            assert_eq!(response.status, 200, "{}", text(&response));
+            assert_eq!(json(&response), json!({ "received": true }));
+        }
+        assert!(app.outbox().is_empty());
+    }
+
+    #[test]
+    fn the_browser_gets_the_publishable_key_and_the_stripe_js_url() {
+        let app = TestApp::new();
+        let response = app.handle(&Request::new(Method::Get, "/api/payments/config"));
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            json(&response),
+            json!({ "publishableKey": "pk_test_123", "stripeJsUrl": "https://js.stripe.com/v3/" })
+        );
+        assert_error(
+            &app.handle(&Request::new(Method::Get, "/api/payments")),
+            404,
+            "Not found",
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The payments service's consumer of order events: the replica of orders, in version order, and
+//! refunds for orders cancelled after their payment succeeded.
+//!
+//! `order:created` starts an order at version 0 with the price to charge; `order:cancelled` and
+//! `order:completed` apply when the replica holds `version - 1`, and wait otherwise. When a
+//! cancellation finds the order's payment already `succeeded` (the buyer paid in the last second
+//! and the expiry won the race at the orders service), the payment becomes `refund_pending` in
+//! the same transaction; the component then makes the refund ([`crate::settlement`]).
+
+use anyhow::Context;
+use delivery::{Applied, Handler, VersionCheck};
+use domain::{OrderId, Version, parse_rfc3339_millis};
+use events::{Envelope, Event, OrderStatus};
+use storage::Database;
+
+use crate::payment::{Order, PaymentStatus};
+use crate::store;
+
+/// The payments service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderEvents;
+
+impl Handler for OrderEvents {
+    fn apply(
+        &self,
+        tx: &dyn Database,
+        _envelope: &Envelope,
+        event: &Event,
+        now_ms: u64,
+    ) -> anyhow::Result<Applied> {
+        let (id, version, user_id, status, price_cents, expires_at) = match event {
+            Event::OrderCreated(order) => (
+                &order.id,
+                order.version,
+                &order.user_id,
+                order.status,
+                order.ticket.price_cents,
+                Some(&order.expires_at),
+            ),
+            Event::OrderCancelled(order) => (
+                &order.id,
+                order.version,
+                &order.user_id,
+                OrderStatus::Cancelled,
+                order.ticket.price_cents,
+                None,
+            ),
+            Event::OrderCompleted(order) => (
+                &order.id,
+                order.version,
+                &order.user_id,
+                OrderStatus::Complete,
+                order.ticket.price_cents,
+                None,
+            ),
+            _ => return Ok(Applied::Done),
+        };
+        let order_id = OrderId::parse(id).with_context(|| format!("order id {id:?}"))?;
+        let stored = store::order(tx, &order_id)?;
+        match VersionCheck::of(stored.as_ref().map(|o| o.version.value()), version) {
+            VersionCheck::Apply => {}
+            VersionCheck::AlreadyApplied => return Ok(Applied::Done),
+            VersionCheck::NotYet { have } => {
+                return Ok(Applied::NotYet(format!(
+                    "order {id} is at version {}, this event is version {version}",
+                    have.map_or_else(|| "none".to_owned(), |have| have.to_string())
+                )));
+            }
+        }
+        let expires_at_ms = match (expires_at, &stored) {
+            (Some(text), _) => parse_rfc3339_millis(text)
+                .with_context(|| format!("expiresAt {text:?} of order {id}"))?,
+            (None, Some(stored)) => stored.expires_at_ms,
+            (None, None) => anyhow::bail!("order {id} changed before it was created"),
+        };
+        store::save_order(
+            tx,
+            &Order {
+                id: order_id,
+                user_id: user_id.clone(),
+                status,
+                price_cents,
+                expires_at_ms,
+                version: Version::new(version),
+            },
+        )?;
+        if status == OrderStatus::Cancelled
+            && let Some(payment) = store::payment_for_order(tx, id)?
+            && payment.status == PaymentStatus::Succeeded
+        {
+            eprintln!(
+                "WARN order {id} was cancelled after its payment {} succeeded: refunding it",
+                payment.id
+            );
+            store::set_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
+        }
+        Ok(Applied::Done)
+    }
+}

@@ -1,0 +1,85 @@
+//! The payments service: paying for an order with a Stripe PaymentIntent, exactly once, and
+//! giving the money back when the order was cancelled before the payment landed. Plain Rust
+//! over the [`storage::Database`] port and the [`PaymentGateway`] port.
+//!
+//! The Spin components are thin glue. The HTTP component loads a [`PaymentsConfig`], opens the
+//! `payments` database, wraps Spin's outbound HTTP in a [`Stripe`] gateway and calls
+//! [`PaymentsApi::handle`]. The event component hands order events to [`OrderEvents`] and then
+//! makes the refunds they call for ([`settlement::refund_pending`]).
+//!
+//! - `config`: the typed configuration.
+//! - `api`: `POST /api/payments`, `GET /api/payments/config`, `POST /api/payments/webhook`.
+//! - `events`: the replica of orders, and refunds for orders cancelled after payment.
+//! - `payment`: the [`Payment`] and its [`PaymentStatus`], the replicated [`Order`].
+//! - `settlement`: what a succeeded payment does: complete its order, or be refunded.
+//! - `store`: the SQL (`migrations/payments.sql`, [`MIGRATION`]) and the outbox.
+//! - `stripe`: the [`PaymentGateway`] port and [`Stripe`], its implementation over HTTP with
+//!   async-stripe's typed requests.
+//! - `webhook`: the `Stripe-Signature` check.
+//!
+//! **Never a double charge.** One payment per order (a unique index), one PaymentIntent per
+//! payment (created under an idempotency key derived from the order), and an intent succeeds at
+//! most once. **Never a lost payment.** A success, learned from the confirm answer or the
+//! webhook, is recorded with its `payment:created` in one transaction, once.
+
+mod api;
+mod config;
+mod events;
+mod payment;
+pub mod settlement;
+mod store;
+mod stripe;
+pub mod webhook;
+
+#[cfg(test)]
+mod testing;
+
+pub use crate::api::PaymentsApi;
+pub use crate::config::{ConfigError, PaymentsConfig, VariableSource, stripe_api};
+pub use crate::events::OrderEvents;
+pub use crate::payment::{Order, Payment, PaymentStatus};
+pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
+
+/// The payments database's schema. Every statement is idempotent, so it runs at every start.
+pub const MIGRATION: &str = include_str!("../../../migrations/payments.sql");
+
+#[cfg(test)]
+mod tests {
+    use storage::{Database, NativeDatabase};
+
+    use super::*;
+
+    #[test]
+    fn the_migration_contains_every_event_delivery_statement_verbatim() {
+        for statement in delivery::SCHEMA {
+            assert!(
+                MIGRATION.contains(&format!("{statement};\n")),
+                "migrations/payments.sql lacks: {statement}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_migration_can_run_again_on_a_database_it_created() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("first run");
+        storage::apply_script(&db, MIGRATION).expect("second run");
+    }
+
+    #[test]
+    fn the_database_keeps_one_payment_per_order_and_per_intent() {
+        let db = NativeDatabase::open_in_memory().expect("database");
+        storage::apply_script(&db, MIGRATION).expect("migration");
+        let insert = "INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, \
+                      currency, status, created_at_ms, updated_at_ms) \
+                      VALUES (?, ?, ?, 's', 100, 'usd', 'succeeded', 0, 0)";
+        db.execute(insert, &["p1".into(), "o1".into(), "pi_1".into()])
+            .expect("the first payment");
+        for (id, order, intent) in [("p2", "o1", "pi_2"), ("p3", "o2", "pi_1")] {
+            let error = db
+                .execute(insert, &[id.into(), order.into(), intent.into()])
+                .expect_err("a second payment");
+            assert!(error.is_unique_violation(), "{error}");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The SQL over the `payments` and `orders` (replica) tables (schema in
+//! `migrations/payments.sql`) and the outbox.
+
+use anyhow::Context;
+use domain::{OrderId, Version};
+use events::{Event, OrderStatus};
+use storage::{Database, Row, SqlValue};
+
+use crate::payment::{Order, Payment, PaymentStatus};
+
+const PAYMENT_COLUMNS: &str =
+    "id, order_id, stripe_id, client_secret, amount_cents, currency, status, refund_id";
+
+/// The replica's order with this id.
+pub(crate) fn order(db: &dyn Database, id: &OrderId) -> anyhow::Result<Option<Order>> {
+    let rows = db
+        .execute(
+            "SELECT id, user_id, status, price_cents, expires_at_ms, version FROM orders \
+             WHERE id = ?",
+            &[id.to_string().into()],
+        )
+        .context("looking up an order")?;
+    rows.first().map(|row| order_from_row(&row)).transpose()
+}
+
+/// Stores `order` in the replica, replacing the version it held.
+pub(crate) fn save_order(db: &dyn Database, order: &Order) -> anyhow::Result<()> {
+    db.execute(
+        "INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
+         status = excluded.status, price_cents = excluded.price_cents, \
+         expires_at_ms = excluded.expires_at_ms, version = excluded.version",
+        &[
+            order.id.to_string().into(),
+            order.user_id.as_str().into(),
+            order.status.as_str().into(),
+            SqlValue::from_u64(order.price_cents)?,
+            SqlValue::from_u64(order.expires_at_ms)?,
+            SqlValue::from_u64(order.version.value())?,
+        ],
+    )
+    .with_context(|| format!("saving order {} in the replica", order.id))?;
+    Ok(())
+}
+
+/// The payment of an order, if one was started.
+pub(crate) fn payment_for_order(
+    db: &dyn Database,
+    order_id: &str,
+) -> anyhow::Result<Option<Payment>> {
+    payment_where(db, "order_id = ?", order_id)
+}
+
+/// The payment tied to a PaymentIntent.
+pub(crate) fn payment_by_intent(
+    db: &dyn Database,
+    stripe_id: &str,
+) -> anyhow::Result<Option<Payment>> {
+    payment_where(db, "stripe_id = ?", stripe_id)
+}
+
+fn payment_where(
+    db: &dyn Database,
+    condition: &str,
+    value: &str,
+) -> anyhow::Result<Option<Payment>> {
+    let rows = db
+        .execute(
+            &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE {condition}"),
+            &[value.into()],
+        )
+        .context("looking up a payment")?;
+    rows.first().map(|row| payment_from_row(&row)).transpose()
+}
+
+/// Records `payment` unless its order has one already; the order's payment either way. Two
+/// requests that raced to create an intent for one order keep the first one recorded.
+pub(crate) fn insert_payment(
+    db: &dyn Database,
+    payment: &Payment,
+    now_ms: u64,
+) -> anyhow::Result<Payment> {
+    let now = SqlValue::from_u64(now_ms)?;
+    db.execute(
+        "INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, currency, \
+         status, refund_id, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) \
+         ON CONFLICT DO NOTHING",
+        &[
+            payment.id.as_str().into(),
+            payment.order_id.as_str().into(),
+            payment.stripe_id.as_str().into(),
+            payment.client_secret.as_str().into(),
+            SqlValue::from_u64(payment.amount_cents)?,
+            payment.currency.as_str().into(),
+            payment.status.as_str().into(),
+            now.clone(),
+            now,
+        ],
+    )
+    .context("recording a payment")?;
+    payment_for_order(db, &payment.order_id)?
+        .with_context(|| format!("the payment of order {} vanished", payment.order_id))
+}
+
+/// Sets a payment's status (and the refund that settled it, if any).
+pub(crate) fn set_status(
+    db: &dyn Database,
+    payment_id: &str,
+    status: PaymentStatus,
+    refund_id: Option<&str>,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE payments SET status = ?, refund_id = COALESCE(?, refund_id), updated_at_ms = ? \
+         WHERE id = ?",
+        &[
+            status.as_str().into(),
+            refund_id.into(),
+            SqlValue::from_u64(now_ms)?,
+            payment_id.into(),
+        ],
+    )
+    .with_context(|| format!("setting payment {payment_id} to {}", status.as_str()))?;
+    Ok(())
+}
+
+/// Payments whose refund has not been made yet, oldest first.
+pub(crate) fn pending_refunds(db: &dyn Database) -> anyhow::Result<Vec<Payment>> {
+    let rows = db
+        .execute(
+            &format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = ? ORDER BY created_at_ms"
+            ),
+            &[PaymentStatus::RefundPending.as_str().into()],
+        )
+        .context("listing pending refunds")?;
+    rows.iter().map(|row| payment_from_row(&row)).collect()
+}
+
+/// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
+pub(crate) fn publish(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
+    delivery::publish(db, event, now_ms)
+        .with_context(|| format!("putting a {} event in the outbox", event.subject()))
+}
+
+fn unsigned(row: &Row<'_>, column: &str) -> anyhow::Result<u64> {
+    let value = row.integer(column)?;
+    u64::try_from(value).with_context(|| format!("stored {column} {value} is negative"))
+}
+
+fn order_from_row(row: &Row<'_>) -> anyhow::Result<Order> {
+    let id = row.text("id")?;
+    let status = row.text("status")?;
+    Ok(Order {
+        id: OrderId::parse(id).with_context(|| format!("stored order id {id:?}"))?,
+        user_id: row.text("user_id")?.to_owned(),
+        status: OrderStatus::parse(status)
+            .with_context(|| format!("stored status {status:?} of order {id}"))?,
+        price_cents: unsigned(row, "price_cents")?,
+        expires_at_ms: unsigned(row, "expires_at_ms")?,
+        version: Version::new(unsigned(row, "version")?),
+    })
+}
+
+fn payment_from_row(row: &Row<'_>) -> anyhow::Result<Payment> {
+    let id = row.text("id")?;
+    let status = row.text("status")?;
+    Ok(Payment {
+        id: id.to_owned(),
+        order_id: row.text("order_id")?.to_owned(),
+        stripe_id: row.text("stripe_id")?.to_owned(),
+        client_secret: row.text("client_secret")?.to_owned(),
+        amount_cents: unsigned(row, "amount_cents")?,
+        currency: row.text("currency")?.to_owned(),
+        status: PaymentStatus::parse(status)
+            .with_context(|| format!("stored status {status:?} of payment {id}"))?,
+        refund_id: row.optional_text("refund_id")?.map(str::to_owned),
+    })
+}

@@ -1,0 +1,528 @@
+//! Stripe as the payments service uses it: PaymentIntents and Refunds, behind the
+//! [`PaymentGateway`] port.
+//!
+//! The requests are async-stripe 1.0's typed builders (`CreatePaymentIntent`,
+//! `UpdatePaymentIntent`, `ConfirmPaymentIntent`, `RetrievePaymentIntent`, `CreateRefund`), so
+//! every parameter we send is one Stripe documents, form-encoded as Stripe expects. [`Stripe`]
+//! sends what they build through the [`HttpClient`] port (Spin's outbound HTTP in the component)
+//! and reads the answers into the few fields used here. async-stripe's own response types are
+//! not used: they require every field real Stripe returns, so the stateful fake Stripe the tests
+//! and `scripts/up` run (localstripe, whose objects carry fewer fields) could not be read with
+//! them, and their deserializers would be most of the component's size.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use api::{HttpClient, Method, OutboundRequest, Secret};
+use serde::Deserialize;
+use stripe_client_core::{RequestBuilder, StripeMethod, StripeRequest};
+use stripe_core::payment_intent::{
+    ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent, UpdatePaymentIntent,
+};
+use stripe_core::refund::CreateRefund;
+use stripe_types::Currency;
+
+/// Where Stripe is and how to authenticate to it.
+#[derive(Debug, Clone)]
+pub struct StripeApi {
+    /// `https://api.stripe.com`, or a fake's address; requests go to `<base>/v1/...`.
+    pub api_base: String,
+    pub secret_key: Secret,
+    pub currency: Currency,
+}
+
+/// Reads a currency code such as `usd` (any case).
+pub fn parse_currency(code: &str) -> Option<Currency> {
+    let code = code.trim().to_ascii_lowercase();
+    match Currency::from_str(&code) {
+        Ok(Currency::Unknown(_)) | Err(_) => None,
+        Ok(currency) => Some(currency),
+    }
+}
+
+/// A PaymentIntent, as far as this service reads one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Intent {
+    pub id: String,
+    /// `requires_payment_method`, `requires_confirmation`, `requires_action`, `processing`,
+    /// `requires_capture`, `canceled` or `succeeded`.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+}
+
+/// A Refund, as far as this service reads one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// How a call to Stripe failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StripeError {
+    /// 402: the card was declined. The message is Stripe's, written for the buyer.
+    #[error("card declined: {message}")]
+    Declined {
+        message: String,
+        code: Option<String>,
+    },
+    /// Another 4xx: Stripe refused the request as made (an unknown payment method, an intent in
+    /// a state that does not allow it). The message is Stripe's.
+    #[error("Stripe refused the request ({status}): {message}")]
+    Refused {
+        status: u16,
+        message: String,
+        code: Option<String>,
+    },
+    /// No answer, a 5xx, a 429, or Stripe refusing our key (401/403): nothing the buyer can fix;
+    /// try again later.
+    #[error("Stripe is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Stripe's error body: `{"error": {"type", "code", "message", ...}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// What the payments service asks of Stripe.
+pub trait PaymentGateway {
+    /// Creates a PaymentIntent for an order, under an idempotency key derived from the order,
+    /// so asking again (a retry, a second click, a second instance) returns the same intent.
+    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError>;
+    fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError>;
+    /// Sets the payment method on the intent, then confirms it (two calls: Stripe accepts the
+    /// payment method on confirm too, the fake Stripe does not).
+    fn confirm_intent(&self, intent_id: &str, payment_method: &str) -> Result<Intent, StripeError>;
+    /// Refunds the whole intent, under `idempotency_key`, so a retried refund refunds once.
+    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError>;
+}
+
+/// The idempotency key of an order's PaymentIntent.
+pub fn intent_idempotency_key(order_id: &str) -> String {
+    format!("order-{order_id}-payment-intent")
+}
+
+/// Stripe's HTTP API over an [`HttpClient`].
+pub struct Stripe<'a> {
+    pub http: &'a dyn HttpClient,
+    pub api: &'a StripeApi,
+}
+
+impl Stripe<'_> {
+    /// Sends a request an async-stripe builder made and reads the answer as `T`.
+    fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: RequestBuilder,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, StripeError> {
+        let mut url = format!(
+            "{}/v1{}",
+            self.api.api_base.trim_end_matches('/'),
+            request.path
+        );
+        if let Some(query) = request.query.as_deref().filter(|query| !query.is_empty()) {
+            url.push('?');
+            url.push_str(query);
+        }
+        let mut headers = vec![
+            (
+                "authorization".to_owned(),
+                format!("Bearer {}", self.api.secret_key.expose()),
+            ),
+            (
+                "stripe-version".to_owned(),
+                stripe_client_core::VERSION.as_str().to_owned(),
+            ),
+        ];
+        if let Some(key) = idempotency_key {
+            headers.push(("idempotency-key".to_owned(), key.to_owned()));
+        }
+        let method = match request.method {
+            StripeMethod::Get => Method::Get,
+            StripeMethod::Post => Method::Post,
+            StripeMethod::Delete => Method::Delete,
+        };
+        let body = request.body.unwrap_or_default();
+        if method == Method::Post {
+            headers.push((
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ));
+        }
+        let response = self
+            .http
+            .send(OutboundRequest {
+                method,
+                url,
+                headers,
+                body: body.into_bytes(),
+            })
+            .map_err(|error| StripeError::Unavailable(error.to_string()))?;
+        match response.status {
+            200..=299 => serde_json::from_slice(&response.body).map_err(|error| {
+                StripeError::Unavailable(format!("unreadable answer from Stripe: {error}"))
+            }),
+            status => Err(error_from(status, &response.body)),
+        }
+    }
+}
+
+fn error_from(status: u16, body: &[u8]) -> StripeError {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|body| body.error);
+    let (message, code) = match detail {
+        Some(detail) => (
+            detail
+                .message
+                .unwrap_or_else(|| format!("Stripe answered {status}")),
+            detail.code,
+        ),
+        None => (format!("Stripe answered {status}"), None),
+    };
+    match status {
+        402 => StripeError::Declined { message, code },
+        401 | 403 | 429 => StripeError::Unavailable(format!("{status}: {message}")),
+        400..=499 => StripeError::Refused {
+            status,
+            message,
+            code,
+        },
+        _ => StripeError::Unavailable(format!("{status}: {message}")),
+    }
+}
+
+impl PaymentGateway for Stripe<'_> {
+    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError> {
+        let request = CreatePaymentIntent::new(amount_cents, self.api.currency.clone())
+            .metadata([("order_id".to_owned(), order_id.to_owned())])
+            .build();
+        self.call(request, Some(&intent_idempotency_key(order_id)))
+    }
+
+    fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
+        self.call(RetrievePaymentIntent::new(intent_id).build(), None)
+    }
+
+    fn confirm_intent(&self, intent_id: &str, payment_method: &str) -> Result<Intent, StripeError> {
+        // An intent can succeed only once, so neither call needs an idempotency key to keep a
+        // retry from charging twice; and a key would replay a decline when the buyer retries.
+        let update = UpdatePaymentIntent::new(intent_id)
+            .payment_method(payment_method)
+            .build();
+        self.call::<Intent>(update, None)?;
+        self.call(ConfirmPaymentIntent::new(intent_id).build(), None)
+    }
+
+    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
+        let request = CreateRefund::new().payment_intent(intent_id).build();
+        self.call(request, Some(idempotency_key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use api::{OutboundResponse, TransportError};
+    use serde_json::json;
+
+    use super::*;
+
+    /// Answers each request with the next canned response and records the requests.
+    struct FakeHttp {
+        answers: RefCell<Vec<Result<OutboundResponse, TransportError>>>,
+        sent: RefCell<Vec<OutboundRequest>>,
+    }
+
+    impl FakeHttp {
+        fn answering(answers: Vec<Result<OutboundResponse, TransportError>>) -> FakeHttp {
+            FakeHttp {
+                answers: RefCell::new(answers),
+                sent: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn sent(&self) -> Vec<OutboundRequest> {
+            self.sent.borrow().clone()
+        }
+    }
+
+    impl HttpClient for FakeHttp {
+        fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
+            self.sent.borrow_mut().push(request);
+            self.answers.borrow_mut().remove(0)
+        }
+    }
+
+    fn ok(body: serde_json::Value) -> Result<OutboundResponse, TransportError> {
+        Ok(OutboundResponse {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    fn status(status: u16, body: serde_json::Value) -> Result<OutboundResponse, TransportError> {
+        Ok(OutboundResponse {
+            status,
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    /// A PaymentIntent as Stripe returns it (trimmed, as the fake Stripe trims it too).
+    fn intent(id: &str, status: &str, amount: i64) -> serde_json::Value {
+        json!({
+            "id": id, "object": "payment_intent", "amount": amount, "currency": "usd",
+            "status": status, "client_secret": format!("{id}_secret_abc"),
+            "metadata": {"order_id": "o1"}, "livemode": false,
+        })
+    }
+
+    fn api() -> StripeApi {
+        StripeApi {
+            api_base: "https://api.stripe.com/".to_owned(),
+            secret_key: Secret::new("sk_test_123".to_owned()),
+            currency: Currency::USD,
+        }
+    }
+
+    fn header<'a>(request: &'a OutboundRequest, name: &str) -> Option<&'a str> {
+        request
+            .headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn form(request: &OutboundRequest) -> Vec<(String, String)> {
+        let text = String::from_utf8(request.body.clone()).expect("UTF-8 form");
+        text.split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').expect("key=value");
+                (decode(key), decode(value))
+            })
+            .collect()
+    }
+
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex digits"));
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                byte => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn an_intent_is_created_for_the_exact_amount_with_the_order_and_an_idempotency_key() {
+        let http = FakeHttp::answering(vec![ok(intent("pi_1", "requires_payment_method", 1999))]);
+        let api = api();
+        let created = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .create_intent("o1", 1999)
+        .expect("created");
+        assert_eq!(created.id, "pi_1");
+        assert_eq!(created.client_secret.as_deref(), Some("pi_1_secret_abc"));
+        let sent = http.sent();
+        let request = &sent[0];
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(request.url, "https://api.stripe.com/v1/payment_intents");
+        assert_eq!(header(request, "authorization"), Some("Bearer sk_test_123"));
+        assert_eq!(
+            header(request, "idempotency-key"),
+            Some("order-o1-payment-intent")
+        );
+        assert_eq!(
+            header(request, "content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert!(header(request, "stripe-version").is_some());
+        let mut params = form(request);
+        params.sort();
+        assert_eq!(
+            params,
+            [
+                ("amount".to_owned(), "1999".to_owned()),
+                ("currency".to_owned(), "usd".to_owned()),
+                ("metadata[order_id]".to_owned(), "o1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn confirming_sets_the_payment_method_then_confirms_without_it() {
+        let http = FakeHttp::answering(vec![
+            ok(intent("pi_1", "requires_confirmation", 500)),
+            ok(intent("pi_1", "succeeded", 500)),
+        ]);
+        let api = api();
+        let confirmed = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .confirm_intent("pi_1", "pm_card_visa")
+        .expect("confirmed");
+        assert_eq!(confirmed.status, "succeeded");
+        let sent = http.sent();
+        assert_eq!(
+            sent[0].url,
+            "https://api.stripe.com/v1/payment_intents/pi_1"
+        );
+        assert_eq!(
+            form(&sent[0]),
+            [("payment_method".to_owned(), "pm_card_visa".to_owned())]
+        );
+        assert_eq!(
+            sent[1].url,
+            "https://api.stripe.com/v1/payment_intents/pi_1/confirm"
+        );
+        assert!(form(&sent[1]).is_empty(), "{:?}", form(&sent[1]));
+        assert!(sent.iter().all(|r| header(r, "idempotency-key").is_none()));
+    }
+
+    #[test]
+    fn a_refund_names_the_intent_and_carries_its_idempotency_key() {
+        let http = FakeHttp::answering(vec![ok(json!({
+            "id": "re_1", "object": "refund", "status": "succeeded", "amount": 500,
+        }))]);
+        let api = api();
+        let refund = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .refund("pi_1", "payment-p1-refund")
+        .expect("refunded");
+        assert_eq!(refund.id, "re_1");
+        let sent = http.sent();
+        assert_eq!(sent[0].url, "https://api.stripe.com/v1/refunds");
+        assert_eq!(
+            header(&sent[0], "idempotency-key"),
+            Some("payment-p1-refund")
+        );
+        assert_eq!(
+            form(&sent[0]),
+            [("payment_intent".to_owned(), "pi_1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn retrieving_is_a_get_without_a_body() {
+        let http = FakeHttp::answering(vec![ok(intent("pi_1", "succeeded", 100))]);
+        let api = api();
+        let found = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .retrieve_intent("pi_1")
+        .expect("found");
+        assert_eq!(found.status, "succeeded");
+        let sent = http.sent();
+        assert_eq!(sent[0].method, Method::Get);
+        assert_eq!(
+            sent[0].url,
+            "https://api.stripe.com/v1/payment_intents/pi_1"
+        );
+        assert!(sent[0].body.is_empty());
+        assert_eq!(header(&sent[0], "content-type"), None);
+    }
+
+    #[test]
+    fn stripe_errors_are_told_apart_by_what_the_buyer_can_do() {
+        let declined = json!({"error": {
+            "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+            "message": "Your card was declined.",
+        }});
+        let missing = json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "message": "No such PaymentMethod: 'pm_nope'",
+        }});
+        let cases = [
+            (
+                status(402, declined),
+                StripeError::Declined {
+                    message: "Your card was declined.".to_owned(),
+                    code: Some("card_declined".to_owned()),
+                },
+            ),
+            (
+                status(400, missing),
+                StripeError::Refused {
+                    status: 400,
+                    message: "No such PaymentMethod: 'pm_nope'".to_owned(),
+                    code: Some("resource_missing".to_owned()),
+                },
+            ),
+        ];
+        let api = api();
+        for (answer, expected) in cases {
+            let http = FakeHttp::answering(vec![answer]);
+            let error = Stripe {
+                http: &http,
+                api: &api,
+            }
+            .retrieve_intent("pi_1")
+            .expect_err("fails");
+            assert_eq!(error, expected);
+        }
+        for answer in [
+            status(500, json!({"error": {"message": "boom"}})),
+            status(503, json!("not even an error body")),
+            status(429, json!({"error": {"message": "slow down"}})),
+            status(401, json!({"error": {"message": "Invalid API Key"}})),
+            Err(TransportError("connection refused".to_owned())),
+            ok(json!({"unexpected": true})),
+        ] {
+            let http = FakeHttp::answering(vec![answer]);
+            let error = Stripe {
+                http: &http,
+                api: &api,
+            }
+            .retrieve_intent("pi_1")
+            .expect_err("fails");
+            assert!(matches!(error, StripeError::Unavailable(_)), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn currencies_are_read_from_their_codes() {
+        assert_eq!(parse_currency("usd"), Some(Currency::USD));
+        assert_eq!(parse_currency(" EUR "), Some(Currency::EUR));
+        for bad in ["", "dollars", "us"] {
+            assert_eq!(parse_currency(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! A payments service on a real SQLite file with the real migration, a fake Stripe behind the
+//! [`PaymentGateway`] port (the HTTP requests themselves are tested in `stripe.rs`), driven
+//! through the public API and the event handler.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use api::{Method, Request, Response, Secret};
+use delivery::{Accepted, Applied, DatabaseSink, Sink};
+use domain::{Clock, EventId, rfc3339_millis};
+use events::{
+    Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef,
+};
+use serde_json::{Value, json};
+use session::{SigningKey, TokenSigner};
+use storage::NativeDatabase;
+use tempfile::TempDir;
+
+use crate::stripe::{Intent, PaymentGateway, Refund, StripeApi, StripeError, parse_currency};
+use crate::{MIGRATION, OrderEvents, PaymentsApi, PaymentsConfig};
+
+/// 2026-11-25T03:04:05.678Z.
+pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
+pub(crate) const WINDOW_MS: u64 = 900_000;
+pub(crate) const BUYER: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
+pub(crate) const STRANGER: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_test";
+
+pub(crate) struct FixedClock(Cell<u64>);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A fake Stripe: intents it created, what confirming does next, whether it answers at all,
+/// and every call made.
+#[derive(Default)]
+pub(crate) struct FakeStripe {
+    pub(crate) intents: RefCell<HashMap<String, Intent>>,
+    /// Outcomes of the next confirms, in order; a success when empty.
+    pub(crate) confirm_outcomes: RefCell<Vec<Result<&'static str, StripeError>>>,
+    pub(crate) down: Cell<bool>,
+    pub(crate) refund_fails: Cell<bool>,
+    pub(crate) created: RefCell<Vec<(String, i64)>>,
+    pub(crate) refunds: RefCell<Vec<(String, String)>>,
+}
+
+impl FakeStripe {
+    fn unavailable(&self) -> Result<(), StripeError> {
+        if self.down.get() {
+            return Err(StripeError::Unavailable("connection refused".to_owned()));
+        }
+        Ok(())
+    }
+
+    fn set_status(&self, intent_id: &str, status: &str) -> Intent {
+        let mut intents = self.intents.borrow_mut();
+        let intent = intents.get_mut(intent_id).expect("a known intent");
+        intent.status = status.to_owned();
+        intent.clone()
+    }
+
+    /// Makes an intent succeed outside our API (the browser's Stripe.js confirmed it).
+    pub(crate) fn succeed(&self, intent_id: &str) {
+        self.set_status(intent_id, "succeeded");
+    }
+}
+
+impl PaymentGateway for FakeStripe {
+    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError> {
+        self.unavailable()?;
+        self.created
+            .borrow_mut()
+            .push((order_id.to_owned(), amount_cents));
+        // Like Stripe's idempotency key: the same order gets the same intent.
+        let id = format!("pi_{}", &order_id[..8]);
+        let intent = Intent {
+            id: id.clone(),
+            status: "requires_payment_method".to_owned(),
+            amount: amount_cents,
+            currency: "usd".to_owned(),
+            client_secret: Some(format!("{id}_secret")),
+            metadata: HashMap::from([("order_id".to_owned(), order_id.to_owned())]),
+        };
+        Ok(self
+            .intents
+            .borrow_mut()
+            .entry(id)
+            .or_insert(intent)
+            .clone())
+    }
+
+    fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
+        self.unavailable()?;
+        Ok(self.intents.borrow()[intent_id].clone())
+    }
+
+    fn confirm_intent(
+        &self,
+        intent_id: &str,
+        _payment_method: &str,
+    ) -> Result<Intent, StripeError> {
+        self.unavailable()?;
+        let outcome = {
+            let mut outcomes = self.confirm_outcomes.borrow_mut();
+            if outcomes.is_empty() {
+                Ok("succeeded")
+            } else {
+                outcomes.remove(0)
+            }
+        };
+        if self.intents.borrow()[intent_id].status == "succeeded" {
+            return Err(StripeError::Refused {
+                status: 400,
+                message: "This PaymentIntent has already succeeded".to_owned(),
+                code: Some("payment_intent_unexpected_state".to_owned()),
+            });
+        }
+        match outcome {
+            Ok(status) => Ok(self.set_status(intent_id, status)),
+            Err(error) => {
+                self.set_status(intent_id, "requires_payment_method");
+                Err(error)
+            }
+        }
+    }
+
+    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
+        self.unavailable()?;
+        if self.refund_fails.get() {
+            return Err(StripeError::Unavailable("503".to_owned()));
+        }
+        self.refunds
+            .borrow_mut()
+            .push((intent_id.to_owned(), idempotency_key.to_owned()));
+        Ok(Refund {
+            id: format!("re_{}", self.refunds.borrow().len()),
+            status: Some("succeeded".to_owned()),
+        })
+    }
+}
+
+pub(crate) fn declined() -> StripeError {
+    StripeError::Declined {
+        message: "Your card was declined.".to_owned(),
+        code: Some("card_declined".to_owned()),
+    }
+}
+
+pub(crate) struct TestApp {
+    _dir: TempDir,
+    pub(crate) db: NativeDatabase,
+    pub(crate) config: PaymentsConfig,
+    pub(crate) clock: FixedClock,
+    pub(crate) stripe: FakeStripe,
+    signer: TokenSigner,
+}
+
+impl TestApp {
+    pub(crate) fn new() -> TestApp {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = NativeDatabase::open(&dir.path().join("payments.sqlite")).expect("database");
+        storage::apply_script(&db, MIGRATION).expect("apply migrations/payments.sql");
+        let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
+        let config = PaymentsConfig {
+            verifier: session::TokenVerifier::new(key.verifying_key()),
+            stripe: StripeApi {
+                api_base: "https://api.stripe.com".to_owned(),
+                secret_key: Secret::new("sk_test_123"),
+                currency: parse_currency("usd").expect("usd"),
+            },
+            webhook_secret: Secret::new(WEBHOOK_SECRET),
+            publishable_key: "pk_test_123".to_owned(),
+            js_url: "https://js.stripe.com/v3/".to_owned(),
+        };
+        TestApp {
+            _dir: dir,
+            db,
+            config,
+            clock: FixedClock(Cell::new(NOW_MS)),
+            stripe: FakeStripe::default(),
+            signer: TokenSigner::new(key, 24 * 3600),
+        }
+    }
+
+    pub(crate) fn advance(&self, ms: u64) {
+        self.clock.0.set(self.clock.0.get() + ms);
+    }
+
+    pub(crate) fn handle(&self, request: &Request) -> Response {
+        PaymentsApi {
+            db: &self.db,
+            config: &self.config,
+            clock: &self.clock,
+            gateway: &self.stripe,
+        }
+        .handle(request)
+    }
+
+    pub(crate) fn pay(&self, user: Option<&str>, body: &Value) -> Response {
+        let mut request = Request::new(Method::Post, "/api/payments")
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string());
+        if let Some(user) = user {
+            let token = self
+                .signer
+                .sign(user, "buyer@example.com", NOW_MS / 1000)
+                .expect("sign a token");
+            request = request.with_header("cookie", &format!("session={token}"));
+        }
+        self.handle(&request)
+    }
+
+    /// Sends a webhook with `payload`, signed with the endpoint's secret at `signed_at_ms`.
+    pub(crate) fn webhook(&self, payload: &Value, signature: Option<String>) -> Response {
+        let mut request = Request::new(Method::Post, "/api/payments/webhook")
+            .with_header("content-type", "application/json")
+            .with_body(payload.to_string());
+        if let Some(signature) = signature {
+            request = request.with_header("stripe-signature", &signature);
+        }
+        self.handle(&request)
+    }
+
+    pub(crate) fn signed(&self, payload: &Value) -> Option<String> {
+        Some(crate::webhook::sign(
+            payload.to_string().as_bytes(),
+            WEBHOOK_SECRET,
+            self.clock.now_ms() / 1000,
+        ))
+    }
+
+    /// Puts BUYER's order for `price_cents` into the replica, as `order:created` does; its id.
+    pub(crate) fn order(&self, price_cents: u64) -> String {
+        let id = domain::OrderId::new_random().to_string();
+        self.deliver(OrderCreated {
+            id: id.clone(),
+            user_id: BUYER.to_owned(),
+            status: OrderStatus::Created,
+            version: 0,
+            expires_at: rfc3339_millis(self.clock.now_ms() + WINDOW_MS),
+            ticket: ticket(price_cents),
+        })
+        .expect("order:created applies");
+        id
+    }
+
+    pub(crate) fn cancel(&self, order_id: &str, version: u64) {
+        self.deliver(OrderCancelled {
+            id: order_id.to_owned(),
+            user_id: BUYER.to_owned(),
+            version,
+            ticket: ticket(100),
+        })
+        .expect("order:cancelled applies");
+    }
+
+    pub(crate) fn complete(&self, order_id: &str, version: u64) {
+        self.deliver(OrderCompleted {
+            id: order_id.to_owned(),
+            user_id: BUYER.to_owned(),
+            version,
+            ticket: ticket(100),
+        })
+        .expect("order:completed applies");
+    }
+
+    /// Applies `event` as the consumer does.
+    pub(crate) fn deliver(&self, event: impl Into<Event>) -> anyhow::Result<Applied> {
+        let event = event.into();
+        let now = self.clock.now_ms();
+        let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now));
+        let sink = DatabaseSink {
+            db: &self.db,
+            handler: &OrderEvents,
+        };
+        Ok(match sink.accept("payments", &envelope, &event, now)? {
+            Accepted::Applied | Accepted::Duplicate => Applied::Done,
+            Accepted::NotYet(reason) => Applied::NotYet(reason),
+        })
+    }
+
+    pub(crate) fn outbox(&self) -> Vec<Envelope> {
+        delivery::outbox_envelopes(&self.db).expect("read the outbox")
+    }
+
+    /// `(status, stripe id, refund id)` of an order's payment.
+    pub(crate) fn payment(&self, order_id: &str) -> Option<(String, String, Option<String>)> {
+        crate::store::payment_for_order(&self.db, order_id)
+            .expect("lookup")
+            .map(|payment| {
+                (
+                    payment.status.as_str().to_owned(),
+                    payment.stripe_id,
+                    payment.refund_id,
+                )
+            })
+    }
+}
+
+fn ticket(price_cents: u64) -> TicketRef {
+    TicketRef {
+        id: "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f".to_owned(),
+        price_cents,
+    }
+}
+
+pub(crate) fn json(response: &Response) -> Value {
+    serde_json::from_slice(&response.body).expect("a JSON body")
+}
+
+pub(crate) fn text(response: &Response) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+/// A `payment_intent.succeeded` event as Stripe sends it.
+pub(crate) fn succeeded_event(intent_id: &str) -> Value {
+    json!({
+        "id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
+        "created": NOW_MS / 1000, "livemode": false, "api_version": "2026-09-30.endive",
+        "data": {"object": {"id": intent_id, "object": "payment_intent", "status": "succeeded",
+                             "amount": 1999, "currency": "usd"}},
+    })
+}
