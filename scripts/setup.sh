@@ -21,6 +21,28 @@ if ! command -v redis-server >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
 fi
 
+# localstripe (a stateful fake Stripe, from PyPI) in a virtual environment under .spin/, for the
+# tests and for scripts/up without a Stripe account. scripts/fake_stripe.py runs it.
+LOCALSTRIPE_VENV=.spin/localstripe
+LOCALSTRIPE_VERSION=1.15.10
+ensure_localstripe() {
+    if "$LOCALSTRIPE_VENV/bin/python" -c "import localstripe" >/dev/null 2>&1; then
+        return
+    fi
+    echo "==> installing localstripe $LOCALSTRIPE_VERSION into $LOCALSTRIPE_VENV"
+    if ! command -v python3 >/dev/null 2>&1; then
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv
+    fi
+    if ! python3 -m venv "$LOCALSTRIPE_VENV" >/dev/null 2>&1; then
+        rm -rf "$LOCALSTRIPE_VENV"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+        python3 -m venv "$LOCALSTRIPE_VENV"
+    fi
+    "$LOCALSTRIPE_VENV/bin/pip" install -q "localstripe==$LOCALSTRIPE_VERSION"
+}
+
 # wrk, the HTTP load generator the benchmarks use.
 ensure_wrk() {
     if ! command -v wrk >/dev/null 2>&1; then

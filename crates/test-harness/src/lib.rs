@@ -125,6 +125,87 @@ impl Drop for RedisServer {
     }
 }
 
+/// localstripe, the stateful fake Stripe, on a free loopback port (`scripts/fake_stripe.py` in
+/// the virtual environment `scripts/test` installs under `.spin/localstripe`, or the Python
+/// that `LOCALSTRIPE_PYTHON` names). Stopped when dropped; its state lives in memory only.
+pub struct LocalStripe {
+    child: Child,
+    pub port: u16,
+}
+
+impl LocalStripe {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let python = std::env::var_os("LOCALSTRIPE_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".spin/localstripe/bin/python"));
+        let child = Command::new(&python)
+            .arg(workspace_root().join("scripts/fake_stripe.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run {} (scripts/test installs localstripe there): {error}",
+                    python.display()
+                )
+            });
+        let stripe = Self { child, port };
+        eventually("localstripe to answer", || {
+            stripe.call("GET", "/v1/payment_intents", &[]).ok()
+        });
+        stripe
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A call to its API with a form body, as Stripe's clients make them; the JSON answer, or
+    /// the status of an error.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, u16> {
+        let request = ureq::request(method, &format!("{}{path}", self.url()))
+            .set("authorization", "Bearer sk_test_localstripe")
+            .timeout(Duration::from_secs(10));
+        let result = if method == "GET" {
+            request.call()
+        } else {
+            request.send_form(form)
+        };
+        match result {
+            Ok(response) => response.into_json().map_err(|_| 0),
+            Err(ureq::Error::Status(status, _)) => Err(status),
+            Err(_) => Err(0),
+        }
+    }
+
+    /// Has it sign and send every event to `url` (a webhook endpoint) with `secret`.
+    pub fn send_webhooks_to(&self, url: &str, secret: &str) {
+        let registered = ureq::post(&format!("{}/_config/webhooks/app", self.url()))
+            .send_form(&[("url", url), ("secret", secret)]);
+        assert!(
+            registered.is_ok(),
+            "registering the webhook: {registered:?}"
+        );
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 /// Collected output of a child process, for assertions and for failure messages.
 #[derive(Clone, Default)]
 pub struct Output(Arc<Mutex<String>>);

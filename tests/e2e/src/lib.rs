@@ -17,8 +17,35 @@ pub fn repository_root() -> PathBuf {
     workspace_root()
 }
 
+/// The Stripe webhook signing secret the tests configure.
+pub const WEBHOOK_SECRET: &str = "whsec_e2e_secret";
+
 /// The app with test keys, plain-HTTP cookies and every migration; add settings, then `start()`.
+/// Stripe is configured but unreachable (a closed loopback port); see [`app_with_stripe`].
 pub fn app(redis: &RedisServer) -> HostBuilder {
+    stripe_settings(app_without_stripe(redis), "http://127.0.0.1:9")
+}
+
+/// The app with `stripe` as its Stripe. Register the webhook once the host runs
+/// ([`LocalStripe::send_webhooks_to`] with the host's `/api/payments/webhook` and
+/// [`WEBHOOK_SECRET`]).
+pub fn app_with_stripe(redis: &RedisServer, stripe: &LocalStripe) -> HostBuilder {
+    stripe_settings(app_without_stripe(redis), &stripe.url())
+}
+
+fn stripe_settings(builder: HostBuilder, api_base: &str) -> HostBuilder {
+    builder
+        .env("SPIN_VARIABLE_STRIPE_API_BASE", api_base)
+        .env("SPIN_VARIABLE_STRIPE_SECRET_KEY", "sk_test_e2e")
+        .env("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_e2e")
+        .env(
+            "SPIN_VARIABLE_STRIPE_JS_URL",
+            &format!("{api_base}/js.stripe.com/v3/"),
+        )
+}
+
+fn app_without_stripe(redis: &RedisServer) -> HostBuilder {
     let root = repository_root();
     let mut builder = HostBuilder::new(root.join("spin.toml"))
         .env("SPIN_VARIABLE_REDIS_ADDRESS", &redis.url())

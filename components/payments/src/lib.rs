@@ -1,0 +1,43 @@
+//! The payments HTTP component: Spin glue over `payments_service::PaymentsApi`, with Stripe
+//! reached through Spin's outbound HTTP (only `stripe_api_base` is allowed). A payment that
+//! succeeded commits its `payment:created` to the outbox, which is relayed after the request.
+
+use anyhow::{Context, Result};
+use payments_service::{PaymentsApi, PaymentsConfig, Stripe};
+use spin_adapter::{SpinDatabase, SpinHttp};
+
+/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
+#[allow(unsafe_code)]
+mod entrypoint {
+    use spin_sdk::http::{Request, Response};
+
+    #[spin_sdk::http_component]
+    fn handle(request: Request) -> Response {
+        super::handle(&request)
+    }
+}
+
+const DATABASE: &str = "payments";
+
+fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
+    spin_adapter::handle_http(request, serve)
+}
+
+fn serve(request: &api::Request) -> Result<api::Response> {
+    let config = PaymentsConfig::from_variables(&spin_adapter::SpinVariables)
+        .context("reading the payments configuration")?;
+    let db = SpinDatabase::open(DATABASE).context("opening the payments database")?;
+    let stripe = Stripe {
+        http: &SpinHttp,
+        api: &config.stripe,
+    };
+    let response = PaymentsApi {
+        db: &db,
+        config: &config,
+        clock: &spin_adapter::WallClock,
+        gateway: &stripe,
+    }
+    .handle(request);
+    spin_adapter::relay_after_write(request, &response, &db);
+    Ok(response)
+}
