@@ -160,3 +160,18 @@ pub fn listed_ids(host: &Host) -> Vec<String> {
         .map(|t| t["id"].as_str().expect("id").to_owned())
         .collect()
 }
+
+/// The messages of an answer in the error format, in order.
+pub fn messages(reply: &Reply) -> Vec<String> {
+    reply.json()["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not the error format: {}", reply.body))
+        .iter()
+        .map(|error| error["message"].as_str().expect("a message").to_owned())
+        .collect()
+}
+
+/// The `id` of a JSON object.
+pub fn id_of(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
+}

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use e2e::{Host, RedisServer, Reply, TEST_PRIVATE_KEY, app, eventually};
+use e2e::{Host, RedisServer, Reply, TEST_PRIVATE_KEY, app, eventually, messages};
 use serde_json::json;
 
 fn credentials(email: &str, password: &str) -> serde_json::Value {
@@ -37,15 +37,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs()
-}
-
-fn messages(reply: &Reply) -> Vec<String> {
-    reply.json()["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not the error format: {}", reply.body))
-        .iter()
-        .map(|e| e["message"].as_str().expect("message").to_owned())
-        .collect()
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    Host, RedisServer, Reply, app, create_ticket, eventually, listed_ids, publish_event, send,
-    sign_up, stream, ticket,
+    Host, RedisServer, Reply, app, create_ticket, eventually, id_of, listed_ids, messages,
+    publish_event, send, sign_up, stream, ticket,
 };
 use events::{Event, ExpirationComplete, PaymentCreated};
 use serde_json::{Value, json};
@@ -37,19 +37,6 @@ fn user_id(host: &Host, cookie: &str) -> String {
         .as_str()
         .expect("signed in")
         .to_owned()
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().expect("an id").to_owned()
-}
-
-fn messages(reply: &Reply) -> Vec<String> {
-    reply.json()["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not the error format: {}", reply.body))
-        .iter()
-        .map(|error| error["message"].as_str().expect("a message").to_owned())
-        .collect()
 }
 
 /// `POST /api/orders` for a ticket that exists, once the orders service's replica has it (until

@@ -5,7 +5,7 @@
 
 use e2e::{
     Host, LocalStripe, RedisServer, Reply, WEBHOOK_SECRET, app_with_stripe, create_ticket,
-    eventually, send, sign_up, stream, ticket,
+    eventually, id_of, messages, send, sign_up, stream, ticket,
 };
 use serde_json::{Value, json};
 
@@ -125,19 +125,6 @@ impl Shop {
 
 fn price_key(price: f64) -> String {
     format!("{price}").replace('.', "-")
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().expect("an id").to_owned()
-}
-
-fn messages(reply: &Reply) -> Vec<String> {
-    reply.json()["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not the error format: {}", reply.body))
-        .iter()
-        .map(|error| error["message"].as_str().expect("a message").to_owned())
-        .collect()
 }
 
 fn now_secs() -> u64 {
