@@ -97,12 +97,20 @@ def call(method, url, body=None, cookie=None):
         return error.code, json.loads(text) if text else None, error.headers
 
 
-class App:
-    """`with App(variables) as app:` runs the whole app until the block ends."""
+LOCALSTRIPE_PYTHON = os.path.join(ROOT, ".spin/localstripe/bin/python")
+WEBHOOK_SECRET = "whsec_bench"
 
-    def __init__(self, variables=None, manifest=None):
+
+class App:
+    """`with App(variables) as app:` runs the whole app until the block ends. With
+    `stripe=True` its payments go to a localstripe of its own (started, its webhooks sent to the
+    app, stopped at the end); otherwise Stripe is configured but unreachable."""
+
+    def __init__(self, variables=None, manifest=None, stripe=False):
         self.variables = variables or {}
         self.manifest = manifest or os.path.join(ROOT, "spin.toml")
+        self.stripe = stripe
+        self.stripe_proc = None
 
     def __enter__(self):
         self.work = tempfile.mkdtemp()
@@ -117,6 +125,18 @@ class App:
         env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
                "SPIN_VARIABLE_JWT_PRIVATE_KEY": private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
                "SPIN_VARIABLE_PLAIN_HTTP": "true"}
+        stripe_base = "http://127.0.0.1:9"
+        if self.stripe:
+            stripe_port = free_port()
+            self.stripe_proc = subprocess.Popen(
+                [LOCALSTRIPE_PYTHON, os.path.join(ROOT, "scripts/fake_stripe.py"), str(stripe_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stripe_base = f"http://127.0.0.1:{stripe_port}"
+        self.stripe_base = stripe_base
+        env.update({"SPIN_VARIABLE_STRIPE_API_BASE": stripe_base,
+                    "SPIN_VARIABLE_STRIPE_SECRET_KEY": "sk_test_bench",
+                    "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                    "SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY": "pk_test_bench"})
         env.update({f"SPIN_VARIABLE_{name.upper()}": str(value) for name, value in self.variables.items()})
         args = [HOST, "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
@@ -129,6 +149,10 @@ class App:
         try:
             wait_for(f"{self.base}/api/tickets", time.monotonic() + 60)
             self.redis = Resp(self.redis_port)
+            if self.stripe_proc:
+                subprocess.run([LOCALSTRIPE_PYTHON, os.path.join(ROOT, "scripts/fake_stripe.py"),
+                                str(stripe_port), "--webhook", f"{self.base}/api/payments/webhook",
+                                WEBHOOK_SECRET], check=True)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -137,6 +161,9 @@ class App:
     def __exit__(self, *_):
         self.host.terminate()
         self.host.wait()
+        if self.stripe_proc:
+            self.stripe_proc.terminate()
+            self.stripe_proc.wait()
         self.redis_proc.terminate()
         self.redis_proc.wait()
         shutil.rmtree(self.work, ignore_errors=True)
