@@ -25,6 +25,16 @@ CREATE TABLE IF NOT EXISTS tickets (
 -- The listing: available tickets, newest first, from a cursor.
 CREATE INDEX IF NOT EXISTS tickets_by_status_newest ON tickets (status, seq DESC);
 
+-- A seller's own tickets, newest first, from a cursor.
+CREATE INDEX IF NOT EXISTS tickets_by_seller_newest ON tickets (user_id, seq DESC);
+
+-- Searching titles: a full-text index of every ticket's title, its rowid the ticket's seq, kept
+-- in step with `tickets` by the code that writes both (in one transaction). Words match
+-- case-insensitively and without their accents.
+CREATE VIRTUAL TABLE IF NOT EXISTS tickets_search USING fts5(title, tokenize = 'unicode61 remove_diacritics 2');
+-- Tickets written before the index existed.
+INSERT INTO tickets_search (rowid, title) SELECT seq, title FROM tickets WHERE seq NOT IN (SELECT rowid FROM tickets_search);
+
 -- Event delivery (the outbox, processed event ids, replica versions): `delivery::SCHEMA`,
 -- verbatim; a test keeps the two the same.
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL, envelope TEXT NOT NULL, created_at_ms INTEGER NOT NULL, claimed_until_ms INTEGER, sent_at_ms INTEGER);

@@ -52,6 +52,32 @@ ensure_wrk() {
     fi
 }
 
+# The browser tests' tools: Debian's chromium (and its driver), Node.js 18 or newer with npm, and
+# the tests' own npm packages (playwright-core, which drives the system browser, and axe-core),
+# pinned by tests/browser/package-lock.json.
+ensure_browser_tools() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "==> installing ${missing[*]}"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+    if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+        echo "Node.js $(node --version) is too old for the browser tests: 18 or newer is needed" >&2
+        exit 1
+    fi
+    # node_modules/.installed-from is the lock file the packages were last installed from.
+    if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-from; then
+        echo "==> installing the browser tests' npm packages"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
+            cp package-lock.json node_modules/.installed-from)
+    fi
+}
+
 # Every component crate under components/, as cargo package flags.
 component_packages() {
     for manifest in components/*/Cargo.toml; do

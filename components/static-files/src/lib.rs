@@ -1,18 +1,26 @@
-//! Serves the browser client. The app mounts `static/` at `/` in this component's filesystem
-//! (`files = [{ source = "static", destination = "/" }]`) and routes it a wildcard; the request's
-//! `spin-path-info` (the part of the path below the route) names the file.
+//! Serves the browser client. The app mounts `static/` (the stylesheet and script) at `/static`
+//! and `templates/` (the pages) at `/templates` in this component's filesystem, and routes it a
+//! wildcard. The request's `spin-path-info` (the part of the path below the route) names a file
+//! of `static/`, or a page URL (`/tickets/<id>`, `/orders`, …, see `pages`) names a page, which
+//! is its template in `templates/pages/` put in the shell of `templates/layout.html`.
 //!
-//! `GET` and `HEAD` only. Directories serve their `index.html`. Every file carries an `ETag` so a
-//! browser revalidates with `If-None-Match` and gets a bodiless 304 when nothing changed. A path
-//! that names no file is a JSON 404 in the API's error format, never a fallback page, so a
-//! mistyped API URL does not come back as HTML.
+//! `GET` and `HEAD` only. Every response carries an `ETag`, so a browser revalidates with
+//! `If-None-Match` and gets a bodiless 304 when nothing changed. Pages are revalidated on every
+//! load and link their stylesheet and script by fingerprinted URL (`/app.js?v=<etag>`), which is
+//! cached for a year. Text is gzipped for clients that accept it. A path that names no file is a
+//! JSON 404 in the API's error format, never a fallback page, so a mistyped API URL does not come
+//! back as HTML. (The home page, `/`, is rendered by the tickets component, which owns the
+//! tickets it lists.)
 
-mod asset;
+mod pages;
 
 use std::io::ErrorKind;
 
 use spin_sdk::http::{Method, Request, Response};
 
+const STATIC: &str = "/static";
+const LAYOUT: &str = "/templates/layout.html";
+const PAGES: &str = "/templates/pages";
 const NOT_FOUND: &str = r#"{"errors":[{"message":"Not found"}]}"#;
 const BAD_PATH: &str = r#"{"errors":[{"message":"Invalid path"}]}"#;
 const METHOD_NOT_ALLOWED: &str = r#"{"errors":[{"message":"Method not allowed"}]}"#;
@@ -46,32 +54,50 @@ fn serve(req: &Request) -> Response {
         .header("spin-path-info")
         .and_then(|value| value.as_str())
         .unwrap_or_else(|| req.path());
-    let Ok(path) = asset::file_path(path_info) else {
-        return error(400, BAD_PATH);
+    let (contents, content_type) = match pages::page_name(path_info) {
+        Some(name) => match read_page(name) {
+            Some(html) => (html.into_bytes(), "text/html; charset=utf-8"),
+            None => return error(404, NOT_FOUND),
+        },
+        None => {
+            let Ok(path) = site::file_path(path_info) else {
+                return error(400, BAD_PATH);
+            };
+            let Some((path, contents)) = read_file(format!("{STATIC}{path}")) else {
+                return error(404, NOT_FOUND);
+            };
+            (contents, site::content_type(&path))
+        }
     };
-    let Some((path, contents)) = read_file(path) else {
-        return error(404, NOT_FOUND);
-    };
-
-    let etag = asset::etag(&contents);
-    let unchanged = req
-        .header("if-none-match")
-        .and_then(|value| value.as_str())
-        .is_some_and(|header| asset::if_none_match(header, &etag));
+    let header = |name: &str| req.header(name).and_then(|value| value.as_str());
+    let served = site::serve(
+        contents,
+        content_type,
+        site::Conditions {
+            query: req.query(),
+            accept_encoding: header("accept-encoding").unwrap_or_default(),
+            if_none_match: header("if-none-match"),
+            include_body,
+        },
+    );
     let mut response = Response::builder();
-    response
-        .header("etag", etag)
-        .header("cache-control", asset::cache_control(&path));
-    if unchanged {
-        return response.status(304).build();
+    response.status(served.status);
+    for (name, value) in served.headers {
+        response.header(name, value);
     }
-    response
-        .status(200)
-        .header("content-type", asset::content_type(&path));
-    if include_body {
-        response.body(contents);
-    }
-    response.build()
+    response.body(served.body).build()
+}
+
+/// The page `name`, its stylesheet and script links fingerprinted.
+fn read_page(name: &str) -> Option<String> {
+    let layout = std::fs::read_to_string(LAYOUT).ok()?;
+    let page = std::fs::read_to_string(format!("{PAGES}/{name}.html")).ok()?;
+    let html = site::page(&layout, name, &page);
+    Some(site::fingerprint_html(&html, |asset| {
+        std::fs::read(format!("{STATIC}{asset}"))
+            .ok()
+            .map(|bytes| site::etag(&bytes))
+    }))
 }
 
 /// Reads the file at `path`, or the `index.html` inside it if it is a directory. Returns the path
@@ -81,7 +107,7 @@ fn read_file(path: String) -> Option<(String, Vec<u8>)> {
     match std::fs::read(&path) {
         Ok(contents) => Some((path, contents)),
         Err(e) if e.kind() == ErrorKind::IsADirectory || is_dir(&path) => {
-            let index = format!("{}/{}", path.trim_end_matches('/'), asset::INDEX);
+            let index = format!("{}/{}", path.trim_end_matches('/'), site::INDEX);
             std::fs::read(&index).ok().map(|contents| (index, contents))
         }
         Err(_) => None,

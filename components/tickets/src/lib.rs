@@ -1,6 +1,11 @@
 //! The tickets HTTP component: Spin glue over `tickets_service::TicketsApi`. A write commits the
 //! ticket and its event in one SQLite transaction (the outbox); the event is then relayed to
 //! Redis. If Redis is away the request still succeeds and the event waits in the outbox.
+//!
+//! It also serves the home page, `/`: the tickets it owns, rendered into
+//! `templates/pages/home.html` in `templates/layout.html` (mounted at `/templates`), whose
+//! stylesheet and script links are fingerprinted from the files of `static/` (mounted at
+//! `/static`), as the `static-files` component serves them.
 
 use anyhow::{Context, Result};
 use spin_adapter::SpinDatabase;
@@ -18,6 +23,8 @@ mod entrypoint {
 }
 
 const DATABASE: &str = "tickets";
+const LAYOUT: &str = "/templates/layout.html";
+const HOME_TEMPLATE: &str = "/templates/pages/home.html";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
     spin_adapter::handle_http(request, serve)
@@ -27,12 +34,58 @@ fn serve(request: &api::Request) -> Result<api::Response> {
     let config = TicketsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the tickets configuration")?;
     let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
-    let response = TicketsApi {
+    let tickets = TicketsApi {
         db: &db,
         config: &config,
         clock: &spin_adapter::WallClock,
+    };
+    if request.path == "/" {
+        return home(&tickets, request);
     }
-    .handle(request);
+    let response = tickets.handle(request);
     spin_adapter::relay_after_write(request, &response, &db);
+    Ok(response)
+}
+
+/// `GET /` (and `HEAD`): the home page with the first page of tickets in it.
+fn home(tickets: &TicketsApi<'_>, request: &api::Request) -> Result<api::Response> {
+    let include_body = match request.method {
+        api::Method::Get => true,
+        api::Method::Head => false,
+        _ => {
+            let mut response = api::Response::empty(405)
+                .with_header("allow", "GET, HEAD")
+                .with_header("content-type", "application/json");
+            response.body = br#"{"errors":[{"message":"Method not allowed"}]}"#.to_vec();
+            return Ok(response);
+        }
+    };
+    let read =
+        |path: &str| std::fs::read_to_string(path).with_context(|| format!("reading {path}"));
+    let template = site::page(&read(LAYOUT)?, "home", &read(HOME_TEMPLATE)?);
+    let template = site::fingerprint_html(&template, |asset| {
+        std::fs::read(format!("/static{asset}"))
+            .ok()
+            .map(|bytes| site::etag(&bytes))
+    });
+    let html = match tickets.home_page(request, &template) {
+        Ok(html) => html,
+        Err(error) => return Ok(error.into_response()),
+    };
+    let served = site::serve(
+        html.into_bytes(),
+        "text/html; charset=utf-8",
+        site::Conditions {
+            query: &request.query,
+            accept_encoding: request.header("accept-encoding").unwrap_or_default(),
+            if_none_match: request.header("if-none-match"),
+            include_body,
+        },
+    );
+    let mut response = api::Response::empty(served.status);
+    for (name, value) in &served.headers {
+        response = response.with_header(name, value);
+    }
+    response.body = served.body;
     Ok(response)
 }

@@ -24,6 +24,7 @@ mod http;
 mod json;
 mod outbound;
 mod paging;
+pub mod query;
 mod secret;
 mod validation;
 

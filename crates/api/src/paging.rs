@@ -67,26 +67,45 @@ impl Page {
     pub fn respond<T: serde::Serialize>(
         &self,
         path: &str,
+        items: Vec<T>,
+        position: impl Fn(&T) -> i64,
+    ) -> Response {
+        self.respond_with(path, &[], items, position)
+    }
+
+    /// [`respond`](Self::respond) for a listing filtered by `params` (such as a search), which the
+    /// next page's link repeats (those with an empty value left out).
+    pub fn respond_with<T: serde::Serialize>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
         mut items: Vec<T>,
         position: impl Fn(&T) -> i64,
     ) -> Response {
+        let next = self.cut(&mut items, position);
+        let response = Response::json(200, &items);
+        match next {
+            Some(cursor) => {
+                let mut link = format!("<{path}?limit={}&cursor={cursor}", self.limit);
+                for (name, value) in params.iter().filter(|(_, value)| !value.is_empty()) {
+                    link.push_str(&format!("&{name}={}", crate::query::encode(value)));
+                }
+                link.push_str(">; rel=\"next\"");
+                response
+                    .with_header("link", &link)
+                    .with_header("x-next-cursor", &cursor.to_string())
+            }
+            None => response,
+        }
+    }
+
+    /// Cuts `items` (fetched with [`fetch`](Self::fetch)) to the page; the cursor of the next
+    /// page when more follow.
+    pub fn cut<T>(&self, items: &mut Vec<T>, position: impl Fn(&T) -> i64) -> Option<i64> {
         let limit = self.limit as usize;
         let more = items.len() > limit;
         items.truncate(limit);
-        let response = Response::json(200, &items);
-        match items.last() {
-            Some(last) if more => {
-                let cursor = position(last).to_string();
-                let link = format!(
-                    "<{path}?limit={}&cursor={cursor}>; rel=\"next\"",
-                    self.limit
-                );
-                response
-                    .with_header("link", &link)
-                    .with_header("x-next-cursor", &cursor)
-            }
-            _ => response,
-        }
+        items.last().filter(|_| more).map(position)
     }
 }
 
@@ -170,5 +189,19 @@ mod tests {
         assert_eq!(last.body, b"[7,6]");
         assert_eq!(last.header("link"), None);
         assert_eq!(last.header("x-next-cursor"), None);
+    }
+
+    #[test]
+    fn the_next_link_repeats_the_filter_encoded() {
+        let page = Page {
+            limit: 1,
+            after: None,
+        };
+        let response =
+            page.respond_with("/api/things", &[("q", "rock & roll")], vec![5, 4], |n| *n);
+        assert_eq!(
+            response.header("link"),
+            Some("</api/things?limit=1&cursor=5&q=rock%20%26%20roll>; rel=\"next\"")
+        );
     }
 }

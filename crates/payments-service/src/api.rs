@@ -44,6 +44,7 @@ impl PaymentsApi<'_> {
         let path = request.path.strip_suffix('/').unwrap_or(&request.path);
         let result = match (&request.method, path) {
             (Method::Post, "/api/payments") => self.pay(request),
+            (Method::Post, "/api/payments/setup") => self.setup(request),
             (Method::Get, "/api/payments/config") => Ok(self.client_config()),
             (Method::Post, "/api/payments/webhook") => self.webhook(request),
             _ => Err(ApiError::NotFound),
@@ -157,6 +158,24 @@ impl PaymentsApi<'_> {
         }
         store::set_status(self.db, &payment.id, status, None, now)?;
         Ok(Payment { status, ..payment })
+    }
+
+    /// `POST /api/payments/setup`: a SetupIntent's client secret, for the browser to turn the
+    /// card the buyer types into a PaymentMethod (Stripe.js `confirmCardSetup`), which it then
+    /// pays with (`paymentMethodId`). The card never touches this service.
+    fn setup(&self, request: &Request) -> Result<Response, ApiError> {
+        let user = self.signed_in_user(request)?;
+        let setup = self
+            .gateway
+            .create_setup_intent(&user.id)
+            .map_err(stripe_failure)?;
+        let client_secret = setup.client_secret.ok_or_else(|| {
+            anyhow::anyhow!("SetupIntent {} came without a client secret", setup.id)
+        })?;
+        Ok(Response::json(
+            201,
+            &serde_json::json!({ "clientSecret": client_secret }),
+        ))
     }
 
     /// `GET /api/payments/config`: what the browser needs to load Stripe.js.
@@ -633,6 +652,32 @@ mod tests {
             assert_eq!(json(&response), json!({ "received": true }));
         }
         assert!(app.outbox().is_empty());
+    }
+
+    #[test]
+    fn a_signed_in_buyer_gets_a_setup_intent_for_the_card_they_type() {
+        let app = TestApp::new();
+        let request = |user: Option<&str>| {
+            let mut request = Request::new(Method::Post, "/api/payments/setup");
+            if let Some(user) = user {
+                request =
+                    request.with_header("authorization", &format!("Bearer {}", app.token(user)));
+            }
+            request
+        };
+        let created = app.handle(&request(Some(BUYER)));
+        assert_eq!(created.status, 201, "{}", text(&created));
+        assert_eq!(
+            json(&created),
+            json!({ "clientSecret": "seti_9d8c7b6a_secret" })
+        );
+        assert_error(&app.handle(&request(None)), 401, "You are not signed in");
+        app.stripe.down.set(true);
+        assert_error(
+            &app.handle(&request(Some(BUYER))),
+            502,
+            ApiError::UPSTREAM_MESSAGE,
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use stripe_core::payment_intent::{
     ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent, UpdatePaymentIntent,
 };
 use stripe_core::refund::CreateRefund;
+use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
 use stripe_types::Currency;
 
 /// Where Stripe is and how to authenticate to it.
@@ -53,6 +54,15 @@ pub struct Intent {
     pub client_secret: Option<String>,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
+}
+
+/// A SetupIntent, as far as this service reads one: the browser confirms it with the card the
+/// buyer typed (Stripe.js `confirmCardSetup`), which makes the PaymentMethod to pay with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SetupIntent {
+    pub id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// A Refund, as far as this service reads one.
@@ -111,6 +121,8 @@ pub trait PaymentGateway {
     fn confirm_intent(&self, intent_id: &str, payment_method: &str) -> Result<Intent, StripeError>;
     /// Refunds the whole intent, under `idempotency_key`, so a retried refund refunds once.
     fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError>;
+    /// Creates a SetupIntent for a card the buyer is about to type, for use now (`on_session`).
+    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError>;
 }
 
 /// The idempotency key of an order's PaymentIntent.
@@ -233,6 +245,14 @@ impl PaymentGateway for Stripe<'_> {
     fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
         let request = CreateRefund::new().payment_intent(intent_id).build();
         self.call(request, Some(idempotency_key))
+    }
+
+    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError> {
+        let request = CreateSetupIntent::new()
+            .usage(CreateSetupIntentUsage::OnSession)
+            .metadata([("user_id".to_owned(), user_id.to_owned())])
+            .build();
+        self.call(request, None)
     }
 }
 
@@ -436,6 +456,33 @@ mod tests {
         assert_eq!(
             form(&sent[0]),
             [("payment_intent".to_owned(), "pi_1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_setup_intent_is_for_use_now_and_names_the_buyer() {
+        let http = FakeHttp::answering(vec![ok(json!({
+            "id": "seti_1", "object": "setup_intent", "client_secret": "seti_1_secret_x",
+            "status": "requires_payment_method",
+        }))]);
+        let api = api();
+        let setup = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .create_setup_intent("u1")
+        .expect("created");
+        assert_eq!(setup.client_secret.as_deref(), Some("seti_1_secret_x"));
+        let sent = http.sent();
+        assert_eq!(sent[0].url, "https://api.stripe.com/v1/setup_intents");
+        let mut params = form(&sent[0]);
+        params.sort();
+        assert_eq!(
+            params,
+            [
+                ("metadata[user_id]".to_owned(), "u1".to_owned()),
+                ("usage".to_owned(), "on_session".to_owned()),
+            ]
         );
     }
 

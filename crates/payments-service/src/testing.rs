@@ -16,7 +16,9 @@ use session::{SigningKey, TokenSigner};
 use storage::NativeDatabase;
 use tempfile::TempDir;
 
-use crate::stripe::{Intent, PaymentGateway, Refund, StripeApi, StripeError, parse_currency};
+use crate::stripe::{
+    Intent, PaymentGateway, Refund, SetupIntent, StripeApi, StripeError, parse_currency,
+};
 use crate::{MIGRATION, OrderEvents, PaymentsApi, PaymentsConfig};
 
 /// 2026-11-25T03:04:05.678Z.
@@ -140,6 +142,14 @@ impl PaymentGateway for FakeStripe {
             status: Some("succeeded".to_owned()),
         })
     }
+
+    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError> {
+        self.unavailable()?;
+        Ok(SetupIntent {
+            id: format!("seti_{}", &user_id[..8]),
+            client_secret: Some(format!("seti_{}_secret", &user_id[..8])),
+        })
+    }
 }
 
 pub(crate) fn declined() -> StripeError {
@@ -199,16 +209,18 @@ impl TestApp {
         .handle(request)
     }
 
+    pub(crate) fn token(&self, user: &str) -> String {
+        self.signer
+            .sign(user, "buyer@example.com", NOW_MS / 1000)
+            .expect("sign a token")
+    }
+
     pub(crate) fn pay(&self, user: Option<&str>, body: &Value) -> Response {
         let mut request = Request::new(Method::Post, "/api/payments")
             .with_header("content-type", "application/json")
             .with_body(body.to_string());
         if let Some(user) = user {
-            let token = self
-                .signer
-                .sign(user, "buyer@example.com", NOW_MS / 1000)
-                .expect("sign a token");
-            request = request.with_header("cookie", &format!("session={token}"));
+            request = request.with_header("cookie", &format!("session={}", self.token(user)));
         }
         self.handle(&request)
     }

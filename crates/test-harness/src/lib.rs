@@ -365,7 +365,9 @@ impl HostBuilder {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 replaced), and as it came.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -423,11 +425,16 @@ impl Host {
             .into_iter()
             .filter_map(|name| response.header(&name).map(|v| (name.clone(), v.to_owned())))
             .collect();
-        let body = response.into_string().unwrap_or_default();
+        let mut bytes = Vec::new();
+        response
+            .into_reader()
+            .read_to_end(&mut bytes)
+            .unwrap_or_else(|error| panic!("{method} {path}: reading the body: {error}"));
         Reply {
             status,
             headers,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 

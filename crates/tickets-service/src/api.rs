@@ -7,6 +7,7 @@ use serde_json::Value;
 use session::Claims;
 use storage::Database;
 
+use crate::search::{MAX_SEARCH_CHARS, search_query};
 use crate::store;
 use crate::ticket::{Ticket, TicketStatus};
 use crate::{Clock, TicketsConfig};
@@ -17,6 +18,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Also for a sold ticket: either way the seller can no longer change it.
 const TICKET_RESERVED: &str = "Ticket is reserved";
 const NOT_OWNER: &str = "You do not own this ticket";
+const SEARCH_TOO_LONG: &str = "Search must be at most 200 characters";
 
 /// One request's view of the service: the configuration and the ports it may use.
 pub struct TicketsApi<'a> {
@@ -29,6 +31,8 @@ pub struct TicketsApi<'a> {
 enum Route<'a> {
     /// `/api/tickets`
     Tickets,
+    /// `/api/tickets/mine`
+    Mine,
     /// `/api/tickets/:id`, with the id as written.
     Ticket(&'a str),
 }
@@ -38,6 +42,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     let path = path.strip_suffix('/').unwrap_or(path);
     match path.strip_prefix("/api/tickets")? {
         "" => Some(Route::Tickets),
+        "/mine" => Some(Route::Mine),
         rest => match rest.strip_prefix('/') {
             Some(id) if !id.is_empty() && !id.contains('/') => Some(Route::Ticket(id)),
             _ => None,
@@ -51,6 +56,7 @@ impl TicketsApi<'_> {
         let result = match (&request.method, route(&request.path)) {
             (Method::Post, Some(Route::Tickets)) => self.create_ticket(request),
             (Method::Get, Some(Route::Tickets)) => self.list_tickets(request),
+            (Method::Get, Some(Route::Mine)) => self.my_tickets(request),
             (Method::Get, Some(Route::Ticket(id))) => self.show_ticket(id),
             (Method::Put, Some(Route::Ticket(id))) => self.update_ticket(request, id),
             // As the reference's catch-all: a known path with another method is not found too.
@@ -74,12 +80,48 @@ impl TicketsApi<'_> {
         Ok(Response::json(201, &ticket))
     }
 
-    /// `GET /api/tickets?limit=&cursor=`: the tickets for sale, newest first, a page at a
-    /// time. When more follow, `Link: <…>; rel="next"` and `x-next-cursor` say where.
+    /// `GET /api/tickets?limit=&cursor=&q=`: the tickets for sale, newest first, a page at a
+    /// time; with `q`, only those whose title holds each of its words. When more follow,
+    /// `Link: <…>; rel="next"` and `x-next-cursor` say where.
     fn list_tickets(&self, request: &Request) -> Result<Response, ApiError> {
         let page = Page::from_query(&request.query)?;
-        let tickets = store::list_available(self.db, page.fetch(), page.after)?;
-        Ok(page.respond("/api/tickets", tickets, |ticket| ticket.seq))
+        let query = search_text(request)?;
+        let tickets = self.available(&page, &query)?;
+        Ok(
+            page.respond_with("/api/tickets", &[("q", &query)], tickets, |ticket| {
+                ticket.seq
+            }),
+        )
+    }
+
+    /// `GET /api/tickets/mine`: the caller's own tickets, whatever their status (for sale,
+    /// reserved, sold), newest first, a page at a time.
+    fn my_tickets(&self, request: &Request) -> Result<Response, ApiError> {
+        let user = self.signed_in_user(request)?;
+        let page = Page::from_query(&request.query)?;
+        let tickets = store::list_sellers(self.db, &user.id, page.fetch(), page.after)?;
+        Ok(page.respond("/api/tickets/mine", tickets, |ticket| ticket.seq))
+    }
+
+    /// The home page, `/?q=&cursor=`: `template` (`templates/home.html`) with the first page of
+    /// tickets for sale (or of a search) rendered in, as HTML.
+    pub fn home_page(&self, request: &Request, template: &str) -> Result<String, ApiError> {
+        let mut page = Page::from_query(&request.query)?;
+        if api::query::param(&request.query, "limit").is_none() {
+            page.limit = crate::home::HOME_PAGE_SIZE;
+        }
+        let query = search_text(request)?;
+        let mut tickets = self.available(&page, &query)?;
+        let next = page.cut(&mut tickets, |ticket| ticket.seq);
+        Ok(crate::home::render(template, &tickets, &query, next))
+    }
+
+    /// One page (plus one, to tell whether more follow) of the tickets for sale matching `query`.
+    fn available(&self, page: &Page, query: &str) -> Result<Vec<Ticket>, ApiError> {
+        Ok(match search_query(query) {
+            Some(search) => store::search_available(self.db, &search, page.fetch(), page.after)?,
+            None => store::list_available(self.db, page.fetch(), page.after)?,
+        })
     }
 
     /// `GET /api/tickets/:id`: any ticket, whatever its status; a malformed id is unknown.
@@ -115,6 +157,15 @@ impl TicketsApi<'_> {
     fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
         api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
     }
+}
+
+/// The `q` parameter: what to search for, empty for everything.
+fn search_text(request: &Request) -> Result<String, ApiError> {
+    let query = api::query::param(&request.query, "q").unwrap_or_default();
+    if query.chars().count() > MAX_SEARCH_CHARS {
+        return Err(ApiError::validation("q", SEARCH_TOO_LONG));
+    }
+    Ok(query)
 }
 
 /// The body of `POST` and `PUT`, loose so that a missing or mistyped field is a validation
@@ -679,5 +730,159 @@ mod tests {
         }
         let last = app.ticket(&id);
         assert_eq!(last["version"], json!(WRITERS));
+    }
+
+    // Search, my tickets and the home page
+
+    #[test]
+    fn a_search_finds_titles_holding_every_word_in_any_case_newest_first() {
+        let app = TestApp::new();
+        for title in [
+            "Jazz Night",
+            "Rock night",
+            "JAZZ brunch",
+            "Opera",
+            "Nightjazz",
+        ] {
+            app.create_ticket(ALICE, title, 10.0);
+        }
+        let found = |query: &str| titles(&app.get(&format!("/api/tickets?q={query}")));
+        assert_eq!(found("jazz"), ["JAZZ brunch", "Jazz Night"]);
+        assert_eq!(found("NIGHT+jazz"), ["Jazz Night"]);
+        assert_eq!(
+            found("nig"),
+            ["Nightjazz", "Rock night", "Jazz Night"],
+            "a word's start matches"
+        );
+        assert_eq!(found("night"), ["Nightjazz", "Rock night", "Jazz Night"]);
+        assert_eq!(found("ballet"), Vec::<String>::new());
+        assert_eq!(found("%22%2A%28"), found(""), "no word: everything");
+        let too_long = app.get(&format!("/api/tickets?q={}", "a".repeat(201)));
+        assert_eq!(too_long.status, 400);
+        assert_eq!(errors(&too_long)[0]["field"], json!("q"));
+    }
+
+    #[test]
+    fn a_search_pages_through_its_matches_and_skips_held_tickets() {
+        let app = TestApp::new();
+        let held = app.create_ticket(ALICE, "Gig 0", 10.0);
+        app.deliver(order_created("o1", &id_of(&held)))
+            .expect("reserve");
+        for i in 1..=5 {
+            app.create_ticket(ALICE, &format!("Gig {i}"), 10.0);
+        }
+        app.create_ticket(ALICE, "Other", 10.0);
+        let first = app.get("/api/tickets?q=gig&limit=2");
+        assert_eq!(titles(&first), ["Gig 5", "Gig 4"]);
+        let link = first.header("link").expect("a next page").to_owned();
+        assert!(link.ends_with("&q=gig>; rel=\"next\""), "{link}");
+        let next = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .expect("a URL");
+        let second = app.get(next);
+        assert_eq!(titles(&second), ["Gig 3", "Gig 2"]);
+        let cursor = second.header("x-next-cursor").expect("more");
+        let last = app.get(&format!("/api/tickets?q=gig&limit=2&cursor={cursor}"));
+        assert_eq!(titles(&last), ["Gig 1"], "the held ticket is not for sale");
+    }
+
+    #[test]
+    fn an_edited_title_is_found_by_its_new_words_only() {
+        let app = TestApp::new();
+        let id = id_of(&app.create_ticket(ALICE, "Symphony", 10.0));
+        let edited = app.put_ticket(Some(ALICE), &id, &json!({"title": "Quartet", "price": 10}));
+        assert_eq!(edited.status, 200);
+        assert_eq!(titles(&app.get("/api/tickets?q=quartet")), ["Quartet"]);
+        assert!(titles(&app.get("/api/tickets?q=symphony")).is_empty());
+    }
+
+    #[test]
+    fn a_search_reads_the_full_text_index_newest_first_without_sorting() {
+        let app = TestApp::new();
+        let details = crate::testing::query_plan(
+            &app.db,
+            "SELECT t.seq FROM tickets_search s CROSS JOIN tickets t ON t.seq = s.rowid \
+                 WHERE tickets_search MATCH ? AND s.rowid < ? AND t.status = ? \
+                 ORDER BY s.rowid DESC LIMIT ?",
+            &[
+                "\"gig\"*".into(),
+                i64::MAX.into(),
+                "available".into(),
+                10.into(),
+            ],
+        );
+        assert!(
+            details.iter().any(|d| d.contains("VIRTUAL TABLE INDEX"))
+                && !details.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn my_tickets_are_every_ticket_of_mine_whatever_its_status() {
+        let app = TestApp::new();
+        let listed = app.create_ticket(ALICE, "Listed", 10.0);
+        let reserved = app.create_ticket(ALICE, "Reserved", 10.0);
+        let sold = app.create_ticket(ALICE, "Sold", 10.0);
+        app.create_ticket(BOB, "Not mine", 10.0);
+        app.deliver(order_created("o1", &id_of(&reserved)))
+            .expect("reserve");
+        app.deliver(order_created("o2", &id_of(&sold)))
+            .expect("reserve");
+        app.deliver(order_completed("o2", &id_of(&sold), 1))
+            .expect("sell");
+        let request = app.json_request(Method::Get, "/api/tickets/mine", Some(ALICE), &json!(null));
+        let mine = json(&app.handle(&request));
+        let summary: Vec<(String, String)> = mine
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|t| {
+                (
+                    t["title"].as_str().expect("title").to_owned(),
+                    t["status"].as_str().expect("status").to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Sold".to_owned(), "sold".to_owned()),
+                ("Reserved".to_owned(), "reserved".to_owned()),
+                ("Listed".to_owned(), "available".to_owned()),
+            ]
+        );
+        assert_eq!(id_of(&mine[2]), id_of(&listed));
+        assert_error(&app.get("/api/tickets/mine"), 401, "You are not signed in");
+    }
+
+    #[test]
+    fn the_home_page_renders_the_first_page_and_links_the_next() {
+        let app = TestApp::new();
+        for i in 0..(crate::home::HOME_PAGE_SIZE + 1) {
+            app.create_ticket(ALICE, &format!("Show {i}"), 10.0);
+        }
+        let api = TicketsApi {
+            db: &app.db,
+            config: &app.config,
+            clock: &app.clock,
+        };
+        let template = "<ul>{{tickets}}</ul>{{more}}";
+        let html = api
+            .home_page(&Request::new(Method::Get, "/"), template)
+            .expect("renders");
+        assert_eq!(html.matches("<li class=\"ticket\">").count(), 48);
+        assert!(
+            html.contains("Show 48") && !html.contains(">Show 0<"),
+            "{html}"
+        );
+        assert!(html.contains("id=\"more\""), "{html}");
+        let searched = api
+            .home_page(&Request::new(Method::Get, "/?q=show+47"), template)
+            .expect("renders");
+        assert_eq!(searched.matches("<li class=\"ticket\">").count(), 1);
+        assert!(!searched.contains("id=\"more\""));
     }
 }

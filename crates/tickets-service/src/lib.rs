@@ -9,6 +9,8 @@
 //! - `config`: the typed configuration and its [`ConfigError`].
 //! - `api`: the route table and one handler per route.
 //! - `events`: the consumer of `order:created`, `order:cancelled` and `order:completed`.
+//! - `home`: the home page, `/`, with the first page of tickets rendered into its HTML.
+//! - `search`: the search box's text as a full-text query over titles.
 //! - `ticket`: the [`Ticket`] as the API shows it and as events carry it, and [`TicketStatus`].
 //! - `store`: the SQL over the `tickets` table (`migrations/tickets.sql`, [`MIGRATION`]) and
 //!   the outbox.
@@ -22,6 +24,8 @@
 mod api;
 mod config;
 mod events;
+mod home;
+mod search;
 mod store;
 mod ticket;
 
@@ -74,7 +78,9 @@ mod tests {
             "processed_events",
             "replica_versions",
             "tickets",
+            "tickets_by_seller_newest",
             "tickets_by_status_newest",
+            "tickets_search",
         ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
@@ -102,25 +108,26 @@ mod tests {
     }
 
     #[test]
-    fn listing_uses_the_status_index() {
+    fn listings_read_their_index_newest_first_without_sorting() {
         let db = NativeDatabase::open_in_memory().expect("database");
         storage::apply_script(&db, MIGRATION).expect("migration");
-        let plan = db
-            .execute(
-                "EXPLAIN QUERY PLAN SELECT seq FROM tickets WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-                &["available".into(), i64::MAX.into(), 100.into()],
-            )
-            .expect("plan");
-        let details: Vec<&str> = plan
-            .iter()
-            .map(|row| row.text("detail").expect("detail"))
-            .collect();
-        assert!(
-            details
-                .iter()
-                .any(|d| d.contains("tickets_by_status_newest"))
-                && !details.iter().any(|d| d.contains("TEMP B-TREE")),
-            "{details:?}"
-        );
+        for (column, index) in [
+            ("status", "tickets_by_status_newest"),
+            ("user_id", "tickets_by_seller_newest"),
+        ] {
+            let details = crate::testing::query_plan(
+                &db,
+                &format!(
+                    "SELECT seq FROM tickets WHERE {column} = ? AND seq < ? \
+                     ORDER BY seq DESC LIMIT ?"
+                ),
+                &["x".into(), i64::MAX.into(), 100.into()],
+            );
+            assert!(
+                details.iter().any(|d| d.contains(index))
+                    && !details.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{column}: {details:?}"
+            );
+        }
     }
 }

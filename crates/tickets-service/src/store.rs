@@ -38,7 +38,13 @@ pub(crate) fn insert(
             ],
         )
         .context("inserting a ticket")?;
-    returned_ticket(&rows.first(), "inserting a ticket")
+    let ticket = returned_ticket(&rows.first(), "inserting a ticket")?;
+    db.execute(
+        "INSERT INTO tickets_search (rowid, title) VALUES (?, ?)",
+        &[ticket.seq.into(), ticket.title.as_str().into()],
+    )
+    .context("indexing a ticket's title")?;
+    Ok(ticket)
 }
 
 /// The ticket with this id, whatever its status.
@@ -59,19 +65,46 @@ pub(crate) fn list_available(
     limit: u32,
     after_seq: Option<i64>,
 ) -> anyhow::Result<Vec<Ticket>> {
-    let rows = db
-        .execute(
-            &format!(
-                "SELECT {COLUMNS} FROM tickets WHERE status = ? AND seq < ? \
-                 ORDER BY seq DESC LIMIT ?"
-            ),
-            &[
-                TicketStatus::Available.as_str().into(),
-                after_seq.unwrap_or(i64::MAX).into(),
-                i64::from(limit).into(),
-            ],
-        )
-        .context("listing available tickets")?;
+    list_newest(
+        db,
+        "status",
+        TicketStatus::Available.as_str(),
+        limit,
+        after_seq,
+    )
+    .context("listing available tickets")
+}
+
+/// Up to `limit` of a seller's tickets, whatever their status, newest first, after `after_seq`.
+/// Served by the `(user_id, seq DESC)` index.
+pub(crate) fn list_sellers(
+    db: &dyn Database,
+    user_id: &str,
+    limit: u32,
+    after_seq: Option<i64>,
+) -> anyhow::Result<Vec<Ticket>> {
+    list_newest(db, "user_id", user_id, limit, after_seq).context("listing a seller's tickets")
+}
+
+/// Up to `limit` tickets whose `column` is `value`, newest first, after `after_seq`.
+fn list_newest(
+    db: &dyn Database,
+    column: &str,
+    value: &str,
+    limit: u32,
+    after_seq: Option<i64>,
+) -> anyhow::Result<Vec<Ticket>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM tickets WHERE {column} = ? AND seq < ? \
+             ORDER BY seq DESC LIMIT ?"
+        ),
+        &[
+            value.into(),
+            after_seq.unwrap_or(i64::MAX).into(),
+            i64::from(limit).into(),
+        ],
+    )?;
     rows.iter().map(|row| ticket_from_row(&row)).collect()
 }
 
@@ -84,13 +117,57 @@ pub(crate) fn update_details(
     price: Price,
 ) -> anyhow::Result<Ticket> {
     let price = SqlValue::from_u64(price.cents())?;
-    update(
+    let ticket = update(
         db,
         id,
         "title = ?, price_cents = ?",
         [title.as_str().into(), price],
         "updating a ticket",
+    )?;
+    db.execute(
+        "UPDATE tickets_search SET title = ? WHERE rowid = ?",
+        &[ticket.title.as_str().into(), ticket.seq.into()],
     )
+    .context("re-indexing a ticket's title")?;
+    Ok(ticket)
+}
+
+/// Up to `limit` available tickets whose title holds every word of `search` (an FTS5 query,
+/// see `search::search_query`), newest first, after `after_seq`. The full-text index yields the
+/// matches newest first, so a page reads no more of them than it shows (and those held or sold);
+/// `CROSS JOIN` keeps SQLite from driving the query from the status index instead.
+pub(crate) fn search_available(
+    db: &dyn Database,
+    search: &str,
+    limit: u32,
+    after_seq: Option<i64>,
+) -> anyhow::Result<Vec<Ticket>> {
+    let rows = db
+        .execute(
+            &format!(
+                "SELECT {} FROM tickets_search s CROSS JOIN tickets t ON t.seq = s.rowid \
+                 WHERE tickets_search MATCH ? AND s.rowid < ? AND t.status = ? \
+                 ORDER BY s.rowid DESC LIMIT ?",
+                prefixed("t.")
+            ),
+            &[
+                search.into(),
+                after_seq.unwrap_or(i64::MAX).into(),
+                TicketStatus::Available.as_str().into(),
+                i64::from(limit).into(),
+            ],
+        )
+        .context("searching available tickets")?;
+    rows.iter().map(|row| ticket_from_row(&row)).collect()
+}
+
+/// [`COLUMNS`] qualified with a table alias, named as unqualified.
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}{column} AS {column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sets which order holds a ticket and its status, and bumps its version.

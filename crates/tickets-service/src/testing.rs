@@ -11,7 +11,7 @@ use events::{
 };
 use serde_json::Value;
 use session::{SigningKey, TokenSigner};
-use storage::{Database, NativeDatabase};
+use storage::{Database, NativeDatabase, SqlValue};
 use tempfile::TempDir;
 
 use crate::{Clock, MIGRATION, OrderEvents, TicketsApi, TicketsConfig};
@@ -20,6 +20,15 @@ use crate::{Clock, MIGRATION, OrderEvents, TicketsApi, TicketsConfig};
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
 pub(crate) const ALICE: &str = "6f1c2a9e-3b7d-4c8e-9a0b-1d2e3f4a5b6c";
 pub(crate) const BOB: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
+
+/// The `detail` lines of SQLite's plan for `sql`, to check which index a query uses.
+pub(crate) fn query_plan(db: &dyn Database, sql: &str, params: &[SqlValue]) -> Vec<String> {
+    db.execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
+        .expect("plan")
+        .iter()
+        .map(|row| row.text("detail").expect("detail").to_owned())
+        .collect()
+}
 
 pub(crate) struct FixedClock(pub(crate) u64);
 

@@ -33,6 +33,20 @@ pub fn app_with_stripe(redis: &RedisServer, stripe: &LocalStripe) -> HostBuilder
     stripe_settings(app_without_stripe(redis), &stripe.url())
 }
 
+/// The app with its own Redis and localstripe and `settings` (environment variables) added,
+/// started, its webhook registered with localstripe.
+pub fn start_with_stripe(settings: &[(&str, &str)]) -> (Host, LocalStripe, RedisServer) {
+    let redis = RedisServer::start();
+    let stripe = LocalStripe::start();
+    let mut builder = app_with_stripe(&redis, &stripe);
+    for (name, value) in settings {
+        builder = builder.env(name, value);
+    }
+    let host = builder.start();
+    stripe.send_webhooks_to(&host.url("/api/payments/webhook"), WEBHOOK_SECRET);
+    (host, stripe, redis)
+}
+
 fn stripe_settings(builder: HostBuilder, api_base: &str) -> HostBuilder {
     builder
         .env("SPIN_VARIABLE_STRIPE_API_BASE", api_base)

@@ -4,8 +4,8 @@
 //! cancelled meanwhile, and Stripe going away.
 
 use e2e::{
-    Host, LocalStripe, RedisServer, Reply, WEBHOOK_SECRET, app_with_stripe, create_ticket,
-    eventually, id_of, messages, send, sign_up, stream, ticket,
+    Host, LocalStripe, RedisServer, Reply, WEBHOOK_SECRET, create_ticket, eventually, id_of,
+    messages, send, sign_up, start_with_stripe, stream, ticket,
 };
 use serde_json::{Value, json};
 
@@ -23,14 +23,7 @@ impl Shop {
     }
 
     fn open_with(settings: &[(&str, &str)]) -> Shop {
-        let redis = RedisServer::start();
-        let stripe = LocalStripe::start();
-        let mut builder = app_with_stripe(&redis, &stripe);
-        for (name, value) in settings {
-            builder = builder.env(name, value);
-        }
-        let host = builder.start();
-        stripe.send_webhooks_to(&host.url("/api/payments/webhook"), WEBHOOK_SECRET);
+        let (host, stripe, redis) = start_with_stripe(settings);
         Shop {
             host,
             stripe_port: stripe.port,

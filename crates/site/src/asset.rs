@@ -1,5 +1,4 @@
-//! The pure part of serving a static asset: which file a request path names, and the headers
-//! that describe it. Nothing here touches the filesystem, so it is tested natively.
+//! Which file a request path names, and the headers that describe it.
 
 use std::fmt;
 
@@ -108,13 +107,22 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// HTML pages are revalidated on every load so a new deployment shows at once; the assets they
-/// link are cached for an hour.
-pub fn cache_control(path: &str) -> &'static str {
-    match extension(path).as_deref() {
-        Some("html") => "no-cache",
-        _ => "public, max-age=3600",
+/// An asset asked for by its fingerprinted URL (`?v=` and its current ETag) never changes under
+/// that URL, so it is cached for a year; everything else (pages above all) is revalidated on
+/// every use, so a new deployment shows at once and an unchanged file costs a 304.
+pub fn cache_control(fingerprinted: bool) -> &'static str {
+    if fingerprinted {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
     }
+}
+
+/// Whether `content_type` is text worth compressing.
+pub fn is_compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg")
 }
 
 /// A strong entity tag for `contents`: the 64-bit FNV-1a hash as 16 hex digits, quoted.
@@ -208,10 +216,16 @@ mod tests {
     }
 
     #[test]
-    fn html_is_revalidated_and_other_assets_are_cached() {
-        assert_eq!(cache_control("/index.html"), "no-cache");
-        assert_eq!(cache_control("/app.css"), "public, max-age=3600");
-        assert_eq!(cache_control("/README"), "public, max-age=3600");
+    fn text_is_compressed_and_images_are_not() {
+        assert!(is_compressible(content_type("a.css")));
+        assert!(is_compressible(content_type("a.svg")));
+        assert!(!is_compressible(content_type("a.png")));
+    }
+
+    #[test]
+    fn fingerprinted_urls_are_cached_for_good_and_the_rest_revalidated() {
+        assert_eq!(cache_control(true), "public, max-age=31536000, immutable");
+        assert_eq!(cache_control(false), "no-cache");
     }
 
     #[test]

@@ -1,0 +1,40 @@
+//! What a visitor types into the search box, as a full-text query over ticket titles.
+
+/// The most characters a search may have.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The FTS5 query matching titles that hold every word of `text` (letters and digits, any
+/// case, accents ignored), each also as the start of a longer word, so "conc" finds "Concert".
+/// `None` when `text` holds no word. Every word is quoted, so nothing typed is FTS5 syntax.
+pub fn search_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| format!("\"{}\"*", word.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_become_quoted_prefix_terms_and_syntax_is_dropped() {
+        assert_eq!(
+            search_query("Jazz Night").as_deref(),
+            Some("\"jazz\"* \"night\"*")
+        );
+        assert_eq!(
+            search_query("  AC/DC  \"live\" OR NOT*").as_deref(),
+            Some("\"ac\"* \"dc\"* \"live\"* \"or\"* \"not\"*")
+        );
+        assert_eq!(
+            search_query("Été 2026").as_deref(),
+            Some("\"été\"* \"2026\"*")
+        );
+        for empty in ["", "   ", "\"*()^-"] {
+            assert_eq!(search_query(empty), None, "{empty:?}");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+// The browser client in real headless Chromium (Debian's, driven by playwright-core), against the
+// whole app: the host, Redis and localstripe, which tests/e2e/tests/browser.rs starts. Run by
+// that test (through `scripts/test`), with:
+//
+//   BASE_URL          the app, its orders held for the default window
+//   SHORT_WINDOW_URL  a second app whose orders expire after a few seconds
+//   SCREENSHOTS       the folder to write every page's screenshots to (desktop and phone)
+//   CHROMIUM          the browser (default /usr/bin/chromium)
+
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { after, before, test } from "node:test";
+
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+const BASE = process.env.BASE_URL;
+const SHORT = process.env.SHORT_WINDOW_URL;
+const SHOTS = process.env.SCREENSHOTS;
+const PHONE = { width: 375, height: 812 };
+const DESKTOP = { width: 1280, height: 900 };
+
+let browser;
+const run = Date.now().toString(36);
+let users = 0;
+
+before(async () => {
+  assert.ok(BASE && SHORT && SHOTS, "BASE_URL, SHORT_WINDOW_URL and SCREENSHOTS must be set");
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh browser session (cookies of its own) at `viewport`. */
+async function session(viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  return { context, page, problems };
+}
+
+function email(role) {
+  users += 1;
+  return `${role}-${run}-${users}@example.com`;
+}
+
+async function signUp(page, base, address) {
+  await page.goto(`${base}/auth/signup`);
+  await page.getByLabel("Email").fill(address);
+  await page.getByLabel("Password").fill("password1");
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.waitForURL(`${base}/`);
+  await page.getByText(`Signed in as ${address}`).waitFor();
+}
+
+async function sellTicket(page, base, title, price) {
+  await page.getByRole("link", { name: "Sell Tickets" }).click();
+  await page.getByLabel("Title").fill(title);
+  await page.getByLabel("Price in dollars").fill(price);
+  await page.getByLabel("Title").focus(); // the price is reformatted when it loses focus
+  assert.equal(await page.getByLabel("Price in dollars").inputValue(), Number(price).toFixed(2));
+  await page.getByRole("button", { name: "Sell ticket" }).click();
+  await page.waitForURL(/\/tickets\/[0-9a-f-]{36}$/);
+  return page.url().split("/").pop();
+}
+
+async function signOut(page, base) {
+  await page.getByRole("link", { name: "Sign Out" }).click();
+  await page.waitForURL(`${base}/`);
+  await page.getByRole("link", { name: "Sign In" }).waitFor();
+}
+
+/** Finds a ticket by searching the home page; its link. */
+async function search(page, base, words, title) {
+  await page.goto(`${base}/`);
+  await page.getByLabel("Search tickets by title").fill(words);
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL(/\?q=/);
+  const link = page.locator("#tickets").getByRole("link", { name: new RegExp(title) });
+  await link.waitFor();
+  return link;
+}
+
+/** Polls `check` (async, truthy when done) for up to `ms`. */
+async function eventually(what, check, ms = 20000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function homeTitles(page, base) {
+  await page.goto(`${base}/`);
+  return page.locator("#tickets .ticket-title").allTextContents();
+}
+
+/** Fills localstripe's fake card form (real Stripe.js shows its own, in an iframe). */
+async function fillCard(page, number) {
+  const card = page.locator("#card");
+  await card.locator('input[placeholder="number"]').fill(number);
+  await card.locator('input[placeholder="exp_month"]').fill("12");
+  await card.locator('input[placeholder="exp_year"]').fill("30");
+  await card.locator('input[placeholder="cvc"]').fill("123");
+  await card.locator('input[placeholder="postal_code"]').fill("10001");
+}
+
+/** axe-core on the page as it is: no serious or critical violation. The card form is left out:
+ * in production it is Stripe's iframe; here it is localstripe's bare stand-in. */
+async function checkAccessibility(page, name) {
+  await page.addScriptTag({ content: AXE });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run({ exclude: [["#card"]] }, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+      .map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`);
+  });
+  assert.deepEqual(violations, [], `${name}: accessibility violations`);
+}
+
+/** Screenshots `path` at desktop and phone width, checking each with axe-core. */
+async function capture(context, base, path, name, ready) {
+  for (const [kind, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    const page = await context.newPage();
+    await page.setViewportSize(viewport);
+    await page.goto(`${base}${path}`);
+    await ready(page);
+    if (kind === "phone") {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${name} scrolls sideways on a phone by ${overflow}px`);
+    }
+    await checkAccessibility(page, `${name} (${kind})`);
+    await page.screenshot({ path: `${SHOTS}/${name}-${kind}.png`, fullPage: true });
+    await page.close();
+  }
+}
+
+test("sign up, sell, buy with the test card, and the ticket is sold", async () => {
+  const { context, page, problems } = await session();
+  const seller = email("seller");
+  const title = `Jazz Night ${run}`;
+  await signUp(page, BASE, seller);
+  const ticketId = await sellTicket(page, BASE, title, "24.5");
+  await signOut(page, BASE);
+
+  const buyer = email("buyer");
+  await signUp(page, BASE, buyer);
+  const link = await search(page, BASE, `jazz ${run}`, title);
+  await link.click();
+  await page.waitForURL(`${BASE}/tickets/${ticketId}`);
+  await page.getByRole("heading", { name: title }).waitFor();
+  await page.getByRole("button", { name: "Purchase" }).click();
+  await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+  await page.getByText(/left to pay/).waitFor();
+  await page.locator("#card input").first().waitFor();
+  await fillCard(page, "4242424242424242");
+  await page.getByRole("button", { name: "Pay" }).click();
+  await page.getByText("Paid. The ticket is yours.").waitFor({ timeout: 30000 });
+
+  await eventually("the ticket to leave the list", async () => !(await homeTitles(page, BASE)).includes(title));
+  await signOut(page, BASE);
+  await page.goto(`${BASE}/auth/signin`);
+  await page.getByLabel("Email").fill(seller);
+  await page.getByLabel("Password").fill("password1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${BASE}/`);
+  await page.goto(`${BASE}/tickets/mine`);
+  const row = page.locator("#list li", { hasText: title });
+  await row.waitFor();
+  assert.equal(await row.locator(".status").textContent(), "sold");
+  assert.equal(await page.locator("#more").isVisible(), false, "no more tickets to show");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("an order left unpaid expires and its ticket is for sale again", async () => {
+  const { context, page, problems } = await session();
+  const title = `Ballet ${run}`;
+  await signUp(page, SHORT, email("seller"));
+  const ticketId = await sellTicket(page, SHORT, title, "30");
+  await signOut(page, SHORT);
+  await signUp(page, SHORT, email("buyer"));
+  await page.goto(`${SHORT}/tickets/${ticketId}`);
+  await page.getByRole("button", { name: "Purchase" }).click();
+  await page.waitForURL(/\/orders\//);
+  await page.getByText(/left to pay/).waitFor();
+  await page.getByText("Order expired.").waitFor({ timeout: 30000 });
+  await eventually("the ticket back in the list", async () => (await homeTitles(page, SHORT)).includes(title));
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("form errors appear next to their fields, and signed-out visitors are sent to sign in", async () => {
+  const { context, page, problems } = await session(PHONE);
+  await page.goto(`${BASE}/auth/signup`);
+  await page.getByLabel("Email").fill("not-an-email");
+  await page.getByLabel("Password").fill("123");
+  await page.getByRole("button", { name: "Sign up" }).click();
+  const emailError = page.locator("#email-error");
+  await emailError.waitFor();
+  assert.match(await emailError.textContent(), /email/i);
+  assert.equal(await page.getByLabel("Email").getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator("#password-error").textContent(), /6/);
+
+  await page.goto(`${BASE}/orders`);
+  await page.waitForURL(`${BASE}/auth/signin?next=%2Forders`);
+  const address = email("forms");
+  await page.getByLabel("Email").fill(address);
+  await page.getByLabel("Password").fill("wrong-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#form-alert").getByText("Invalid credentials").waitFor();
+
+  await signUp(page, BASE, address);
+  await page.goto(`${BASE}/tickets/new`);
+  await page.getByLabel("Price in dollars").fill("-3");
+  await page.getByRole("button", { name: "Sell ticket" }).click();
+  await page.locator("#title-error").waitFor();
+  assert.match(await page.locator("#price-error").textContent(), /Price/);
+
+  await page.goto(`${BASE}/tickets/3f2c7d1e-8a4b-4c6d-9e0f-000000000000`);
+  await page.getByText("There is no such ticket.").waitFor();
+  await page.goto(`${BASE}/orders/nope`);
+  await page.getByText("There is no such order.").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("every page passes axe-core at desktop and phone width; screenshots of each", async () => {
+  const { context, page } = await session();
+  const seller = email("shots");
+  await signUp(page, BASE, seller);
+  const ticketId = await sellTicket(page, BASE, `Opera ${run}`, "42");
+  const signedOut = await browser.newContext();
+  const anyone = (path, name, ready) => capture(signedOut, BASE, path, name, ready);
+  const own = (path, name, ready) => capture(context, BASE, path, name, ready);
+  const heading = (text) => (p) => p.getByRole("heading", { name: text }).first().waitFor();
+
+  await anyone("/", "home", (p) => p.locator("#tickets li").first().waitFor());
+  await anyone("/auth/signup", "sign-up", heading("Sign up"));
+  await anyone("/auth/signin", "sign-in", heading("Sign in"));
+  await anyone(`/tickets/${ticketId}`, "ticket", heading(`Opera ${run}`));
+  await own("/tickets/new", "sell", heading("Sell a ticket"));
+  await own("/tickets/mine", "my-tickets", (p) => p.locator("#list li").first().waitFor());
+  await own(`/tickets/${ticketId}/edit`, "edit-ticket", (p) => p.locator("#form:not([hidden])").waitFor());
+
+  // A buyer with an order, for the order pages.
+  const buyer = await browser.newContext();
+  const buyerPage = await buyer.newPage();
+  await signUp(buyerPage, BASE, email("shots-buyer"));
+  await buyerPage.goto(`${BASE}/tickets/${ticketId}`);
+  await buyerPage.getByRole("button", { name: "Purchase" }).click();
+  await buyerPage.waitForURL(/\/orders\//);
+  const orderPath = new URL(buyerPage.url()).pathname;
+  await capture(buyer, BASE, orderPath, "order", (p) => p.locator("#card input").first().waitFor());
+  await capture(buyer, BASE, "/orders", "my-orders", (p) => p.locator("#list li").first().waitFor());
+  await own(`/tickets/${ticketId}`, "ticket-reserved", (p) => p.getByText(/your ticket/).waitFor());
+  await buyer.close();
+  await signedOut.close();
+  await context.close();
+});
