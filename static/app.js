@@ -153,10 +153,37 @@ async function requireUser() {
   return user;
 }
 
-/** Where to go after signing in: the `next` page if it is one of ours. */
+/** Where to go after signing in: the `next` page if it is one of ours (a path on this site, not
+ * `//elsewhere` or `/\\elsewhere`, which browsers read as another site). */
 function nextPage() {
   const next = new URLSearchParams(location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  return /^\/(?![\/\\])/.test(next) ? next : "/";
+}
+
+/** Runs `send` when `form` is submitted, its submit button disabled until the answer is in (and
+ * for good once `send` says it is leaving the page, by returning true), so a double click sends
+ * once. */
+function onSubmit(form, send) {
+  const button = form.querySelector('button[type="submit"]');
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    let leaving = false;
+    try {
+      leaving = await send();
+    } finally {
+      button.removeAttribute("aria-busy");
+      if (!leaving) button.disabled = false;
+    }
+  });
+}
+
+/** Goes to `url`; true, for `onSubmit`. */
+function leaveFor(url) {
+  location.assign(url);
+  return true;
 }
 
 // Pages --------------------------------------------------------------------------------------
@@ -214,14 +241,11 @@ async function home() {
 function credentialsPage(path) {
   return async () => {
     const form = $("#form");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    onSubmit(form, async () => {
       const result = await api("POST", path, { email: form.email.value, password: form.password.value });
-      if (result.status === 200 || result.status === 201) {
-        location.assign(nextPage());
-      } else {
-        showErrors(form, result.data.errors);
-      }
+      if (result.status === 200 || result.status === 201) return leaveFor(nextPage());
+      showErrors(form, result.data.errors);
+      return false;
     });
   };
 }
@@ -253,14 +277,11 @@ async function sell() {
   await requireUser();
   const form = $("#form");
   const price = priceField(form.price);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     const result = await api("POST", "/api/tickets", { title: form.title.value, price: price() });
-    if (result.status === 201) {
-      location.assign(`/tickets/${result.data.id}`);
-    } else {
-      showErrors(form, result.data.errors);
-    }
+    if (result.status === 201) return leaveFor(`/tickets/${result.data.id}`);
+    showErrors(form, result.data.errors);
+    return false;
   });
 }
 
@@ -282,14 +303,11 @@ async function edit() {
   form.price.value = Number(ticket.price).toFixed(2);
   const price = priceField(form.price);
   form.hidden = false;
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     const saved = await api("PUT", `/api/tickets/${ticket.id}`, { title: form.title.value, price: price() });
-    if (saved.status === 200) {
-      location.assign(`/tickets/${ticket.id}`);
-    } else {
-      showErrors(form, saved.data.errors);
-    }
+    if (saved.status === 200) return leaveFor(`/tickets/${ticket.id}`);
+    showErrors(form, saved.data.errors);
+    return false;
   });
 }
 

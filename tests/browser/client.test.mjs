@@ -231,11 +231,63 @@ test("form errors appear next to their fields, and signed-out visitors are sent 
   await page.getByRole("button", { name: "Sell ticket" }).click();
   await page.locator("#title-error").waitFor();
   assert.match(await page.locator("#price-error").textContent(), /Price/);
+  // Fixed, and sent with a double click: one ticket.
+  await page.getByLabel("Title").fill(`Double ${run}`);
+  await page.getByLabel("Price in dollars").fill("12");
+  await page.getByRole("button", { name: "Sell ticket" }).dblclick();
+  await page.waitForURL(/\/tickets\/[0-9a-f-]{36}$/);
+  const mine = await page.evaluate(async () => (await (await fetch("/api/tickets/mine")).json()).map((t) => t.title));
+  assert.deepEqual(mine, [`Double ${run}`]);
 
   await page.goto(`${BASE}/tickets/3f2c7d1e-8a4b-4c6d-9e0f-000000000000`);
   await page.getByText("There is no such ticket.").waitFor();
   await page.goto(`${BASE}/orders/nope`);
   await page.getByText("There is no such order.").waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+/** Signs up through the API: the session cookie. */
+async function apiSignUp(base, address) {
+  const response = await fetch(`${base}/api/users/signup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: address, password: "password1" }),
+  });
+  assert.equal(response.status, 201);
+  return response.headers.get("set-cookie").split(";")[0];
+}
+
+test("the home page lists the first tickets in its HTML and loads the next ones in place", async () => {
+  const cookie = await apiSignUp(BASE, email("many"));
+  for (let n = 1; n <= 50; n += 1) {
+    const response = await fetch(`${BASE}/api/tickets`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie },
+      body: JSON.stringify({ title: `Recital ${run} ${n}`, price: n }),
+    });
+    assert.equal(response.status, 201);
+  }
+  // Without JavaScript the list is there all the same.
+  const noScript = await browser.newContext({ javaScriptEnabled: false });
+  const plain = await noScript.newPage();
+  await plain.goto(`${BASE}/`);
+  assert.equal(await plain.locator("#tickets .ticket").count(), 48);
+  assert.equal(await plain.locator("#tickets .ticket-title").first().textContent(), `Recital ${run} 50`);
+  await noScript.close();
+
+  const { context, page, problems } = await session();
+  await page.goto(`${BASE}/`);
+  const items = page.locator("#tickets .ticket");
+  assert.equal(await items.count(), 48);
+  const more = page.getByRole("link", { name: "Show more tickets" });
+  await more.click();
+  await eventually("the next page in the list", async () => (await items.count()) > 48);
+  assert.equal(page.url(), `${BASE}/`, "loaded in place");
+  const focused = await page.evaluate(() => document.activeElement.closest("li").querySelector(".ticket-title").textContent);
+  assert.equal(focused, `Recital ${run} 2`, "focus moves to the first new ticket");
+  const hrefs = await page.locator("#tickets .ticket a").evaluateAll((links) => links.map((link) => link.href));
+  assert.equal(new Set(hrefs).size, hrefs.length, "no ticket twice");
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -138,12 +138,8 @@ fn search_finds_tickets_by_the_words_of_their_title() {
     };
     assert_eq!(
         search("jazz"),
-        [
-            "JAZZERCISE class",
-            "Late jazz",
-            "Jazz Night at the Blue Note"
-        ],
-        "case-insensitive, word prefixes, newest first"
+        ["Late jazz", "Jazz Night at the Blue Note"],
+        "case-insensitive whole words, newest first"
     );
     assert_eq!(search("night%20JAZZ"), ["Jazz Night at the Blue Note"]);
     assert_eq!(search("cafe"), ["Café Tacvba"], "accents are ignored");
@@ -153,15 +149,16 @@ fn search_finds_tickets_by_the_words_of_their_title() {
         Vec::<String>::new(),
         "no query syntax"
     );
+    assert_eq!(search("jazzercise"), ["JAZZERCISE class"]);
     assert_eq!(search("").len(), 5, "an empty search is everything");
 
     // The same paging as the list.
-    let first = host.get("/api/tickets?q=jazz&limit=2");
-    assert_eq!(titles(&first), ["JAZZERCISE class", "Late jazz"]);
+    let first = host.get("/api/tickets?q=jazz&limit=1");
+    assert_eq!(titles(&first), ["Late jazz"]);
     let link = first.header("link").expect("a next link");
     assert!(link.contains("q=jazz"), "{link}");
     let cursor = first.header("x-next-cursor").expect("a cursor");
-    let rest = host.get(&format!("/api/tickets?q=jazz&limit=2&cursor={cursor}"));
+    let rest = host.get(&format!("/api/tickets?q=jazz&limit=1&cursor={cursor}"));
     assert_eq!(titles(&rest), ["Jazz Night at the Blue Note"]);
     assert_eq!(rest.header("link"), None);
 
