@@ -188,6 +188,39 @@ test("sign up, sell, buy with the test card, and the ticket is sold", async () =
   await context.close();
 });
 
+test("a declined card is explained on the order page; a card that needs 3-D Secure asks for it", async () => {
+  const { context, page, problems } = await session();
+  await signUp(page, BASE, email("seller"));
+  const declined = await sellTicket(page, BASE, `Recital ${run} declined`, "15");
+  const secure = await sellTicket(page, BASE, `Recital ${run} secure`, "16");
+  await signOut(page, BASE);
+  await signUp(page, BASE, email("buyer"));
+  const order = async (ticketId) => {
+    await page.goto(`${BASE}/tickets/${ticketId}`);
+    await page.getByRole("button", { name: "Purchase" }).click();
+    await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+    await page.locator("#card input").first().waitFor();
+  };
+
+  await order(declined);
+  await fillCard(page, "4000000000000002");
+  await page.getByRole("button", { name: "Pay" }).click();
+  await page.locator("#form-alert").getByText("Your card was declined.").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Pay" }).isEnabled(), true, "the order stays payable");
+  assert.match(await page.locator("#countdown").textContent(), /left to pay/);
+
+  // localstripe asks twice: when the card is set up and when it is charged.
+  await order(secure);
+  await fillCard(page, "4000002760003184");
+  await page.getByRole("button", { name: "Pay" }).click();
+  for (let ask = 0; ask < 2; ask += 1) {
+    await page.getByRole("button", { name: "Complete authentication" }).click();
+  }
+  await page.getByText("Paid. The ticket is yours.").waitFor({ timeout: 30000 });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("an order left unpaid expires and its ticket is for sale again", async () => {
   const { context, page, problems } = await session();
   const title = `Ballet ${run}`;
