@@ -52,13 +52,14 @@ ensure_wrk() {
     fi
 }
 
-# The browser tests' tools: Debian's chromium (and its driver), Node.js 18 or newer with npm, and
-# the tests' own npm packages (playwright-core, which drives the system browser, and axe-core),
-# pinned by tests/browser/package-lock.json.
+# The browser tests' tools: Debian's chromium (unless CHROMIUM names another), Node.js 18 or newer
+# with npm, and the tests' own npm packages (playwright-core, which drives the browser over its
+# DevTools protocol, and axe-core), pinned by tests/browser/package-lock.json.
 ensure_browser_tools() {
     local missing=()
-    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+        missing+=(chromium)
+    fi
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ "${#missing[@]}" -gt 0 ]; then
