@@ -540,6 +540,9 @@ async function orderPage() {
     }
     payButton.textContent = "Confirming…";
     await settle();
+    if (order.status !== "complete" && order.status !== "cancelled") {
+      showAlert(outcome, ["Your payment went through; the order is not confirmed yet. Reload this page in a minute."], "warn");
+    }
   });
 }
 

@@ -21,7 +21,11 @@ fn decode(text: &str) -> Option<String> {
                 i += 1;
             }
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None; // `from_str_radix` alone would take `%+5`
+                }
+                let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
@@ -53,11 +57,12 @@ mod tests {
 
     #[test]
     fn parameters_are_decoded_and_the_first_one_counts() {
-        let query = "q=rock+%26+roll&limit=5&q=second&e=%C3%A9t%C3%A9&bad=%ZZ&flag";
+        let query = "q=rock+%26+roll&limit=5&q=second&e=%C3%A9t%C3%A9&bad=%ZZ&sign=%+5&flag";
         assert_eq!(param(query, "q").as_deref(), Some("rock & roll"));
         assert_eq!(param(query, "limit").as_deref(), Some("5"));
         assert_eq!(param(query, "e").as_deref(), Some("été"));
         assert_eq!(param(query, "bad"), None);
+        assert_eq!(param(query, "sign"), None);
         assert_eq!(param(query, "flag").as_deref(), Some(""));
         assert_eq!(param(query, "missing"), None);
     }
