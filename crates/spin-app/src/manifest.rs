@@ -737,6 +737,81 @@ impl Component {
     }
 }
 
+/// What a change to a file means for the component, as `spin watch` reads the manifest: a change
+/// matching a `[component.x.build] watch` glob calls for a rebuild, and a change under one of
+/// its `files` for a fresh copy of them.
+impl Component {
+    /// Whether a change to `path` (absolute, under `app_dir`) matches one of the build's watch
+    /// globs, which are relative to the build's working directory.
+    pub fn build_watches(&self, app_dir: &Path, path: &Path) -> bool {
+        let Some(build) = &self.build else {
+            return false;
+        };
+        let base = build.workdir.as_deref().unwrap_or(app_dir);
+        let Ok(relative) = path.strip_prefix(base) else {
+            return false;
+        };
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
+        build.watch.iter().any(|pattern| {
+            glob::Pattern::new(pattern)
+                .is_ok_and(|pattern| pattern.matches_path_with(relative, options))
+        })
+    }
+
+    /// Whether `path` (absolute, under `app_dir`) is one of the component's `files` or lies under
+    /// one of its mounted directories.
+    pub fn mounts(&self, app_dir: &Path, path: &Path) -> bool {
+        let Ok(relative) = path.strip_prefix(app_dir) else {
+            return false;
+        };
+        self.files.iter().any(|mount| match mount {
+            FileMount::Pattern(pattern) if looks_like_glob(pattern) => {
+                glob::Pattern::new(pattern).is_ok_and(|pattern| pattern.matches_path(relative))
+            }
+            FileMount::Pattern(source) | FileMount::Mapping { source, .. } => {
+                relative.starts_with(source.trim_end_matches('/'))
+            }
+        })
+    }
+
+    /// The directories to watch for the changes above, each with whether to watch it
+    /// recursively: the literal part of every watch glob and every mounted path.
+    pub fn watched_dirs(&self, app_dir: &Path) -> Vec<(PathBuf, bool)> {
+        let mut dirs = Vec::new();
+        let mut add = |base: &Path, pattern: &str| {
+            let literal: PathBuf = Path::new(pattern)
+                .components()
+                .take_while(|part| !looks_like_glob(&part.as_os_str().to_string_lossy()))
+                .collect();
+            let path = base.join(&literal);
+            if looks_like_glob(pattern) || path.is_dir() {
+                dirs.push((path, true));
+            } else if let Some(parent) = path.parent() {
+                // A single file: watch its directory, so that an editor's save by renaming a new
+                // file over it is seen too.
+                dirs.push((parent.to_path_buf(), false));
+            }
+        };
+        if let Some(build) = &self.build {
+            let base = build.workdir.as_deref().unwrap_or(app_dir);
+            for pattern in &build.watch {
+                add(base, pattern);
+            }
+        }
+        for mount in &self.files {
+            match mount {
+                FileMount::Pattern(source) | FileMount::Mapping { source, .. } => {
+                    add(app_dir, source);
+                }
+            }
+        }
+        dirs
+    }
+}
+
 fn looks_like_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }

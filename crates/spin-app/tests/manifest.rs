@@ -611,3 +611,88 @@ fn unsafe_or_missing_file_patterns_are_rejected() {
         assert!(err.contains(needle), "{files}: {err}");
     }
 }
+
+#[test]
+fn watch_globs_files_and_their_directories_say_what_a_change_touches() {
+    let app = app_with_tree();
+    app.write("crates/shared/src/lib.rs", "");
+    app.write("Cargo.lock", "");
+    let loaded = app.load_ok(&manifest(
+        r#"
+[[trigger.http]]
+route = "/..."
+component = "web"
+
+[component.web]
+source = "web.wasm"
+files = [{ source = "static", destination = "/" }, "docs/*.md", "file.txt"]
+
+[component.web.build]
+command = "true"
+watch = ["src/**/*.rs", "crates/shared/**", "Cargo.lock"]
+
+[component.nobuild]
+source = "other.wasm"
+"#,
+    ));
+    let root = &loaded.dir;
+    let web = &loaded.components["web"];
+    let at = |relative: &str| root.join(relative);
+
+    for rebuilds in [
+        "src/lib.rs",
+        "src/deep/er/mod.rs",
+        "crates/shared/src/lib.rs",
+        "Cargo.lock",
+    ] {
+        assert!(
+            web.build_watches(root, &at(rebuilds)),
+            "{rebuilds} should rebuild"
+        );
+    }
+    for ignored in [
+        "src/notes.md",
+        "lib.rs",
+        "crates/other/src/lib.rs",
+        "static/index.html",
+    ] {
+        assert!(
+            !web.build_watches(root, &at(ignored)),
+            "{ignored} should not rebuild"
+        );
+    }
+    assert!(!loaded.components["nobuild"].build_watches(root, &at("src/lib.rs")));
+
+    for mounted in [
+        "static/index.html",
+        "static/css/site.css",
+        "docs/readme.md",
+        "file.txt",
+    ] {
+        assert!(web.mounts(root, &at(mounted)), "{mounted} is mounted");
+    }
+    for unmounted in [
+        "docs/notes.txt",
+        "staticky/x",
+        "assets/logo.png",
+        "src/lib.rs",
+    ] {
+        assert!(
+            !web.mounts(root, &at(unmounted)),
+            "{unmounted} is not mounted"
+        );
+    }
+
+    let mut dirs = web.watched_dirs(root);
+    dirs.sort();
+    let mut expected = vec![
+        (at("src"), true),
+        (at("crates/shared"), true),
+        (root.clone(), false), // Cargo.lock and file.txt: their directory, not recursively
+        (at("static"), true),
+        (at("docs"), true),
+        (root.clone(), false),
+    ];
+    expected.sort();
+    assert_eq!(dirs, expected);
+}

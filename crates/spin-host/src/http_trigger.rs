@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +23,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::instance::{ComponentContext, InstanceState};
+use crate::live_reload::{self, LiveReload};
 
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,
@@ -30,11 +32,17 @@ pub struct HttpComponent {
 
 pub struct HttpTrigger {
     pub router: Router,
-    pub components: HashMap<String, HttpComponent>,
+    /// Each component's current version (`watch` swaps in rebuilt ones).
+    pub components: HashMap<String, Arc<ArcSwap<HttpComponent>>>,
     pub app_name: String,
     pub app_version: Option<String>,
     /// Requests declaring or streaming a larger body are refused with 413.
     pub max_request_body: u64,
+    /// Under `watch`: the reload stream, and the script added to pages.
+    pub live_reload: Option<Arc<LiveReload>>,
+    /// Becomes true when this run of the app ends: connections then close after the request
+    /// they are serving.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
@@ -53,27 +61,59 @@ fn bare(status: StatusCode) -> Response<HyperOutgoingBody> {
 }
 
 impl HttpTrigger {
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+    /// Accepts connections until the run ends (`stopping`).
+    pub async fn serve(self: &Arc<Self>, listener: TcpListener) -> Result<()> {
         loop {
-            let (stream, client) = listener.accept().await.context("accepting a connection")?;
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => accepted.context("accepting a connection")?,
+                () = stopped(self.stopping.clone()) => return Ok(()),
+            };
             stream.set_nodelay(true).ok();
             let trigger = self.clone();
+            let stopping = self.stopping.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let trigger = trigger.clone();
                     async move { Ok::<_, Infallible>(trigger.handle(request, client).await) }
                 });
-                // A client that goes away mid-request is routine; nothing to report.
-                hyper::server::conn::http1::Builder::new()
+                let connection = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                    .ok();
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                // A client that goes away mid-request is routine; nothing to report.
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    () = stopped(stopping) => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await.ok();
+                    }
+                }
             });
         }
     }
 
     async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let path = request.uri().path();
+        if let Some(live_reload) = &self.live_reload {
+            if path == live_reload::PATH {
+                return live_reload.events(self.stopping.clone());
+            }
+            let head = request.method() == http::Method::HEAD;
+            let response = Box::pin(self.route(request, client)).await;
+            return if head {
+                response
+            } else {
+                live_reload::inject(response).await
+            };
+        }
+        self.route(request, client).await
+    }
+
+    async fn route(
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
@@ -92,6 +132,8 @@ impl HttpTrigger {
         let Some(component) = self.components.get(component_id) else {
             return bare(StatusCode::NOT_FOUND);
         };
+        // This request runs on the version current now, even if a newer one is swapped in.
+        let component = component.load_full();
         if declared_length(request.headers()).is_some_and(|length| length > self.max_request_body) {
             return bare(StatusCode::PAYLOAD_TOO_LARGE);
         }
@@ -131,7 +173,7 @@ impl HttpTrigger {
             });
         let request = Request::from_parts(parts, body);
 
-        match self.invoke(component, request).await {
+        match self.invoke(&component, request).await {
             Ok(response) => response,
             Err(error) => {
                 eprintln!(
@@ -206,6 +248,12 @@ impl HttpTrigger {
             _ => bare(StatusCode::NOT_FOUND),
         }
     }
+}
+
+/// Resolves once the run has ended.
+pub async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    // An error means the sender, and so the run, is gone.
+    stopping.wait_for(|stop| *stop).await.ok();
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {

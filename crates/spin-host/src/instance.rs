@@ -26,13 +26,23 @@ pub struct ComponentContext {
     pub spec: spin_app::Component,
     pub environment: Vec<(String, String)>,
     /// The read-only snapshot of the component's `files`, preopened as the guest's `/`.
-    pub files_dir: Option<PathBuf>,
+    pub files_dir: Option<FilesSnapshot>,
     pub allowed_hosts: AllowedHosts,
     pub key_value_stores: HashMap<String, Arc<KeyValueStore>>,
     pub sqlite_databases: HashMap<String, Arc<SqliteDatabase>>,
     pub variables: Arc<Resolver>,
     pub stdout: GuestOutput,
     pub stderr: GuestOutput,
+}
+
+/// A component's own copy of its `files`. `watch` gives a component a fresh copy when they
+/// change, so a copy is deleted only when the last instance that may read it is gone.
+pub struct FilesSnapshot(pub PathBuf);
+
+impl Drop for FilesSnapshot {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
 }
 
 /// The data of one `Store`: one request or one Redis message.
@@ -51,8 +61,8 @@ impl InstanceState {
             .stdout(component.stdout.clone())
             .stderr(component.stderr.clone())
             .allow_ip_name_lookup(true);
-        if let Some(dir) = &component.files_dir {
-            wasi.preopened_dir(dir, "/", FsPerms::ReadOnly)?;
+        if let Some(files) = &component.files_dir {
+            wasi.preopened_dir(&files.0, "/", FsPerms::ReadOnly)?;
         }
         let hosts = component.allowed_hosts.clone();
         let id = component.id.clone();

@@ -15,6 +15,7 @@ mod engine;
 mod http_trigger;
 mod instance;
 mod key_value;
+mod live_reload;
 mod outbound_http;
 mod outbound_redis;
 mod private_redis;
@@ -22,6 +23,7 @@ mod redis_trigger;
 mod sqlite;
 mod up;
 mod variables;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,6 +65,20 @@ enum Command {
         /// Build the application before running it.
         #[arg(long)]
         build: bool,
+        #[command(flatten)]
+        up_args: UpArgs,
+    },
+    /// Build and start the application, then rebuild and swap in each component whose sources
+    /// change, without restarting, like `spin watch`; open pages reload themselves.
+    Watch {
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+        /// How long to wait after a change for more changes before acting, in milliseconds.
+        #[arg(short = 'd', long, default_value_t = 100)]
+        debounce: u64,
+        /// Start from the Wasm files as they are, without building every component first.
+        #[arg(long)]
+        skip_build: bool,
         #[command(flatten)]
         up_args: UpArgs,
     },
@@ -159,31 +175,53 @@ fn up_options(manifest: PathBuf, args: UpArgs) -> Result<up::UpOptions> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let (manifest, build, component_ids, up_args, run_up) = match cli.command {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command {
         Command::Build {
             from,
             component_id,
             up,
             up_args,
-        } => (manifest_path(&from), true, component_id, up_args, up),
+        } => {
+            let manifest = manifest_path(&from);
+            build_cmd::build(&spin_app::App::load(&manifest)?, &component_id)?;
+            if up {
+                runtime()?.block_on(up::up(up_options(manifest, up_args)?, None))?;
+            }
+            Ok(())
+        }
         Command::Up {
             from,
             build,
             up_args,
-        } => (manifest_path(&from), build, Vec::new(), up_args, true),
-    };
-    if build {
-        let app = spin_app::App::load(&manifest)?;
-        build_cmd::build(&app, &component_ids)?;
+        } => {
+            let manifest = manifest_path(&from);
+            if build {
+                build_cmd::build(&spin_app::App::load(&manifest)?, &[])?;
+            }
+            runtime()?.block_on(up::up(up_options(manifest, up_args)?, None))
+        }
+        Command::Watch {
+            from,
+            debounce,
+            skip_build,
+            up_args,
+        } => {
+            let options = up_options(manifest_path(&from), up_args)?;
+            let dev =
+                std::sync::Arc::new(watch::Dev::new(std::time::Duration::from_millis(debounce)));
+            runtime()?.block_on(async {
+                if !skip_build {
+                    dev.build_all(&options.manifest).await?;
+                }
+                up::up(options, Some(dev)).await
+            })
+        }
     }
-    if !run_up {
-        return Ok(());
-    }
-    let options = up_options(manifest, up_args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(up::up(options))
 }
 
 fn main() -> ExitCode {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use arc_swap::ArcSwap;
 use futures::StreamExt;
 use wasmtime::Store;
 
@@ -22,10 +23,11 @@ pub struct RedisComponent {
     pub context: Arc<ComponentContext>,
 }
 
-/// The subscriptions on one Redis server: channel → components, in manifest order.
+/// The subscriptions on one Redis server: channel → components, in manifest order, each read
+/// from its slot per message (`watch` swaps in rebuilt ones).
 pub struct RedisSubscriber {
     pub address: String,
-    pub channels: BTreeMap<String, Vec<Arc<RedisComponent>>>,
+    pub channels: BTreeMap<String, Vec<Arc<ArcSwap<RedisComponent>>>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -35,15 +37,18 @@ impl RedisSubscriber {
         let server = self.address.trim_start_matches("redis://");
         let mut text = format!("Active Channels on {server}:");
         for (channel, components) in &self.channels {
-            let ids: Vec<&str> = components.iter().map(|c| c.context.id.as_str()).collect();
+            let ids: Vec<String> = components
+                .iter()
+                .map(|c| c.load().context.id.clone())
+                .collect();
             text.push_str(&format!("\n\t{server}/{channel}: [{}]", ids.join(",")));
         }
         text
     }
 
     /// Connects and subscribes; the first failure is fatal, as in Spin. Returns once subscribed,
-    /// leaving a task that serves messages and reconnects for the life of the process.
-    pub async fn start(self) -> Result<()> {
+    /// with the task that serves messages and reconnects until it is aborted.
+    pub async fn start(self) -> Result<tokio::task::JoinHandle<()>> {
         let client = redis::Client::open(self.address.as_str())?;
         let pubsub = self.subscribe(&client).await.map_err(|error| {
             anyhow::anyhow!(
@@ -51,8 +56,7 @@ impl RedisSubscriber {
                 self.address
             )
         })?;
-        tokio::spawn(self.run(client, pubsub));
-        Ok(())
+        Ok(tokio::spawn(self.run(client, pubsub)))
     }
 
     async fn subscribe(&self, client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
@@ -100,7 +104,8 @@ impl RedisSubscriber {
         };
         let payload = &payload;
         let calls = components.iter().map(|component| async move {
-            if let Err(error) = handle_message(component, payload).await {
+            let component = component.load_full();
+            if let Err(error) = handle_message(&component, payload).await {
                 eprintln!(
                     "Component {} handler failed: {error:#}",
                     component.context.id

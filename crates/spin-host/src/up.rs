@@ -1,12 +1,14 @@
 //! `spin-host up`: loads the manifest and runtime config the way `spin up` does, prepares every
 //! component once (compiled, linked, pre-instantiated), then runs the HTTP and Redis triggers
-//! until Ctrl-C.
+//! until Ctrl-C. Under `spin-host watch` the same run also follows source changes ([`Dev`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
+use arc_swap::ArcSwap;
 use spin_app::allowed_hosts::AllowedHosts;
 use spin_app::runtime_config::{KeyValueConfig, RuntimeConfig, SqliteConfig};
 use spin_app::variables::Resolver;
@@ -18,13 +20,15 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::bindings::{RedisTriggerPre, SpinImports};
 use crate::engine::{EngineOptions, build_engine, load_component};
 use crate::http_trigger::{HttpComponent, HttpTrigger};
-use crate::instance::{ComponentContext, GuestOutput, InstanceState};
+use crate::instance::{ComponentContext, FilesSnapshot, GuestOutput, InstanceState};
 use crate::key_value::KeyValueStore;
 use crate::private_redis::PrivateRedis;
 use crate::redis_trigger::{RedisComponent, RedisSubscriber};
 use crate::sqlite::SqliteDatabase;
+use crate::watch::Dev;
 
 /// What `up` was asked to do, already parsed from the command line.
+#[derive(Clone)]
 pub struct UpOptions {
     pub manifest: PathBuf,
     pub listen: String,
@@ -42,7 +46,50 @@ pub struct UpOptions {
     pub redis_variable: String,
 }
 
-pub async fn up(options: UpOptions) -> Result<()> {
+/// How one run of the app ended.
+enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// `watch` saw the manifest or runtime config change; the reason says which. The app
+    /// listened on the address given, which the restarted app takes again.
+    Restart(String, std::net::SocketAddr),
+}
+
+/// Runs the app until Ctrl-C or SIGTERM. Under `watch` (`dev`), it also follows changes: swaps
+/// in rebuilt components, restarts when the manifest or runtime config changes, and waits for
+/// the next change when the app cannot start.
+pub async fn up(mut options: UpOptions, dev: Option<Arc<Dev>>) -> Result<()> {
+    let mut private_redis = None;
+    let result = loop {
+        match run(&options, dev.as_deref(), &mut private_redis).await {
+            Ok(Ended::Stopped) => break Ok(()),
+            Ok(Ended::Restart(reason, address)) => {
+                println!("{reason}: restarting the app");
+                options.listen = address.to_string();
+            }
+            Err(error) => match dev.as_deref() {
+                Some(dev) => {
+                    eprintln!("Error: {error:#}");
+                    eprintln!("The app is not running; waiting for a change to try again");
+                    if let Err(error) = dev.wait_for_change(&options).await {
+                        break Err(error);
+                    }
+                }
+                None => break Err(error),
+            },
+        }
+    };
+    if let Some(redis) = private_redis {
+        redis.stop().await;
+    }
+    result
+}
+
+async fn run(
+    options: &UpOptions,
+    dev: Option<&Dev>,
+    private_redis: &mut Option<PrivateRedis>,
+) -> Result<Ended> {
     let app = App::load(&options.manifest)?;
     let cwd = std::env::current_dir()?;
     let runtime_config = match &options.runtime_config_file {
@@ -65,42 +112,42 @@ pub async fn up(options: UpOptions) -> Result<()> {
         Box::new(|name| std::env::var(name).ok()),
         dotenv,
     );
-    let private_redis = if app.variables.contains_key(&options.redis_variable)
+    if app.variables.contains_key(&options.redis_variable)
         && !resolver.is_provided(&options.redis_variable)
     {
-        let redis = PrivateRedis::start(&state_dir.join("redis")).await?;
-        println!(
-            "No `{}` configured: started a private redis-server at {}",
-            options.redis_variable, redis.url
-        );
-        resolver.set_override(&options.redis_variable, redis.url.clone());
-        Some(redis)
-    } else {
-        None
-    };
-    let result = serve(
-        &app,
-        &options,
+        if private_redis.is_none() {
+            let redis = PrivateRedis::start(&state_dir.join("redis")).await?;
+            println!(
+                "No `{}` configured: started a private redis-server at {}",
+                options.redis_variable, redis.url
+            );
+            *private_redis = Some(redis);
+        }
+        if let Some(redis) = private_redis {
+            resolver.set_override(&options.redis_variable, redis.url.clone());
+        }
+    }
+    serve(
+        app,
+        options,
         &runtime_config,
         &state_dir,
         Arc::new(resolver),
+        dev,
     )
-    .await;
-    if let Some(redis) = private_redis {
-        redis.stop().await;
-    }
-    result
+    .await
 }
 
 async fn serve(
-    app: &App,
+    app: App,
     options: &UpOptions,
     runtime_config: &RuntimeConfig,
     state_dir: &Path,
     resolver: Arc<Resolver>,
-) -> Result<()> {
+    dev: Option<&Dev>,
+) -> Result<Ended> {
     resolver.check_required()?;
-    let stores = Stores::open(app, runtime_config, state_dir)?;
+    let stores = Stores::open(&app, runtime_config, state_dir)?;
     stores.seed(options).await?;
 
     let engine = build_engine(&options.engine)?;
@@ -109,21 +156,25 @@ async fn serve(
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     SpinImports::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
 
-    let assets = tempfile::Builder::new()
-        .prefix("spin-host-assets-")
-        .tempdir()?;
     let log_dir = state_dir.join("logs");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let prepare = Prepare {
-        app,
-        options,
-        engine: &engine,
-        stores: &stores,
-        resolver: &resolver,
-        assets: assets.path(),
-        log_dir: &log_dir,
+    let mut assembly = Assembly {
+        options: options.clone(),
+        engine,
+        linker,
+        stores,
+        resolver: resolver.clone(),
+        assets: tempfile::Builder::new()
+            .prefix("spin-host-assets-")
+            .tempdir()?,
+        snapshots: AtomicU64::new(0),
+        log_dir,
         cache_dir: compile_cache_dir(state_dir),
+        http: HashMap::new(),
+        redis: HashMap::new(),
+        app,
     };
+    let app = &assembly.app;
 
     let (router, duplicates) = spin_app::routing::Router::build(&app.http_triggers)?;
     if !duplicates.is_empty() {
@@ -135,25 +186,22 @@ async fn serve(
             );
         }
     }
-    let mut http_components = HashMap::new();
+    let mut http = HashMap::new();
     for trigger in &app.http_triggers {
         let Some(id) = &trigger.component else {
             continue;
         };
-        if matches!(trigger.route, RouteSpec::Private) || http_components.contains_key(id) {
+        if matches!(trigger.route, RouteSpec::Private) || http.contains_key(id) {
             continue;
         }
-        let (context, component) = prepare.component(id)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("component {id} does not export wasi:http/incoming-handler")
-            })?;
-        http_components.insert(id.clone(), HttpComponent { pre, context });
+        http.insert(
+            id.clone(),
+            Arc::new(ArcSwap::from_pointee(assembly.http_component(id)?)),
+        );
     }
 
     let mut subscribers: BTreeMap<String, RedisSubscriber> = BTreeMap::new();
-    let mut redis_components: HashMap<String, Arc<RedisComponent>> = HashMap::new();
+    let mut redis = HashMap::new();
     for trigger in &app.redis_triggers {
         let address = match trigger.address.as_ref().or(app.redis_address.as_ref()) {
             Some(template) => resolver.render(template)?,
@@ -163,20 +211,13 @@ async fn serve(
             ),
         };
         let channel = resolver.render(&trigger.channel)?;
-        let component = match redis_components.get(&trigger.component) {
-            Some(component) => component.clone(),
+        let component = match redis.get(&trigger.component) {
+            Some(component) => Arc::clone(component),
             None => {
-                let (context, component) = prepare.component(&trigger.component)?;
-                let pre = RedisTriggerPre::new(linker.instantiate_pre(&component)?)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!(
-                            "component {} does not export fermyon:spin/inbound-redis",
-                            trigger.component
-                        )
-                    })?;
-                let component = Arc::new(RedisComponent { pre, context });
-                redis_components.insert(trigger.component.clone(), component.clone());
+                let component = Arc::new(ArcSwap::from_pointee(
+                    assembly.redis_component(&trigger.component)?,
+                ));
+                redis.insert(trigger.component.clone(), Arc::clone(&component));
                 component
             }
         };
@@ -191,6 +232,9 @@ async fn serve(
             .or_default()
             .push(component);
     }
+    assembly.http = http.clone();
+    assembly.redis = redis;
+    let app = &assembly.app;
 
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
@@ -202,11 +246,15 @@ async fn serve(
             }
         })?;
     let address = listener.local_addr()?;
+    let mut subscriptions = Subscriptions(Vec::new());
     for subscriber in subscribers.into_values() {
         println!("{}", subscriber.describe());
-        subscriber.start().await?;
+        subscriptions.0.push(subscriber.start().await?);
     }
-    println!("Logging component stdio to \"{}\"", log_dir.display());
+    println!(
+        "Logging component stdio to \"{}\"",
+        assembly.log_dir.display()
+    );
     println!("Serving http://{address}");
     println!("Available Routes:");
     for (target, route, wildcard) in router.routes() {
@@ -214,18 +262,43 @@ async fn serve(
         let shown = route.trim_end_matches("/...");
         println!("  {target}: http://{address}{shown}{suffix}");
     }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let trigger = Arc::new(HttpTrigger {
         router,
-        components: http_components,
+        components: http,
         app_name: app.name.clone(),
         app_version: app.version.clone(),
         max_request_body: options.max_request_body,
+        live_reload: dev.map(Dev::live_reload),
+        stopping,
     });
-    tokio::select! {
-        result = trigger.serve(listener) => result,
+    let assembly = Arc::new(assembly);
+    let follow = async {
+        match dev {
+            Some(dev) => dev.follow(&assembly, options).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ended = tokio::select! {
+        result = trigger.serve(listener) => result.map(|()| Ended::Stopped),
         () = shutdown_signal() => {
             println!("Shutting down");
-            Ok(())
+            Ok(Ended::Stopped)
+        }
+        reason = follow => reason.map(|reason| Ended::Restart(reason, address)),
+    };
+    // Open connections finish the request they are serving, then close.
+    stop.send_replace(true);
+    ended
+}
+
+/// The Redis subscriptions of one run, ended with it.
+struct Subscriptions(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
         }
     }
 }
@@ -330,28 +403,65 @@ impl Stores {
     }
 }
 
-struct Prepare<'a> {
-    app: &'a App,
-    options: &'a UpOptions,
-    engine: &'a Engine,
-    stores: &'a Stores,
-    resolver: &'a Arc<Resolver>,
-    assets: &'a Path,
-    log_dir: &'a Path,
+/// Everything one run of the app needs to prepare a component, and the slots its triggers read
+/// each component from: `watch` swaps a rebuilt component into its slot while instances of the
+/// previous one finish.
+pub struct Assembly {
+    pub app: App,
+    options: UpOptions,
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    stores: Stores,
+    resolver: Arc<Resolver>,
+    /// Each component's copies of its `files`, one directory per copy.
+    assets: tempfile::TempDir,
+    snapshots: AtomicU64,
+    log_dir: PathBuf,
     cache_dir: PathBuf,
+    http: HashMap<String, Arc<ArcSwap<HttpComponent>>>,
+    redis: HashMap<String, Arc<ArcSwap<RedisComponent>>>,
 }
 
-impl Prepare<'_> {
-    fn component(
-        &self,
-        id: &str,
-    ) -> Result<(Arc<ComponentContext>, wasmtime::component::Component)> {
+impl Assembly {
+    /// Prepares the component again from its Wasm file and `files` as they are now, and swaps
+    /// it in for every trigger that runs it. Instances already running keep the previous one.
+    pub fn reload(&self, id: &str) -> Result<()> {
+        if let Some(slot) = self.http.get(id) {
+            slot.store(Arc::new(self.http_component(id)?));
+        }
+        if let Some(slot) = self.redis.get(id) {
+            slot.store(Arc::new(self.redis_component(id)?));
+        }
+        Ok(())
+    }
+
+    fn http_component(&self, id: &str) -> Result<HttpComponent> {
+        let (context, component) = self.prepare(id)?;
+        let pre = ProxyPre::new(self.linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("component {id} does not export wasi:http/incoming-handler")
+            })?;
+        Ok(HttpComponent { pre, context })
+    }
+
+    fn redis_component(&self, id: &str) -> Result<RedisComponent> {
+        let (context, component) = self.prepare(id)?;
+        let pre = RedisTriggerPre::new(self.linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("component {id} does not export fermyon:spin/inbound-redis")
+            })?;
+        Ok(RedisComponent { pre, context })
+    }
+
+    fn prepare(&self, id: &str) -> Result<(Arc<ComponentContext>, wasmtime::component::Component)> {
         let spec = self
             .app
             .components
             .get(id)
             .with_context(|| format!("spin.toml: no component \"{id}\""))?;
-        let component = load_component(self.engine, &spec.source, Some(&self.cache_dir))
+        let component = load_component(&self.engine, &spec.source, Some(&self.cache_dir))
             .with_context(|| format!("loading component \"{id}\""))?;
 
         let rendered: Vec<String> = spec
@@ -367,10 +477,11 @@ impl Prepare<'_> {
         let files_dir = if spec.files.is_empty() {
             None
         } else {
-            let dir = self.assets.join(id);
-            std::fs::create_dir_all(&dir)?;
+            let copy = self.snapshots.fetch_add(1, Ordering::Relaxed);
+            let snapshot = FilesSnapshot(self.assets.path().join(format!("{id}.{copy}")));
+            std::fs::create_dir_all(&snapshot.0)?;
             for (source, guest) in spec.resolve_files(&self.app.dir)? {
-                let target = dir.join(&guest);
+                let target = snapshot.0.join(&guest);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
@@ -378,7 +489,7 @@ impl Prepare<'_> {
                     format!("copying {} for component \"{id}\"", source.display())
                 })?;
             }
-            Some(dir)
+            Some(snapshot)
         };
 
         let mut environment: Vec<(String, String)> = spec

@@ -120,3 +120,87 @@ fn the_allow_list_rejects_what_spin_3_6_lacks() {
     assert!(!export_allowed("wasi:http/handler@0.3.0-rc-2026-01-06"));
     assert!(!export_allowed("wasi:cli/run@0.2.0"));
 }
+
+/// `path` with `.` and `..` resolved lexically (cargo records `include_str!` files as written).
+fn normalized(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
+/// The workspace files cargo recorded as the sources of a built artifact (its `.d` file).
+fn recorded_sources(root: &Path, wasm: &Path) -> Vec<PathBuf> {
+    let dep_info = wasm.with_extension("d");
+    let text = std::fs::read_to_string(&dep_info)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test", dep_info.display()));
+    let first = text.lines().next().unwrap_or_default();
+    let (_, sources) = first.split_once(": ").expect("a make rule");
+    sources
+        .split_whitespace()
+        .map(|source| normalized(Path::new(source)))
+        .filter(|source| source.starts_with(root) && !source.starts_with(root.join("target")))
+        .collect()
+}
+
+/// The `crates/x` or `components/x` directory a workspace file belongs to, if any.
+fn crate_dir(root: &Path, file: &Path) -> Option<PathBuf> {
+    let relative = file.strip_prefix(root).ok()?;
+    let mut parts = relative.components();
+    let group = parts.next()?.as_os_str();
+    let name = parts.next()?.as_os_str();
+    (group == "crates" || group == "components").then(|| root.join(group).join(name))
+}
+
+#[test]
+fn watch_globs_name_every_source_of_each_build_and_no_other_crate() {
+    let root = workspace_root();
+    let app = spin_app::App::load(&root.join("spin.toml")).expect("spin.toml loads");
+    let all_crates: Vec<PathBuf> = ["crates", "components"]
+        .iter()
+        .flat_map(|group| std::fs::read_dir(root.join(group)).expect("readable"))
+        .map(|entry| entry.expect("entry").path())
+        .filter(|dir| dir.join("Cargo.toml").exists())
+        .collect();
+    let mut problems = Vec::new();
+    for component in app.components.values() {
+        let id = &component.id;
+        assert!(component.build.is_some(), "{id} has no build command");
+        let sources = recorded_sources(&root, &component.source);
+        assert!(!sources.is_empty(), "{id}: no sources recorded");
+        let mut used_crates = std::collections::BTreeSet::new();
+        for source in &sources {
+            if !component.build_watches(&app.dir, source) {
+                problems.push(format!("{id}: no watch glob matches {}", source.display()));
+            }
+            used_crates.extend(crate_dir(&root, source));
+        }
+        for manifest in [root.join("Cargo.toml"), root.join("Cargo.lock")]
+            .into_iter()
+            .chain(used_crates.iter().map(|dir| dir.join("Cargo.toml")))
+        {
+            if !component.build_watches(&app.dir, &manifest) {
+                problems.push(format!(
+                    "{id}: no watch glob matches {}",
+                    manifest.display()
+                ));
+            }
+        }
+        for unused in all_crates.iter().filter(|dir| !used_crates.contains(*dir)) {
+            if component.build_watches(&app.dir, &unused.join("src/lib.rs")) {
+                problems.push(format!(
+                    "{id} watches {}, which it is not built from",
+                    unused.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -230,6 +230,7 @@ impl Output {
 
 pub struct HostBuilder {
     binary: PathBuf,
+    subcommand: &'static str,
     manifest: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -248,6 +249,7 @@ impl HostBuilder {
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
         Self {
             binary: spin_host_binary(),
+            subcommand: "up",
             manifest: manifest.into(),
             args: Vec::new(),
             env: Vec::new(),
@@ -258,6 +260,12 @@ impl HostBuilder {
     /// Runs this `spin-host` binary instead of the workspace's debug build.
     pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
         self.binary = binary.into();
+        self
+    }
+
+    /// Runs `spin-host <subcommand>` (`watch`, say) instead of `up`.
+    pub fn subcommand(mut self, subcommand: &'static str) -> Self {
+        self.subcommand = subcommand;
         self
     }
 
@@ -278,7 +286,7 @@ impl HostBuilder {
     fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command
-            .arg("up")
+            .arg(self.subcommand)
             .arg("-f")
             .arg(&self.manifest)
             .args(["--listen", "127.0.0.1:0"]);
