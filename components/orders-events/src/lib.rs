@@ -21,7 +21,14 @@ const STREAMS: &[&str] = &["events:ticket", "events:expiration", "events:payment
 const GROUP: &str = "orders";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
-    spin_adapter::consume(DATABASE, STREAMS, GROUP, &OrdersEvents, payload)
-        .context("consuming ticket, expiration and payment events")?;
+    spin_adapter::consume(
+        DATABASE,
+        orders_service::MIGRATIONS,
+        STREAMS,
+        GROUP,
+        &OrdersEvents,
+        payload,
+    )
+    .context("consuming ticket, expiration and payment events")?;
     Ok(())
 }

@@ -26,7 +26,8 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = OrdersConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the orders configuration")?;
-    let db = SpinDatabase::open(DATABASE).context("opening the orders database")?;
+    let db = SpinDatabase::open(DATABASE, orders_service::MIGRATIONS)
+        .context("opening the orders database")?;
     let response = OrdersApi {
         db: &db,
         config: &config,

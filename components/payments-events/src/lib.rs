@@ -22,12 +22,20 @@ const STREAMS: &[&str] = &["events:order"];
 const GROUP: &str = "payments";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
-    let report = spin_adapter::consume(DATABASE, STREAMS, GROUP, &OrderEvents, payload)
-        .context("consuming order events")?;
+    let report = spin_adapter::consume(
+        DATABASE,
+        payments_service::MIGRATIONS,
+        STREAMS,
+        GROUP,
+        &OrderEvents,
+        payload,
+    )
+    .context("consuming order events")?;
     if report.applied > 0 || delivery::Wake::of(payload) == delivery::Wake::Housekeeping {
         let api = payments_service::stripe_api(&spin_adapter::SpinVariables)
             .context("reading the Stripe configuration")?;
-        let db = SpinDatabase::open(DATABASE).context("opening the payments database")?;
+        let db = SpinDatabase::open(DATABASE, payments_service::MIGRATIONS)
+            .context("opening the payments database")?;
         let stripe = Stripe {
             http: &SpinHttp,
             api: &api,

@@ -26,7 +26,8 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = PaymentsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the payments configuration")?;
-    let db = SpinDatabase::open(DATABASE).context("opening the payments database")?;
+    let db = SpinDatabase::open(DATABASE, payments_service::MIGRATIONS)
+        .context("opening the payments database")?;
     let stripe = Stripe {
         http: &SpinHttp,
         api: &config.stripe,

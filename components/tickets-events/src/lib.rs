@@ -20,7 +20,14 @@ const STREAMS: &[&str] = &["events:order"];
 const GROUP: &str = "tickets";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
-    spin_adapter::consume(DATABASE, STREAMS, GROUP, &OrderEvents, payload)
-        .context("consuming order events")?;
+    spin_adapter::consume(
+        DATABASE,
+        tickets_service::MIGRATIONS,
+        STREAMS,
+        GROUP,
+        &OrderEvents,
+        payload,
+    )
+    .context("consuming order events")?;
     Ok(())
 }

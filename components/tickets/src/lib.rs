@@ -33,7 +33,8 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = TicketsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the tickets configuration")?;
-    let db = SpinDatabase::open(DATABASE).context("opening the tickets database")?;
+    let db = SpinDatabase::open(DATABASE, tickets_service::MIGRATIONS)
+        .context("opening the tickets database")?;
     let tickets = TicketsApi {
         db: &db,
         config: &config,

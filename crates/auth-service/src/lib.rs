@@ -9,7 +9,7 @@
 //! - `config`: the typed, validated configuration and its [`ConfigError`].
 //! - `ports`: what the service needs from the outside world ([`UserStore`], [`AttemptCounter`],
 //!   [`Clock`]), and [`WindowCounter`], the fixed-window counter over a plain key-value store.
-//! - `store`: [`SqliteUsers`], the users table's SQL (`migrations/auth.sql`, [`MIGRATION`]).
+//! - `store`: [`SqliteUsers`], the users table's SQL (`migrations/auth/`, [`MIGRATIONS`]).
 //! - `password`: Argon2id hashing, with a dummy verification so that an unknown email costs the
 //!   same as a wrong password.
 //! - `service`: the route table and one handler per route.
@@ -35,4 +35,9 @@ pub use service::AuthService;
 pub use store::SqliteUsers;
 
 /// The auth database's schema. Every statement is idempotent, so it runs at every start.
-pub const MIGRATION: &str = include_str!("../../../migrations/auth.sql");
+/// The auth database's migrations, in order (`migrations/auth/`), applied on first use.
+pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../migrations/auth/0001_initial.sql"),
+}];

@@ -1,5 +1,5 @@
-//! The users table over the [`storage::Database`] port (schema in `migrations/auth.sql`,
-//! [`MIGRATION`](crate::MIGRATION)), as the [`UserStore`] the service uses.
+//! The users table over the [`storage::Database`] port (schema in `migrations/auth/`,
+//! [`MIGRATIONS`](crate::MIGRATIONS)), as the [`UserStore`] the service uses.
 
 use anyhow::Context;
 use storage::{Database, SqlValue};
@@ -58,7 +58,7 @@ mod tests {
 
     fn database() -> NativeDatabase {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, crate::MIGRATION).expect("migrations/auth.sql");
+        storage::migrate(&db, crate::MIGRATIONS).expect("migrations/auth/");
         db
     }
 

@@ -13,8 +13,8 @@
 //! - `events`: the consumer of `ticket:created`, `ticket:updated`, `expiration:complete` and
 //!   `payment:created`.
 //! - `order`: the [`Order`] and its [`Ticket`] as the API shows them and as events carry them.
-//! - `store`: the SQL over the `orders` and `tickets` tables (`migrations/orders.sql`,
-//!   [`MIGRATION`]) and the outbox.
+//! - `store`: the SQL over the `orders` and `tickets` tables (`migrations/orders/`,
+//!   [`MIGRATIONS`]) and the outbox.
 //!
 //! **No double booking.** A unique index over each ticket's orders that are not cancelled makes
 //! the insert itself the reservation: of any number of concurrent orders for one ticket exactly
@@ -41,7 +41,12 @@ pub use crate::order::{Order, OrderStatus, Ticket};
 
 /// The orders database's schema: the `orders` table, the tickets replica and the event-delivery
 /// tables. Every statement is idempotent, so it runs at every start.
-pub const MIGRATION: &str = include_str!("../../../migrations/orders.sql");
+/// The orders database's migrations, in order (`migrations/orders/`), applied on first use.
+pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../migrations/orders/0001_initial.sql"),
+}];
 
 #[cfg(test)]
 mod tests {
@@ -53,17 +58,24 @@ mod tests {
     fn the_migration_contains_every_event_delivery_statement_verbatim() {
         for statement in delivery::SCHEMA {
             assert!(
-                MIGRATION.contains(&format!("{statement};\n")),
-                "migrations/orders.sql lacks: {statement}"
+                MIGRATIONS
+                    .iter()
+                    .any(|m| m.sql.contains(&format!("{statement};\n"))),
+                "migrations/orders/ lacks: {statement}"
             );
         }
     }
 
     #[test]
-    fn the_migration_can_run_again_on_a_database_it_created() {
+    fn a_database_made_by_the_old_startup_script_adopts_the_migrations() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("first run");
-        storage::apply_script(&db, MIGRATION).expect("second run");
+        // As the old `--sqlite` start-up flag left it, then adopted as version 1.
+        storage::apply_script(&db, MIGRATIONS[0].sql).expect("the old start-up script");
+        assert_eq!(
+            storage::migrate(&db, MIGRATIONS).expect("adopted"),
+            MIGRATIONS.len()
+        );
+        assert_eq!(storage::migrate(&db, MIGRATIONS).expect("up to date"), 0);
     }
 
     fn plan(db: &NativeDatabase, sql: &str, params: &[storage::SqlValue]) -> Vec<String> {
@@ -77,7 +89,7 @@ mod tests {
     #[test]
     fn a_users_orders_are_read_through_the_index_without_sorting() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("migration");
+        storage::migrate(&db, MIGRATIONS).expect("migration");
         let details = plan(
             &db,
             "SELECT o.seq FROM orders o JOIN tickets t ON t.id = o.ticket_id \
@@ -94,7 +106,7 @@ mod tests {
     #[test]
     fn the_database_refuses_a_second_live_order_for_a_ticket() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("migration");
+        storage::migrate(&db, MIGRATIONS).expect("migration");
         let insert = "INSERT INTO orders (id, user_id, ticket_id, status, price_cents, \
                       expires_at_ms, version, created_at_ms) VALUES (?, 'u', 't1', ?, 100, 0, 0, 0)";
         let order = |id: &str, status: &str| db.execute(insert, &[id.into(), status.into()]);

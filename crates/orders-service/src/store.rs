@@ -1,4 +1,4 @@
-//! The SQL over the `orders` and `tickets` (replica) tables (schema in `migrations/orders.sql`)
+//! The SQL over the `orders` and `tickets` (replica) tables (schema in `migrations/orders/`)
 //! and the outbox.
 //!
 //! Every function takes the connection or transaction to run on, so a handler decides what

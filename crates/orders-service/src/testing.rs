@@ -13,7 +13,7 @@ use session::{SigningKey, TokenSigner};
 use storage::NativeDatabase;
 use tempfile::TempDir;
 
-use crate::{MIGRATION, OrdersApi, OrdersConfig, OrdersEvents};
+use crate::{MIGRATIONS, OrdersApi, OrdersConfig, OrdersEvents};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -52,7 +52,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("orders.sqlite");
         let db = NativeDatabase::open(&path).expect("open the database");
-        storage::apply_script(&db, MIGRATION).expect("apply migrations/orders.sql");
+        storage::migrate(&db, MIGRATIONS).expect("apply migrations/orders/");
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = OrdersConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),

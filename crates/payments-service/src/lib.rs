@@ -12,7 +12,7 @@
 //! - `events`: the replica of orders, and refunds for orders cancelled after payment.
 //! - `payment`: the [`Payment`] and its [`PaymentStatus`], the replicated [`Order`].
 //! - `settlement`: what a succeeded payment does: complete its order, or be refunded.
-//! - `store`: the SQL (`migrations/payments.sql`, [`MIGRATION`]) and the outbox.
+//! - `store`: the SQL (`migrations/payments/`, [`MIGRATIONS`]) and the outbox.
 //! - `stripe`: the [`PaymentGateway`] port and [`Stripe`], its implementation over HTTP with
 //!   async-stripe's typed requests.
 //! - `webhook`: the `Stripe-Signature` check.
@@ -41,7 +41,12 @@ pub use crate::payment::{Order, Payment, PaymentStatus};
 pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
 
 /// The payments database's schema. Every statement is idempotent, so it runs at every start.
-pub const MIGRATION: &str = include_str!("../../../migrations/payments.sql");
+/// The payments database's migrations, in order (`migrations/payments/`), applied on first use.
+pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../migrations/payments/0001_initial.sql"),
+}];
 
 #[cfg(test)]
 mod tests {
@@ -53,23 +58,30 @@ mod tests {
     fn the_migration_contains_every_event_delivery_statement_verbatim() {
         for statement in delivery::SCHEMA {
             assert!(
-                MIGRATION.contains(&format!("{statement};\n")),
-                "migrations/payments.sql lacks: {statement}"
+                MIGRATIONS
+                    .iter()
+                    .any(|m| m.sql.contains(&format!("{statement};\n"))),
+                "migrations/payments/ lacks: {statement}"
             );
         }
     }
 
     #[test]
-    fn the_migration_can_run_again_on_a_database_it_created() {
+    fn a_database_made_by_the_old_startup_script_adopts_the_migrations() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("first run");
-        storage::apply_script(&db, MIGRATION).expect("second run");
+        // As the old `--sqlite` start-up flag left it, then adopted as version 1.
+        storage::apply_script(&db, MIGRATIONS[0].sql).expect("the old start-up script");
+        assert_eq!(
+            storage::migrate(&db, MIGRATIONS).expect("adopted"),
+            MIGRATIONS.len()
+        );
+        assert_eq!(storage::migrate(&db, MIGRATIONS).expect("up to date"), 0);
     }
 
     #[test]
     fn the_database_keeps_one_payment_per_order_and_per_intent() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("migration");
+        storage::migrate(&db, MIGRATIONS).expect("migration");
         let insert = "INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, \
                       currency, status, created_at_ms, updated_at_ms) \
                       VALUES (?, ?, ?, 's', 100, 'usd', 'succeeded', 0, 0)";

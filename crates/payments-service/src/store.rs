@@ -1,5 +1,5 @@
 //! The SQL over the `payments` and `orders` (replica) tables (schema in
-//! `migrations/payments.sql`) and the outbox.
+//! `migrations/payments/`) and the outbox.
 
 use anyhow::Context;
 use domain::{OrderId, Version};

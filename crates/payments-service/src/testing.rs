@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use crate::stripe::{
     Intent, PaymentGateway, Refund, SetupIntent, StripeApi, StripeError, parse_currency,
 };
-use crate::{MIGRATION, OrderEvents, PaymentsApi, PaymentsConfig};
+use crate::{MIGRATIONS, OrderEvents, PaymentsApi, PaymentsConfig};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -172,7 +172,7 @@ impl TestApp {
     pub(crate) fn new() -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = NativeDatabase::open(&dir.path().join("payments.sqlite")).expect("database");
-        storage::apply_script(&db, MIGRATION).expect("apply migrations/payments.sql");
+        storage::migrate(&db, MIGRATIONS).expect("apply migrations/payments/");
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = PaymentsConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),

@@ -147,12 +147,22 @@ pub fn now_unix_ms() -> u64 {
 pub struct SpinDatabase(spin_sdk::sqlite3::Connection);
 
 impl SpinDatabase {
-    pub fn open(label: &str) -> Result<Self, storage::StorageError> {
-        spin_sdk::sqlite3::Connection::open(label)
+    /// Opens the database and brings its schema up to date with the service's `migrations`
+    /// (one cheap read when it already is; see [`storage::migrate`]), so a new database, local
+    /// or libSQL, needs no setup step.
+    pub fn open(
+        label: &str,
+        migrations: &[storage::Migration],
+    ) -> Result<Self, storage::StorageError> {
+        let db = spin_sdk::sqlite3::Connection::open(label)
             .map(Self)
             .map_err(|error| {
                 storage::StorageError::Sql(format!("opening database {label}: {error:?}"))
-            })
+            })?;
+        storage::migrate(&db, migrations).map_err(|error| {
+            storage::StorageError::Sql(format!("migrating database {label}: {error}"))
+        })?;
+        Ok(db)
     }
 }
 
@@ -318,6 +328,7 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
 /// it back with the next event. Failed and dead-lettered entries are logged.
 pub fn consume(
     database: &str,
+    migrations: &[storage::Migration],
     streams: &[&str],
     group: &str,
     handler: &dyn delivery::Handler,
@@ -331,7 +342,7 @@ pub fn consume(
             return Ok(delivery::ConsumeReport::default());
         }
     };
-    let db = SpinDatabase::open(database)
+    let db = SpinDatabase::open(database, migrations)
         .map_err(|error| anyhow::anyhow!("opening the {database} database: {error}"))?;
     let redis = redis()?;
     let sink = delivery::DatabaseSink { db: &db, handler };

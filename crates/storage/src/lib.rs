@@ -95,9 +95,71 @@ fn rollback(db: &dyn Database) {
     }
 }
 
+/// One numbered change to a service's schema, compiled into the service.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3, … in order, never reused: the database records each version it has applied.
+    pub version: i64,
+    pub name: &'static str,
+    /// Statements that each end with `;` at the end of a line; blank lines and `--` comment
+    /// lines are skipped (see [`apply_script`]). They run inside the migration's transaction, so
+    /// no `PRAGMA journal_mode` and no `BEGIN`/`COMMIT`.
+    pub sql: &'static str,
+}
+
+const APPLIED_VERSION: &str = "SELECT coalesce(max(version), 0) AS version FROM schema_migrations";
+
+/// Brings the database up to date with `migrations` (in version order) and returns how many it
+/// applied.
+///
+/// The usual case, an up-to-date database, costs one indexed read. Otherwise every missing
+/// migration runs, and is recorded in `schema_migrations`, inside one `BEGIN IMMEDIATE`
+/// transaction that first reads the applied version again: instances racing on a new database
+/// queue on the write lock, and each migration runs exactly once. A failing migration rolls
+/// back with everything before it in the same call, leaving the database as it was.
+///
+/// It uses nothing a libSQL server refuses. Where the database lets us choose (a local file),
+/// it also turns on write-ahead logging once, outside the transaction.
+pub fn migrate(db: &dyn Database, migrations: &[Migration]) -> Result<usize, StorageError> {
+    let latest = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied_version(db).ok() == Some(latest) {
+        return Ok(0);
+    }
+    // A libSQL server keeps its own journal and refuses the pragma; a local file remembers it.
+    db.execute("PRAGMA journal_mode = WAL", &[]).ok();
+    transaction(db, |db| {
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+            &[],
+        )?;
+        let current = applied_version(db)?;
+        let mut applied = 0;
+        for migration in migrations.iter().filter(|m| m.version > current) {
+            apply_script(db, migration.sql)?;
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+                &[
+                    SqlValue::Integer(migration.version),
+                    SqlValue::Text(migration.name.to_owned()),
+                ],
+            )?;
+            applied += 1;
+        }
+        Ok(applied)
+    })
+}
+
+fn applied_version(db: &dyn Database) -> Result<i64, StorageError> {
+    let rows = db.execute(APPLIED_VERSION, &[])?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StorageError::Sql("schema_migrations: no version".to_owned()))?;
+    row.integer("version")
+}
+
 /// Runs a whole migration script statement by statement: statements end with `;` at the end of a
-/// line, and blank lines and `--` comment lines are skipped. Meant for tests and `--sqlite`-less
-/// setups; triggers with `;` inside their bodies are not supported.
+/// line, and blank lines and `--` comment lines are skipped. Triggers with `;` inside their
+/// bodies are not supported.
 pub fn apply_script(db: &dyn Database, script: &str) -> Result<(), StorageError> {
     let mut statement = String::new();
     for line in script.lines() {
@@ -205,6 +267,115 @@ mod tests {
             )
             .expect_err("two statements");
         assert!(error.to_string().contains("Multiple statements"), "{error}");
+    }
+
+    const FIRST: Migration = Migration {
+        version: 1,
+        name: "notes",
+        sql: "-- notes\nCREATE TABLE IF NOT EXISTS notes (\n  id INTEGER PRIMARY KEY,\n  body TEXT NOT NULL\n);\n",
+    };
+    const SECOND: Migration = Migration {
+        version: 2,
+        name: "note authors",
+        sql: "ALTER TABLE notes ADD COLUMN author TEXT NOT NULL DEFAULT 'unknown';\nCREATE INDEX notes_by_author ON notes (author);\n",
+    };
+
+    fn recorded(db: &dyn Database) -> Vec<(i64, String)> {
+        db.execute(
+            "SELECT version, name FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .expect("schema_migrations")
+        .iter()
+        .map(|row| {
+            (
+                row.integer("version").expect("version"),
+                row.text("name").expect("name").to_owned(),
+            )
+        })
+        .collect()
+    }
+
+    #[test]
+    fn migrations_apply_once_in_order_and_are_recorded() {
+        let db = database();
+        assert_eq!(migrate(&db, &[FIRST, SECOND]).expect("migrates"), 2);
+        assert_eq!(migrate(&db, &[FIRST, SECOND]).expect("up to date"), 0);
+        assert_eq!(
+            recorded(&db),
+            [(1, "notes".to_owned()), (2, "note authors".to_owned())]
+        );
+        db.execute("INSERT INTO notes (body, author) VALUES ('hi', 'ann')", &[])
+            .expect("the second migration's column");
+    }
+
+    #[test]
+    fn an_older_database_is_upgraded_in_place() {
+        let db = database();
+        // As the `--sqlite` flags used to leave it: the tables, no record of migrations.
+        apply_script(&db, FIRST.sql).expect("old schema");
+        db.execute("INSERT INTO notes (body) VALUES ('kept')", &[])
+            .expect("a row");
+        assert_eq!(migrate(&db, &[FIRST]).expect("adopts the baseline"), 1);
+        assert_eq!(migrate(&db, &[FIRST, SECOND]).expect("upgrades"), 1);
+        let rows = db
+            .execute("SELECT body, author FROM notes", &[])
+            .expect("notes");
+        let row = rows.first().expect("the row survived");
+        assert_eq!(row.text("body").expect("body"), "kept");
+        assert_eq!(row.text("author").expect("author"), "unknown");
+        assert_eq!(recorded(&db).len(), 2);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_database_as_it_was() {
+        let db = database();
+        let broken = Migration {
+            version: 2,
+            name: "broken",
+            sql: "CREATE TABLE other (x INTEGER);\nINSERT INTO missing VALUES (1);\n",
+        };
+        migrate(&db, &[FIRST, broken]).expect_err("the second migration fails");
+        let tables = db
+            .execute("SELECT name FROM sqlite_master WHERE type = 'table'", &[])
+            .expect("tables");
+        assert!(
+            tables.is_empty(),
+            "nothing of either migration remains: {:?}",
+            tables
+                .iter()
+                .map(|r| r.text("name").map(str::to_owned))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(migrate(&db, &[FIRST]).expect("the first alone"), 1);
+    }
+
+    #[test]
+    fn instances_migrating_one_new_file_at_once_apply_each_migration_exactly_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shared.db");
+        for _round in 0..5 {
+            std::fs::remove_file(&path).ok();
+            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let instances: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        let db = NativeDatabase::open(&path).expect("open");
+                        start.wait();
+                        migrate(&db, &[FIRST, SECOND]).expect("every instance succeeds")
+                    })
+                })
+                .collect();
+            let applied: usize = instances
+                .into_iter()
+                .map(|t| t.join().expect("thread"))
+                .sum();
+            assert_eq!(applied, 2, "each migration ran once between them");
+            let db = NativeDatabase::open(&path).expect("open");
+            assert_eq!(recorded(&db).len(), 2);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - `home`: the home page, `/`, with the first page of tickets rendered into its HTML.
 //! - `search`: the search box's text as a full-text query over titles.
 //! - `ticket`: the [`Ticket`] as the API shows it and as events carry it, and [`TicketStatus`].
-//! - `store`: the SQL over the `tickets` table (`migrations/tickets.sql`, [`MIGRATION`]) and
+//! - `store`: the SQL over the `tickets` table (`migrations/tickets/`, [`MIGRATIONS`]) and
 //!   the outbox.
 //!
 //! Every change to a ticket is one SQLite transaction that writes the row, bumps its version by
@@ -40,7 +40,12 @@ pub use domain::Clock;
 
 /// The tickets database's schema: the `tickets` table and the event-delivery tables. Every
 /// statement is idempotent, so it runs at every start.
-pub const MIGRATION: &str = include_str!("../../../migrations/tickets.sql");
+/// The tickets database's migrations, in order (`migrations/tickets/`), applied on first use.
+pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../migrations/tickets/0001_initial.sql"),
+}];
 
 #[cfg(test)]
 mod tests {
@@ -52,17 +57,24 @@ mod tests {
     fn the_migration_contains_every_event_delivery_statement_verbatim() {
         for statement in delivery::SCHEMA {
             assert!(
-                MIGRATION.contains(&format!("{statement};\n")),
-                "migrations/tickets.sql lacks: {statement}"
+                MIGRATIONS
+                    .iter()
+                    .any(|m| m.sql.contains(&format!("{statement};\n"))),
+                "migrations/tickets/ lacks: {statement}"
             );
         }
     }
 
     #[test]
-    fn the_migration_can_run_again_on_a_database_it_created() {
+    fn a_database_made_by_the_old_startup_script_adopts_the_migrations() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("first run");
-        storage::apply_script(&db, MIGRATION).expect("second run");
+        // As the old `--sqlite` start-up flag left it, then adopted as version 1.
+        storage::apply_script(&db, MIGRATIONS[0].sql).expect("the old start-up script");
+        assert_eq!(
+            storage::migrate(&db, MIGRATIONS).expect("adopted"),
+            MIGRATIONS.len()
+        );
+        assert_eq!(storage::migrate(&db, MIGRATIONS).expect("up to date"), 0);
         let tables = db
             .execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name",
@@ -89,7 +101,7 @@ mod tests {
     #[test]
     fn the_database_refuses_impossible_tickets() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("migration");
+        storage::migrate(&db, MIGRATIONS).expect("migration");
         let insert = "INSERT INTO tickets (id, title, price_cents, user_id, version, status, created_at_ms) \
                       VALUES (?, 'Gig', ?, 'u1', 0, ?, 0)";
         db.execute(insert, &["t1".into(), 100.into(), "available".into()])
@@ -110,7 +122,7 @@ mod tests {
     #[test]
     fn listings_read_their_index_newest_first_without_sorting() {
         let db = NativeDatabase::open_in_memory().expect("database");
-        storage::apply_script(&db, MIGRATION).expect("migration");
+        storage::migrate(&db, MIGRATIONS).expect("migration");
         for (column, index) in [
             ("status", "tickets_by_status_newest"),
             ("user_id", "tickets_by_seller_newest"),

@@ -1,4 +1,4 @@
-//! The SQL over the `tickets` table (schema in `migrations/tickets.sql`) and the outbox.
+//! The SQL over the `tickets` table (schema in `migrations/tickets/`) and the outbox.
 //!
 //! Every function takes the connection or transaction to run on, so a handler decides what
 //! belongs in one transaction. Writes return the row as stored (`RETURNING`), so the event and

@@ -14,7 +14,7 @@ use session::{SigningKey, TokenSigner};
 use storage::{Database, NativeDatabase, SqlValue};
 use tempfile::TempDir;
 
-use crate::{Clock, MIGRATION, OrderEvents, TicketsApi, TicketsConfig};
+use crate::{Clock, MIGRATIONS, OrderEvents, TicketsApi, TicketsConfig};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -53,7 +53,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("tickets.sqlite");
         let db = NativeDatabase::open(&path).expect("open the database");
-        storage::apply_script(&db, MIGRATION).expect("apply migrations/tickets.sql");
+        storage::migrate(&db, MIGRATIONS).expect("apply migrations/tickets/");
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = TicketsConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),

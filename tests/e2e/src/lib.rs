@@ -61,28 +61,11 @@ fn stripe_settings(builder: HostBuilder, api_base: &str) -> HostBuilder {
 
 fn app_without_stripe(redis: &RedisServer) -> HostBuilder {
     let root = repository_root();
-    let mut builder = HostBuilder::new(root.join("spin.toml"))
+    HostBuilder::new(root.join("spin.toml"))
         .env("SPIN_VARIABLE_REDIS_ADDRESS", &redis.url())
         .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", TEST_PRIVATE_KEY)
         .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", TEST_PUBLIC_KEY)
-        .env("SPIN_VARIABLE_PLAIN_HTTP", "true");
-    let mut migrations: Vec<PathBuf> = std::fs::read_dir(root.join("migrations"))
-        .expect("migrations/")
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
-        .collect();
-    migrations.sort();
-    for migration in migrations {
-        let database = migration
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("utf-8 file name")
-            .to_owned();
-        builder = builder
-            .arg("--sqlite")
-            .arg(&format!("@{}:{database}", migration.display()));
-    }
-    builder
+        .env("SPIN_VARIABLE_PLAIN_HTTP", "true")
 }
 
 /// A signed-up user's session cookie.
