@@ -24,7 +24,7 @@ const DATABASE: &str = "auth";
 const ATTEMPTS_STORE: &str = "auth";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http(request, serve)
+    spin_adapter::handle_http("auth", request, serve)
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {

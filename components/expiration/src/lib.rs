@@ -15,6 +15,7 @@ mod entrypoint {
 }
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    spin_adapter::log_line::set_component("expiration");
     let redis = spin_adapter::redis().context("connecting to Redis")?;
     let report = expiration_service::on_message(
         &redis,

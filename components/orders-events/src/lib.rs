@@ -22,6 +22,7 @@ const GROUP: &str = "orders";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
     spin_adapter::consume(
+        "orders-events",
         DATABASE,
         orders_service::MIGRATIONS,
         STREAMS,

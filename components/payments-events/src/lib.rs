@@ -23,6 +23,7 @@ const GROUP: &str = "payments";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
     let report = spin_adapter::consume(
+        "payments-events",
         DATABASE,
         payments_service::MIGRATIONS,
         STREAMS,

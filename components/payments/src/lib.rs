@@ -20,7 +20,7 @@ mod entrypoint {
 const DATABASE: &str = "payments";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http(request, serve)
+    spin_adapter::handle_http("payments", request, serve)
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {

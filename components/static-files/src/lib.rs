@@ -32,8 +32,28 @@ mod entrypoint {
 
     #[spin_sdk::http_component]
     fn serve(req: Request) -> Response {
-        super::serve(&req)
+        super::logged(&req)
     }
+}
+
+/// Serves the request under its request id, echoed in `x-request-id`, and writes its log line.
+fn logged(req: &Request) -> Response {
+    let started = std::time::Instant::now();
+    log_line::set_component("static-files");
+    let request_id =
+        log_line::request_id_from(|name| req.header(name).and_then(|value| value.as_str()));
+    log_line::with_request_id(Some(request_id.clone()), || {
+        let mut response = serve(req);
+        response.set_header("x-request-id", request_id.as_str());
+        let status = *response.status();
+        log_line::Line::new(log_line::Level::of_status(status), "request")
+            .field("method", format!("{:?}", req.method()).to_ascii_uppercase())
+            .field("path", req.path())
+            .field("status", status)
+            .duration(started.elapsed())
+            .emit();
+        response
+    })
 }
 
 fn serve(req: &Request) -> Response {

@@ -21,6 +21,7 @@ const GROUP: &str = "tickets";
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
     spin_adapter::consume(
+        "tickets-events",
         DATABASE,
         tickets_service::MIGRATIONS,
         STREAMS,

@@ -27,7 +27,7 @@ const LAYOUT: &str = "/templates/layout.html";
 const HOME_TEMPLATE: &str = "/templates/pages/home.html";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http(request, serve)
+    spin_adapter::handle_http("tickets", request, serve)
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {

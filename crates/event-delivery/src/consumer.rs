@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use events::{Envelope, Event};
+use log_line::{Level, Line};
 use storage::{Database, SqlValue, StorageError};
 
 use crate::reply::{self, EntryBody, EntryId, StreamEntry};
@@ -434,19 +435,17 @@ impl Consumer<'_> {
                 wake.acks.push(delivery.entry.id);
             }
             Outcome::Vanished => {
-                eprintln!(
-                    "event-delivery: group {} dropped entry {} of {}: it was deleted from the \
-                     stream before it was applied",
-                    self.group, delivery.entry.id, self.stream
-                );
+                Line::new(Level::Warn, "event")
+                    .field("stream", self.stream)
+                    .field("group", self.group)
+                    .field("entryId", delivery.entry.id.to_string())
+                    .field("outcome", "vanished")
+                    .field("reason", "deleted from the stream before it was applied")
+                    .emit();
                 wake.acks.push(delivery.entry.id);
             }
             Outcome::NotYet(reason) => wake.waiting.push((delivery, reason.clone())),
             Outcome::Failed(reason) => {
-                eprintln!(
-                    "event-delivery: group {} failed to apply entry {} of {} (delivery {}): {}",
-                    self.group, delivery.entry.id, self.stream, delivery.deliveries, reason
-                );
                 if self.due_for_dead_letter(&delivery, now_ms) {
                     self.dead_letter(&delivery, reason, wake)?;
                 } else {
@@ -478,15 +477,39 @@ impl Consumer<'_> {
                 return Outcome::Failed(format!("event {}: {error}", envelope.id));
             }
         };
-        match sink.accept(self.group, &envelope, &event, now_ms) {
-            Ok(Accepted::Applied) => Outcome::Applied,
-            Ok(Accepted::Duplicate) => Outcome::Duplicate,
-            Ok(Accepted::NotYet(reason)) => Outcome::NotYet(reason),
-            Err(error) => Outcome::Failed(format!(
-                "{} event {}: {error:#}",
-                envelope.subject, envelope.id
-            )),
-        }
+        // Applied under the request id that caused it, which events it causes carry on; one
+        // log line says how it went.
+        let started = std::time::Instant::now();
+        log_line::with_request_id(envelope.request_id.clone(), || {
+            let outcome = match sink.accept(self.group, &envelope, &event, now_ms) {
+                Ok(Accepted::Applied) => Outcome::Applied,
+                Ok(Accepted::Duplicate) => Outcome::Duplicate,
+                Ok(Accepted::NotYet(reason)) => Outcome::NotYet(reason),
+                Err(error) => Outcome::Failed(format!(
+                    "{} event {}: {error:#}",
+                    envelope.subject, envelope.id
+                )),
+            };
+            let (level, name, reason) = match &outcome {
+                Outcome::Applied => (Level::Info, "applied", None),
+                Outcome::Duplicate => (Level::Info, "duplicate", None),
+                Outcome::NotYet(reason) => (Level::Info, "not-yet", Some(reason)),
+                Outcome::Failed(reason) => (Level::Warn, "failed", Some(reason)),
+                Outcome::Vanished => (Level::Warn, "vanished", None),
+            };
+            let mut line = Line::new(level, "event")
+                .field("subject", envelope.subject.as_str())
+                .field("eventId", envelope.id.as_str())
+                .field("stream", self.stream)
+                .field("group", self.group)
+                .field("entryId", entry.id.to_string())
+                .field("outcome", name);
+            if let Some(reason) = reason {
+                line = line.field("reason", reason.as_str());
+            }
+            line.duration(started.elapsed()).emit();
+            outcome
+        })
     }
 
     fn due_for_dead_letter(&self, delivery: &Delivery, now_ms: u64) -> bool {
@@ -530,18 +553,17 @@ impl Consumer<'_> {
                 record.to_string().into(),
             ],
         )?;
-        reply::added_id(&reply)?;
-        eprintln!(
-            "event-delivery: group {} moved entry {} of {} to {} after {} deliveries: {}; \
-             envelope: {}",
-            self.group,
-            delivery.entry.id,
-            self.stream,
-            dead_letters,
-            delivery.deliveries,
-            reason,
-            record["event"]
-        );
+        let dead_letter_id = reply::added_id(&reply)?;
+        Line::new(Level::Error, "event")
+            .field("stream", self.stream)
+            .field("group", self.group)
+            .field("entryId", delivery.entry.id.to_string())
+            .field("outcome", "dead-lettered")
+            .field("deliveries", delivery.deliveries)
+            .field("reason", reason)
+            .field("deadLetters", dead_letters.as_str())
+            .field("deadLetterId", dead_letter_id.to_string())
+            .emit();
         wake.report.dead_lettered += 1;
         wake.acks.push(delivery.entry.id);
         Ok(())

@@ -21,13 +21,15 @@ pub const RELAY_LEASE_MS: u64 = 10_000;
 pub const STREAM_MAX_LEN: i64 = 1_000_000;
 
 /// Records `event` for publication after the caller's transaction commits, in an envelope with
-/// a fresh event id that says it occurred at `now_ms`. Call it inside the transaction that makes
-/// the change the event describes.
+/// a fresh event id that says it occurred at `now_ms`, carrying the request id of what is being
+/// handled ([`log_line::request_id`]). Call it inside the transaction that makes the change the
+/// event describes.
 pub fn publish(tx: &dyn Database, event: &Event, now_ms: u64) -> Result<(), DeliveryError> {
-    let envelope = event.to_envelope(
+    let mut envelope = event.to_envelope(
         domain::EventId::new_random().to_string(),
         domain::rfc3339_millis(now_ms),
     );
+    envelope.request_id = log_line::request_id();
     enqueue(tx, &envelope, now_ms)
 }
 

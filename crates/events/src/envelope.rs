@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One published event: `{ "id", "subject", "occurredAt", "data" }`.
+/// One published event: `{ "id", "subject", "occurredAt", "data" }`, and `"requestId"` when a
+/// request caused it.
 ///
 /// Build one with [`Event::to_envelope`](crate::Event::to_envelope) and read one with
 /// [`Envelope::decode`]; the fields are public so a consumer can log or dead-letter an envelope it
@@ -20,6 +21,10 @@ pub struct Envelope {
     pub occurred_at: String,
     /// The record the subject names, in the wire format the crate documentation describes.
     pub data: serde_json::Value,
+    /// The id of the request that caused the event, directly or through other events, so one
+    /// purchase can be followed across services' logs. Absent when nothing caused it (a timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Envelope {
@@ -69,6 +74,7 @@ mod tests {
             subject: subject.into(),
             occurred_at: "2024-05-01T12:00:00.000Z".into(),
             data,
+            request_id: None,
         }
     }
 

@@ -91,6 +91,7 @@ impl Event {
             subject: self.subject().to_owned(),
             occurred_at: occurred_at.into(),
             data: self.data(),
+            request_id: None,
         }
     }
 }

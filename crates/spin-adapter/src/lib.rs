@@ -5,6 +5,7 @@
 //! it up.
 
 use api::{Method, Request, Response};
+pub use log_line;
 use spin_sdk::http::Method as SpinMethod;
 
 /// Copies a Spin request into the service-facing [`Request`] (header names lower-cased).
@@ -41,17 +42,39 @@ fn response_to_spin(response: Response) -> spin_sdk::http::Response {
     builder.body(response.body).build()
 }
 
-/// An HTTP component's whole request path: converts Spin's request, calls `serve`, answers a
-/// failure to even set up (configuration, opening a store) with the opaque 500 in the error
-/// format (its cause logged), and converts the response back.
+/// An HTTP component's whole request path: converts Spin's request, calls `serve` under the
+/// request's id ([`log_line`]), answers a failure to even set up (configuration, opening a
+/// store) with the opaque 500 in the error format (its cause logged), echoes the request id in
+/// `x-request-id`, writes the request's log line, and converts the response back.
 pub fn handle_http(
+    component: &'static str,
     request: &spin_sdk::http::Request,
     serve: impl FnOnce(&Request) -> anyhow::Result<Response>,
 ) -> spin_sdk::http::Response {
+    let started = std::time::Instant::now();
+    log_line::set_component(component);
     let request = request_from_spin(request);
-    let response =
-        serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
-    response_to_spin(response)
+    let request_id = log_line::request_id_from(|name| request.header(name));
+    let response = log_line::with_request_id(Some(request_id.clone()), || {
+        let response =
+            serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
+        log_request(&request, response.status, started);
+        response
+    });
+    response_to_spin(response.with_header("x-request-id", &request_id))
+}
+
+/// The log line of one request: method, route, path (never the query), status and duration.
+fn log_request(request: &Request, status: u16, started: std::time::Instant) {
+    let mut line = log_line::Line::new(log_line::Level::of_status(status), "request")
+        .field("method", request.method.as_str())
+        .field("path", request.path.as_str());
+    if let Some(route) = request.header("spin-matched-route") {
+        line = line.field("route", route);
+    }
+    line.field("status", status)
+        .duration(started.elapsed())
+        .emit();
 }
 
 /// After a request that may have written, relays what the outbox holds: a successful request
@@ -327,6 +350,7 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
 /// and rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets
 /// it back with the next event. Failed and dead-lettered entries are logged.
 pub fn consume(
+    component: &'static str,
     database: &str,
     migrations: &[storage::Migration],
     streams: &[&str],
@@ -334,6 +358,7 @@ pub fn consume(
     handler: &dyn delivery::Handler,
     payload: &[u8],
 ) -> anyhow::Result<delivery::ConsumeReport> {
+    log_line::set_component(component);
     let wake = delivery::Wake::of(payload);
     let streams: Vec<&str> = match wake {
         delivery::Wake::Housekeeping => streams.to_vec(),
