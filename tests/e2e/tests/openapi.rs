@@ -46,6 +46,8 @@ fn the_served_document_is_the_repository_s_and_the_app_conforms_to_it() {
         .args(["--max-examples", "20", "--seed", "1", "--workers", "1"])
         .args(["--request-timeout", "30"])
         .env("NO_COLOR", "1")
+        // Its cache of found failures goes with the test's own files, not the repository.
+        .current_dir(host.work_dir.path())
         .output()
         .expect("run schemathesis");
     let text = format!(
