@@ -2,9 +2,10 @@
 
 It renders the kustomization with `kubectl kustomize deploy/`, then checks:
 
-- every SpinApp against the openAPIV3Schema of spin-operator v0.6.1's SpinApp CRD
-  (../shared/spinkube), with `check-jsonschema`. The schema is made strict first (no property it
-  does not name), because the API server would silently drop an unknown field of a SpinApp;
+- every SpinApp against the openAPIV3Schema of spin-operator v0.6.1's SpinApp CRD (vendored
+  with its licence in tests/deploy), with `check-jsonschema`. The schema is made strict first
+  (no property it does not name), because the API server would silently drop an unknown field of
+  a SpinApp;
 - every built-in object (and the Secret templates of secrets.example.yaml) against Kubernetes'
   own schemas, with `kubernetes-validate --strict`;
 - that both checks can fail: a copy of each kind of object with one misspelled field must be
@@ -39,7 +40,7 @@ def strict(schema):
 
 
 def spinapp_schema(root):
-    crd_path = os.path.join(root, "..", "shared", "spinkube", "core.spinkube.dev_spinapps.yaml")
+    crd_path = os.path.join(root, "tests", "deploy", "core.spinkube.dev_spinapps.yaml")
     with open(crd_path) as file:
         crd = yaml.safe_load(file)
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]

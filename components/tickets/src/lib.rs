@@ -23,6 +23,8 @@ mod entrypoint {
 }
 
 const DATABASE: &str = "tickets";
+/// The probes' route (spin.toml), which keeps the housekeeping tick armed.
+const HEARTBEAT: &str = "/api/heartbeat";
 const LAYOUT: &str = "/templates/layout.html";
 const HOME_TEMPLATE: &str = "/templates/pages/home.html";
 
@@ -31,6 +33,12 @@ fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
 }
 
 fn serve(request: &api::Request) -> Result<api::Response> {
+    if request.path == HEARTBEAT {
+        return Ok(match request.method {
+            api::Method::Get | api::Method::Head => spin_adapter::heartbeat(),
+            _ => api::ApiError::NotFound.into_response(),
+        });
+    }
     let config = TicketsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the tickets configuration")?;
     let db = SpinDatabase::open(DATABASE, tickets_service::MIGRATIONS)
@@ -43,6 +51,7 @@ fn serve(request: &api::Request) -> Result<api::Response> {
     if request.path == "/" {
         return home(&tickets, request);
     }
+
     let response = tickets.handle(request);
     spin_adapter::relay_after_write(request, &response, &db);
     Ok(response)

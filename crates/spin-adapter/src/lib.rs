@@ -77,6 +77,33 @@ fn log_request(request: &Request, status: u16, started: std::time::Instant) {
         .emit();
 }
 
+/// `GET /api/heartbeat`, which probes call every few seconds: re-arms the housekeeping tick. A
+/// Redis that restarted without its data has lost the tick key, and nothing else re-arms it
+/// until something is written; with it, an app with no traffic still relays its outboxes and
+/// expires its orders. Always 200, since the site serves without Redis; the body says whether
+/// Redis answered.
+pub fn heartbeat() -> Response {
+    let armed = redis()
+        .map_err(delivery::DeliveryError::from)
+        .and_then(|redis| arm_tick(&redis));
+    let redis = match armed {
+        Ok(()) => "ok",
+        Err(error) => {
+            eprintln!("WARN heartbeat: the housekeeping tick could not be armed: {error}");
+            "unavailable"
+        }
+    };
+    let body = format!(r#"{{"status":"ok","redis":"{redis}"}}"#);
+    Response {
+        status: 200,
+        headers: vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("cache-control".to_owned(), "no-store".to_owned()),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
 /// After a request that may have written, relays what the outbox holds: a successful request
 /// other than `GET` or `HEAD` committed its events there.
 pub fn relay_after_write(request: &Request, response: &Response, db: &dyn storage::Database) {

@@ -123,6 +123,13 @@ struct UpArgs {
     /// redis-server is started for the run.
     #[arg(long, default_value = "redis_address")]
     redis_variable: String,
+    /// Request this path of the app every --probe-interval seconds, as a Kubernetes probe does
+    /// (this app's /api/heartbeat keeps its housekeeping going when nothing else happens).
+    #[arg(long)]
+    probe: Option<String>,
+    /// Seconds between probes.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    probe_interval: u64,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -171,6 +178,8 @@ fn up_options(manifest: PathBuf, args: UpArgs) -> Result<up::UpOptions> {
         },
         max_request_body: args.max_request_body,
         redis_variable: args.redis_variable,
+        probe: args.probe,
+        probe_interval: std::time::Duration::from_secs(args.probe_interval),
     })
 }
 

@@ -44,6 +44,9 @@ pub struct UpOptions {
     /// The application variable that holds the Redis address; when nothing supplies it, `up`
     /// starts a private redis-server and uses its address.
     pub redis_variable: String,
+    /// A path of the app to request every `probe_interval` (see [`probe`]).
+    pub probe: Option<String>,
+    pub probe_interval: std::time::Duration,
 }
 
 /// How one run of the app ended.
@@ -246,10 +249,18 @@ async fn serve(
             }
         })?;
     let address = listener.local_addr()?;
-    let mut subscriptions = Subscriptions(Vec::new());
+    let mut tasks = Tasks(Vec::new());
     for subscriber in subscribers.into_values() {
         println!("{}", subscriber.describe());
-        subscriptions.0.push(subscriber.start().await?);
+        tasks.0.push(subscriber.start().await?);
+    }
+    if let Some(path) = &options.probe {
+        println!("Probing {path} every {:?}", options.probe_interval);
+        tasks.0.push(tokio::spawn(probe(
+            address,
+            path.clone(),
+            options.probe_interval,
+        )));
     }
     println!(
         "Logging component stdio to \"{}\"",
@@ -292,15 +303,75 @@ async fn serve(
     ended
 }
 
-/// The Redis subscriptions of one run, ended with it.
-struct Subscriptions(Vec<tokio::task::JoinHandle<()>>);
+/// The background tasks of one run (Redis subscriptions, the probe), ended with it.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
-impl Drop for Subscriptions {
+impl Drop for Tasks {
     fn drop(&mut self) {
         for task in &self.0 {
             task.abort();
         }
     }
+}
+
+/// Requests `path` from the app every `every`, as a Kubernetes probe does, over loopback. Only a
+/// change between answering and failing is reported, so a long outage logs twice.
+async fn probe(address: std::net::SocketAddr, path: String, every: std::time::Duration) {
+    let mut target = address;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        let outcome = tokio::time::timeout(
+            every.max(std::time::Duration::from_secs(5)),
+            probe_once(target, &path),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(status)) if (200..400).contains(&status) => {
+                if failing {
+                    eprintln!("Probe {path}: answering again ({status})");
+                }
+                failing = false;
+            }
+            failure => {
+                if !failing {
+                    let why = match failure {
+                        Ok(Ok(status)) => format!("status {status}"),
+                        Ok(Err(error)) => error.to_string(),
+                        Err(_) => "no answer in time".to_owned(),
+                    };
+                    eprintln!("WARN probe {path} failed: {why}");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// One `GET path` over a fresh connection; the response's status code.
+async fn probe_once(address: std::net::SocketAddr, path: &str) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: spin-host-probe\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let status_line = response
+        .split(|&byte| byte == b'\r')
+        .next()
+        .unwrap_or_default();
+    std::str::from_utf8(status_line)
+        .ok()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))
 }
 
 async fn shutdown_signal() {

@@ -3,8 +3,8 @@
 //! in version order, nothing lost while Redis is down, poison events dead-lettered.
 
 use e2e::{
-    RedisServer, app, create_ticket, eventually, listed_ids, publish_event, send, sign_up, stream,
-    ticket,
+    RedisServer, app, create_ticket, eventually, id_of, listed_ids, publish_event, send, sign_up,
+    stream, ticket,
 };
 use events::{Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef};
 use serde_json::{Value, json};
@@ -474,4 +474,80 @@ fn the_list_is_paged_newest_first() {
     assert_eq!(second[0]["id"], ids[2].as_str());
     assert_eq!(host.get("/api/tickets?limit=501").status, 400);
     assert_eq!(host.get("/api/tickets?cursor=abc").status, 400);
+}
+
+/// Issue 12's "healing without traffic": Redis restarts without its data while an order's
+/// `order:created` waits in the outbox, and then nobody uses the site. The probe's heartbeat
+/// re-arms the housekeeping tick, so the event is relayed, the order expires, and its ticket is
+/// for sale again, with no request but the probe's.
+#[test]
+fn a_quiet_app_heals_after_redis_restarts_empty() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let host = app(&redis)
+        .arg("--probe")
+        .arg("/api/heartbeat")
+        .arg("--probe-interval")
+        .arg("1")
+        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
+        .env("SPIN_VARIABLE_ORDER_WINDOW_SECONDS", "2")
+        .start();
+    let seller = sign_up(&host, "quiet-seller@example.com");
+    let buyer = sign_up(&host, "quiet-buyer@example.com");
+    let ticket_id = id_of(&create_ticket(&host, &seller, "Matinee", 8.0));
+    // The only ticket of this app: once orders applied a `ticket:created`, it can be ordered.
+    let orders_log = host
+        .work_dir
+        .path()
+        .join(".spin/logs/orders-events_stdout.txt");
+    eventually("the orders replica to learn of the ticket", || {
+        let log = std::fs::read_to_string(&orders_log).ok()?;
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .any(|line| line["subject"] == "ticket:created" && line["outcome"] == "applied")
+            .then_some(())
+    });
+
+    // Redis goes away; the order is placed meanwhile, its event kept in the outbox.
+    drop(redis);
+    let placed = send(
+        &host,
+        "POST",
+        "/api/orders",
+        &buyer,
+        &json!({ "ticketId": ticket_id }),
+    );
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = id_of(&placed.json());
+
+    // Back, empty. From here on, only the probe calls the app (the checks below only read).
+    let redis = RedisServer::start_on(port);
+    let healed = std::time::Instant::now();
+    eventually("the unpaid order to expire", || {
+        let reply = host.request_with(
+            "GET",
+            &format!("/api/orders/{order}"),
+            &[("cookie", &buyer)],
+            None,
+        );
+        (reply.json()["status"] == "cancelled").then_some(())
+    });
+    // Held by the order (version 1) once `order:created` arrived, then freed (version 2).
+    eventually("the ticket to be for sale again", || {
+        let current = ticket(&host, &ticket_id);
+        (current["status"] == "available" && current["version"] == 2).then_some(())
+    });
+    let subjects: Vec<String> = stream(&redis, "events:order")
+        .iter()
+        .map(|envelope| envelope["subject"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        subjects.contains(&"order:created".to_owned())
+            && subjects.contains(&"order:cancelled".to_owned()),
+        "{subjects:?}"
+    );
+    println!(
+        "healed {} ms after Redis came back",
+        healed.elapsed().as_millis()
+    );
 }
