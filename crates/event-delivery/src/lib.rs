@@ -52,7 +52,8 @@ pub use consumer::{
 #[cfg(feature = "native")]
 pub use native::NativeRedis;
 pub use outbox::{
-    RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, enqueue, outbox_envelopes, publish, relay,
+    EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, enqueue, outbox_envelopes, publish,
+    relay, republish_after_data_loss,
 };
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};

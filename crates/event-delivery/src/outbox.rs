@@ -10,7 +10,7 @@ use events::{Envelope, Event};
 use storage::{Database, SqlValue};
 
 use crate::reply::{self, EVENT_FIELD};
-use crate::{DeliveryError, Redis, RedisArg, stream_for_subject};
+use crate::{DeliveryError, Redis, RedisArg, RedisValue, stream_for_subject};
 
 /// How long a relay owns the rows it claimed. Far longer than appending a batch takes, so
 /// another relay only takes them over when this one died.
@@ -19,6 +19,58 @@ pub const RELAY_LEASE_MS: u64 = 10_000;
 /// Streams are capped (approximately, which lets Redis trim whole nodes cheaply) so they cannot
 /// grow without bound; a million entries is weeks of history at the expected rates.
 pub const STREAM_MAX_LEN: i64 = 1_000_000;
+
+/// The key holding the epoch of a Redis: a random id set once by the first relay that finds none,
+/// so a Redis that restarted without its data (or a new one) has a new epoch.
+pub const EPOCH_KEY: &str = "events:epoch";
+
+/// Sends every outbox row still kept again when the Redis this database last published to has
+/// lost its data, and returns how many rows it marked for sending.
+///
+/// A Redis that restarts empty loses the stream entries consumers had not read yet, and the
+/// outbox had marked them sent. Redis's epoch ([`EPOCH_KEY`]) tells: when it differs from the
+/// epoch this database recorded, every retained row (7 days) is marked unsent, and the next
+/// relay appends them again in commit order. Consumers apply each event once by its id, so
+/// events they had applied already are dropped as duplicates. Run it before relaying, on the
+/// housekeeping tick; `new_epoch` is a fresh random id, used if Redis has none yet.
+pub fn republish_after_data_loss(
+    db: &dyn Database,
+    redis: &dyn Redis,
+    new_epoch: &str,
+) -> Result<usize, DeliveryError> {
+    redis.execute("SET", &[EPOCH_KEY.into(), new_epoch.into(), "NX".into()])?;
+    let reply = redis.execute("GET", &[EPOCH_KEY.into()])?;
+    let epoch = match reply.as_slice() {
+        [RedisValue::Bytes(bytes)] => String::from_utf8_lossy(bytes).into_owned(),
+        other => {
+            return Err(DeliveryError::Protocol(format!(
+                "GET {EPOCH_KEY}: {other:?}"
+            )));
+        }
+    };
+    storage::transaction(db, |tx| -> Result<usize, DeliveryError> {
+        let known = tx.execute(
+            "SELECT value FROM delivery_state WHERE key = 'redis_epoch'",
+            &[],
+        )?;
+        if let Some(row) = known.first()
+            && row.text("value")? == epoch
+        {
+            return Ok(0);
+        }
+        let marked = tx.execute(
+            "UPDATE outbox SET sent_at_ms = NULL, claimed_until_ms = NULL \
+             WHERE sent_at_ms IS NOT NULL RETURNING seq",
+            &[],
+        )?;
+        tx.execute(
+            "INSERT INTO delivery_state (key, value) VALUES ('redis_epoch', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[epoch.as_str().into()],
+        )?;
+        Ok(marked.len())
+    })
+}
 
 /// Records `event` for publication after the caller's transaction commits, in an envelope with
 /// a fresh event id that says it occurred at `now_ms`, carrying the request id of what is being

@@ -11,6 +11,8 @@
 ///   consumer group per event (the service's), so the event id alone is the key.
 /// - `replica_versions`: the last version of each replicated aggregate applied, for
 ///   [`check_replica_version`](crate::check_replica_version).
+/// - `delivery_state`: small facts about delivery, such as the epoch of the Redis this database
+///   last published to ([`republish_after_data_loss`](crate::republish_after_data_loss)).
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS outbox (\
         seq INTEGER PRIMARY KEY AUTOINCREMENT, \
@@ -32,6 +34,7 @@ pub const SCHEMA: &[&str] = &[
         id TEXT NOT NULL, \
         version INTEGER NOT NULL, \
         PRIMARY KEY (aggregate, id))",
+    "CREATE TABLE IF NOT EXISTS delivery_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ];
 
 /// Runs [`SCHEMA`] on `db`, statement by statement (for tests and first start-up).

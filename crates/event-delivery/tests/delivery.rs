@@ -9,6 +9,7 @@ use delivery::{
     Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, DeliveryError, Handler,
     NativeRedis, Redis, RedisArg, RedisError, RedisValue, TICK_KEY, VersionCheck, arm_tick,
     check_replica_version, dead_letter_stream, enqueue, record_replica_version, relay,
+    republish_after_data_loss,
 };
 use events::{Envelope, Event, TicketCreated, TicketStatus, TicketUpdated};
 use harness::{RedisServer, eventually};
@@ -428,6 +429,42 @@ fn rows_stay_unsent_while_redis_is_down_and_are_relayed_once_it_is_back() {
     // The restarted server kept no data, so its stream holds exactly the rows that waited.
     let waited: Vec<String> = envelopes[2..].iter().map(|e| e.id.clone()).collect();
     assert_eq!(app.stream_event_ids(), waited);
+}
+
+#[test]
+fn everything_kept_is_sent_again_once_when_redis_comes_back_without_its_data() {
+    let mut app = TestApp::spawn();
+    let envelopes = [app.created("t1", "Concert"), app.created("t2", "Opera")];
+    app.enqueue(&envelopes);
+    let (db, redis) = (app.db(), app.redis());
+    // The first check records this Redis's epoch (and, knowing none before, sends all again).
+    republish_after_data_loss(&db, &redis, "epoch-1").expect("first check");
+    relay(&db, &redis, now_ms(), 10).expect("relay");
+    assert_eq!(
+        republish_after_data_loss(&db, &redis, "epoch-2").expect("same Redis"),
+        0
+    );
+    let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(app.stream_event_ids(), ids);
+
+    // Redis restarts empty: the stream and its entries are gone, the outbox says "sent".
+    app.stop_redis();
+    app.restart_redis();
+    let redis = app.redis();
+    assert!(app.stream_event_ids().is_empty());
+    assert_eq!(app.unsent(), 0);
+    assert_eq!(
+        republish_after_data_loss(&db, &redis, "epoch-3").expect("a new epoch"),
+        2
+    );
+    relay(&db, &redis, now_ms(), 10).expect("relay");
+    assert_eq!(app.stream_event_ids(), ids, "all of it, in commit order");
+    // Once: the next check finds the epoch it recorded.
+    assert_eq!(
+        republish_after_data_loss(&db, &redis, "epoch-4").expect("again"),
+        0
+    );
+    assert_eq!(app.unsent(), 0);
 }
 
 #[test]

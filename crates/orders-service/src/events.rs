@@ -55,6 +55,22 @@ impl Handler for OrdersEvents {
     }
 }
 
+/// The expiration timer's backstop, run on the housekeeping tick: cancels every open order whose
+/// window ended more than `grace_ms` ago, as `expiration:complete` would have, each in its own
+/// transaction, and returns how many it cancelled. The timer keeps its schedule in Redis alone,
+/// so a Redis that restarts without its data forgets every order it was waiting on; without this
+/// those orders would hold their tickets forever. A late `expiration:complete` for an order
+/// cancelled here changes nothing, and neither does this for one the timer cancelled first.
+pub fn cancel_overdue(db: &dyn Database, now_ms: u64, grace_ms: u64) -> anyhow::Result<usize> {
+    let due = store::overdue_orders(db, now_ms.saturating_sub(grace_ms), 500)?;
+    for id in &due {
+        storage::transaction(db, |tx| {
+            close(tx, id, OrderStatus::Cancelled, now_ms).map(|_| ())
+        })?;
+    }
+    Ok(due.len())
+}
+
 /// Applies one version of a ticket to the replica, if it is the next one.
 fn replicate(
     tx: &dyn Database,
@@ -266,6 +282,50 @@ mod tests {
         // The ticket is free again: someone else may order it.
         let again = app.post_order(Some(CAROL), &ticket);
         assert_eq!(again.status, 201, "{}", text(&again));
+    }
+
+    #[test]
+    fn the_backstop_cancels_open_orders_past_their_window_and_grace_once() {
+        let app = TestApp::new();
+        let ticket = app.replicate_ticket(TICKET, ALICE, "Concert", 2050);
+        let other =
+            app.replicate_ticket("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ALICE, "Opera", 3000);
+        let overdue = app.place(BOB, &ticket);
+        let paid_order = app.place(CAROL, &other);
+        done(app.deliver(paid(&paid_order)));
+        let grace = 10_000;
+        let now = crate::testing::NOW_MS;
+        // Within the window, and within the grace after it: the timer's own turn.
+        assert_eq!(cancel_overdue(&app.db, now, grace).expect("sweep"), 0);
+        let window_end = now + crate::testing::WINDOW_MS;
+        assert_eq!(
+            cancel_overdue(&app.db, window_end + grace, grace).expect("sweep"),
+            0
+        );
+        // Past both: cancelled, once; the paid order is left alone.
+        assert_eq!(
+            cancel_overdue(&app.db, window_end + grace + 1, grace).expect("sweep"),
+            1
+        );
+        assert_eq!(
+            cancel_overdue(&app.db, window_end + grace + 2, grace).expect("sweep"),
+            0
+        );
+        assert_eq!(
+            json(&app.get_order(BOB, &overdue))["status"],
+            json!("cancelled")
+        );
+        assert_eq!(
+            json(&app.get_order(CAROL, &paid_order))["status"],
+            json!("complete")
+        );
+        // The timer's late expiry changes nothing more.
+        done(app.deliver(expired(&overdue)));
+        let cancelled: Vec<_> = order_events(&app)
+            .into_iter()
+            .filter(|(subject, _)| *subject == "order:cancelled")
+            .collect();
+        assert_eq!(cancelled, [("order:cancelled", 1)]);
     }
 
     #[test]

@@ -36,17 +36,29 @@ mod testing;
 
 pub use crate::api::OrdersApi;
 pub use crate::config::{ConfigError, ORDER_WINDOW_SECONDS, OrdersConfig, VariableSource};
-pub use crate::events::OrdersEvents;
+pub use crate::events::{OrdersEvents, cancel_overdue};
 pub use crate::order::{Order, OrderStatus, Ticket};
 
 /// The orders database's schema: the `orders` table, the tickets replica and the event-delivery
 /// tables. Every statement is idempotent, so it runs at every start.
 /// The orders database's migrations, in order (`migrations/orders/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/orders/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[storage::Migration] = &[
+    storage::Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/orders/0001_initial.sql"),
+    },
+    storage::Migration {
+        version: 2,
+        name: "open orders by expiry",
+        sql: include_str!("../../../migrations/orders/0002_open_orders_by_expiry.sql"),
+    },
+    storage::Migration {
+        version: 3,
+        name: "delivery state",
+        sql: include_str!("../../../migrations/orders/0003_delivery_state.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -42,11 +42,18 @@ pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, Strip
 
 /// The payments database's schema. Every statement is idempotent, so it runs at every start.
 /// The payments database's migrations, in order (`migrations/payments/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/payments/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[storage::Migration] = &[
+    storage::Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/payments/0001_initial.sql"),
+    },
+    storage::Migration {
+        version: 2,
+        name: "delivery state",
+        sql: include_str!("../../../migrations/payments/0002_delivery_state.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -401,6 +401,18 @@ pub fn consume(
     let housekeeping = wake == delivery::Wake::Housekeeping;
     if housekeeping {
         delivery::prune(&db, now_unix_ms(), delivery::RETENTION_MS)?;
+        let started = std::time::Instant::now();
+        let new_epoch = domain::EventId::new_random().to_string();
+        let marked = delivery::republish_after_data_loss(&db, &redis, &new_epoch)?;
+        if marked > 0 {
+            log_line::Line::new(log_line::Level::Warn, "delivery")
+                .field("database", database)
+                .field("outcome", "republished")
+                .field("reason", "Redis lost its data (a new epoch)")
+                .field("events", marked)
+                .duration(started.elapsed())
+                .emit();
+        }
     }
     // One stream failing (a poisoned key, say) must not starve the others, nor keep the tick
     // from being re-armed: every stream gets its turn, and the first failure is returned last.

@@ -41,11 +41,18 @@ pub use domain::Clock;
 /// The tickets database's schema: the `tickets` table and the event-delivery tables. Every
 /// statement is idempotent, so it runs at every start.
 /// The tickets database's migrations, in order (`migrations/tickets/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/tickets/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[storage::Migration] = &[
+    storage::Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/tickets/0001_initial.sql"),
+    },
+    storage::Migration {
+        version: 2,
+        name: "delivery state",
+        sql: include_str!("../../../migrations/tickets/0002_delivery_state.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

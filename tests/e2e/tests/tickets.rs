@@ -476,6 +476,39 @@ fn the_list_is_paged_newest_first() {
     assert_eq!(host.get("/api/tickets?cursor=abc").status, 400);
 }
 
+/// The app as `scripts/up` runs it, probed every second (`--probe /api/heartbeat`), with a
+/// 1 s housekeeping tick and a `window`-second order window; a buyer's session and a ticket.
+fn probed_app(redis: &RedisServer, window: u32) -> (e2e::Host, String, String) {
+    let host = app(redis)
+        .arg("--probe")
+        .arg("/api/heartbeat")
+        .arg("--probe-interval")
+        .arg("1")
+        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
+        .env("SPIN_VARIABLE_ORDER_WINDOW_SECONDS", &window.to_string())
+        .start();
+    let seller = sign_up(&host, "seller@example.com");
+    let buyer = sign_up(&host, "buyer@example.com");
+    let ticket_id = id_of(&create_ticket(&host, &seller, "Matinee", 8.0));
+    (host, buyer, ticket_id)
+}
+
+/// `POST /api/orders` for the ticket once the orders service knows it (404 until its event).
+fn place_order(host: &e2e::Host, buyer: &str, ticket_id: &str) -> e2e::Reply {
+    eventually("the order to be placed", || {
+        let body = json!({ "ticketId": ticket_id });
+        let reply = send(host, "POST", "/api/orders", buyer, &body);
+        (reply.status == 201).then_some(reply)
+    })
+}
+
+fn order_status(host: &e2e::Host, cookie: &str, order: &str) -> Value {
+    let path = format!("/api/orders/{order}");
+    host.request_with("GET", &path, &[("cookie", cookie)], None)
+        .json()["status"]
+        .clone()
+}
+
 /// Issue 12's "healing without traffic": Redis restarts without its data while an order's
 /// `order:created` waits in the outbox, and then nobody uses the site. The probe's heartbeat
 /// re-arms the housekeeping tick, so the event is relayed, the order expires, and its ticket is
@@ -484,17 +517,7 @@ fn the_list_is_paged_newest_first() {
 fn a_quiet_app_heals_after_redis_restarts_empty() {
     let redis = RedisServer::start();
     let port = redis.port;
-    let host = app(&redis)
-        .arg("--probe")
-        .arg("/api/heartbeat")
-        .arg("--probe-interval")
-        .arg("1")
-        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
-        .env("SPIN_VARIABLE_ORDER_WINDOW_SECONDS", "2")
-        .start();
-    let seller = sign_up(&host, "quiet-seller@example.com");
-    let buyer = sign_up(&host, "quiet-buyer@example.com");
-    let ticket_id = id_of(&create_ticket(&host, &seller, "Matinee", 8.0));
+    let (host, buyer, ticket_id) = probed_app(&redis, 2);
     // The only ticket of this app: once orders applied a `ticket:created`, it can be ordered.
     let orders_log = host
         .work_dir
@@ -524,13 +547,7 @@ fn a_quiet_app_heals_after_redis_restarts_empty() {
     let redis = RedisServer::start_on(port);
     let healed = std::time::Instant::now();
     eventually("the unpaid order to expire", || {
-        let reply = host.request_with(
-            "GET",
-            &format!("/api/orders/{order}"),
-            &[("cookie", &buyer)],
-            None,
-        );
-        (reply.json()["status"] == "cancelled").then_some(())
+        (order_status(&host, &buyer, &order) == "cancelled").then_some(())
     });
     // Held by the order (version 1) once `order:created` arrived, then freed (version 2).
     eventually("the ticket to be for sale again", || {
@@ -549,5 +566,75 @@ fn a_quiet_app_heals_after_redis_restarts_empty() {
     println!(
         "healed {} ms after Redis came back",
         healed.elapsed().as_millis()
+    );
+}
+
+/// Found by `scripts/chaos`: the expiration timer's schedule lives in Redis alone, so orders it
+/// was waiting on when Redis restarted without its data were never cancelled and held their
+/// tickets for good. The orders service's housekeeping now cancels overdue open orders itself.
+#[test]
+fn an_order_whose_expiry_redis_forgot_is_still_cancelled() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let (host, buyer, ticket_id) = probed_app(&redis, 3);
+    let order = id_of(&place_order(&host, &buyer, &ticket_id).json());
+    eventually("the timer to schedule it", || {
+        let mut connection = redis.client().get_connection().ok()?;
+        let scheduled: i64 = redis::cmd("ZCARD")
+            .arg("expiration:schedule")
+            .query(&mut connection)
+            .ok()?;
+        (scheduled == 1).then_some(())
+    });
+
+    // Redis loses everything, the schedule included, before the window ends.
+    drop(redis);
+    let _redis = RedisServer::start_on(port);
+    eventually("the overdue order to be cancelled all the same", || {
+        (order_status(&host, &buyer, &order) == "cancelled").then_some(())
+    });
+    eventually("its ticket to be for sale again", || {
+        (ticket(&host, &ticket_id)["status"] == "available").then_some(())
+    });
+}
+
+/// Found by `scripts/chaos`: entries appended to a stream but not yet read when Redis restarts
+/// without its data were lost for good (the outbox had marked them sent), leaving replicas
+/// behind. Each service now notices the new Redis epoch on its housekeeping tick and sends its
+/// retained events again; consumers drop the ones they had applied by event id.
+#[test]
+fn after_redis_loses_its_data_every_retained_event_is_sent_again_and_applied_once() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let (host, buyer, ticket_id) = probed_app(&redis, 60);
+    let placed = place_order(&host, &buyer, &ticket_id);
+    eventually("the ticket to be reserved", || {
+        (ticket(&host, &ticket_id)["status"] == "reserved").then_some(())
+    });
+
+    drop(redis);
+    let redis = RedisServer::start_on(port);
+    eventually("the ticket and order events to be in the new Redis", || {
+        let tickets = ticket_events(&redis, &ticket_id);
+        let orders = stream(&redis, "events:order");
+        (tickets.len() == 2 && orders.len() == 1).then_some(())
+    });
+    assert_eq!(
+        ticket_events(&redis, &ticket_id),
+        [
+            ("ticket:created".to_owned(), 0),
+            ("ticket:updated".to_owned(), 1)
+        ]
+    );
+    assert_eq!(
+        stream(&redis, "events:order")[0]["data"]["id"],
+        placed.json()["id"]
+    );
+    // Applied once already: nothing changes, and the order still holds the ticket.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let current = ticket(&host, &ticket_id);
+    assert_eq!(
+        (current["status"].clone(), current["version"].clone()),
+        (json!("reserved"), json!(1))
     );
 }

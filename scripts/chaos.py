@@ -1,0 +1,507 @@
+"""The fault and load run behind `scripts/chaos` (issue 12): the whole app on the release host,
+with its own redis-server and localstripe, under many simulated users while things break; then,
+once it is quiet, every invariant of chaos_check.py, a quiet-app healing check, and figures.
+
+Usage: chaos.py [--duration SECONDS] [--users N] [--seed N] [--fault-every SECONDS]
+Exits 1 when an invariant fails, a 5xx came while the host was up, or the host's memory grew.
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+
+import chaos_check
+from bench_app import LOCALSTRIPE_PYTHON, Resp, wait_until
+from bench_auth import HOST as RELEASE_HOST, generate_keys
+from bench_host import ROOT, free_port
+
+# The host to run: the release build unless SPIN_HOST names another (CI's short run uses the
+# debug build the tests already made).
+HOST = os.path.join(ROOT, os.environ.get("SPIN_HOST", RELEASE_HOST))
+WEBHOOK_SECRET = "whsec_chaos"
+ORDER_WINDOW_SECONDS = 6
+GOOD_CARD, DECLINED_CARD = "pm_card_visa", "pm_card_chargeCustomerFail"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Processes:
+    """Redis, localstripe and the host, each stoppable and restartable on its own port."""
+
+    def __init__(self, work):
+        self.work = work
+        self.redis_port, self.stripe_port, self.http_port = free_port(), free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
+        self.private, self.public = generate_keys(work)
+        shutil.copy(os.path.join(ROOT, "runtime-config.toml"), work)
+        self.redis = self.stripe = self.host = None
+        self.host_log = open(os.path.join(work, "host.log"), "ab")
+
+    def start_redis(self, keep_data=True):
+        data = os.path.join(self.work, "redis")
+        if not keep_data:
+            shutil.rmtree(data, ignore_errors=True)
+        os.makedirs(data, exist_ok=True)
+        self.redis = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--notify-keyspace-events", "Ex",
+             "--hz", "100", "--dir", data], stdout=subprocess.DEVNULL)
+        wait_until("redis-server", lambda: tcp_ready(self.redis_port))
+
+    def start_stripe(self):
+        self.stripe = subprocess.Popen([LOCALSTRIPE_PYTHON, os.path.join(ROOT, "scripts/fake_stripe.py"),
+                                        str(self.stripe_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def register_webhook(self):
+        subprocess.run([LOCALSTRIPE_PYTHON, os.path.join(ROOT, "scripts/fake_stripe.py"), str(self.stripe_port),
+                        "--webhook", f"{self.base}/api/payments/webhook", WEBHOOK_SECRET], check=True)
+
+    def start_host(self):
+        env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
+               "SPIN_VARIABLE_JWT_PRIVATE_KEY": self.private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": self.public,
+               "SPIN_VARIABLE_PLAIN_HTTP": "true", "SPIN_VARIABLE_STRIPE_API_BASE": self.stripe_base,
+               "SPIN_VARIABLE_STRIPE_SECRET_KEY": "sk_test_chaos",
+               "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+               "SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY": "pk_test_chaos",
+               "SPIN_VARIABLE_ORDER_WINDOW_SECONDS": str(ORDER_WINDOW_SECONDS),
+               "SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS": "1",
+               "SPIN_VARIABLE_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS": "1000000"}
+        self.host_started = time.monotonic()
+        self.host = subprocess.Popen(
+            [HOST, "up", "--listen", f"127.0.0.1:{self.http_port}", "--runtime-config-file",
+             os.path.join(self.work, "runtime-config.toml"), "--state-dir", os.path.join(self.work, ".spin"),
+             "--quiet", "--probe", "/api/heartbeat", "--probe-interval", "1", "-f", os.path.join(ROOT, "spin.toml")],
+            cwd=self.work, env=env, stdout=self.host_log, stderr=self.host_log)
+        wait_until("the host", lambda: http_ready(self.base + "/api/heartbeat"))
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.host.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def stop(self):
+        for process in (self.host, self.stripe, self.redis):
+            if process and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def tcp_ready(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def http_ready(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Stats:
+    """Every request's route, status and latency, and when the host was down."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency = defaultdict(list)
+        self.server_errors = []  # (time, route, status)
+        self.down = []  # (start, end) of host outages, end None while down
+        self.purchases = 0
+        self.count = defaultdict(int)
+
+    def record(self, route, status, seconds):
+        with self.lock:
+            self.latency[route].append(seconds)
+            self.count[(route, status)] += 1
+            if status >= 500:
+                self.server_errors.append((time.time(), route, status))
+
+    def host_was_down(self, at):
+        return any(start - 1 <= at <= (end or time.time()) + 1 for start, end in self.down)
+
+
+class Client:
+    def __init__(self, base, stats, rng):
+        self.base, self.stats, self.rng = base, stats, rng
+        self.cookie = None
+
+    def call(self, method, path, body=None, route=None, retries=3):
+        """One request, retried when it times out or the host is unreachable; (status, JSON)."""
+        route = route or path
+        for attempt in range(retries + 1):
+            headers = {"content-type": "application/json"}
+            if self.cookie:
+                headers["cookie"] = self.cookie
+            data = json.dumps(body).encode() if body is not None else None
+            request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    text = response.read()
+                    self.stats.record(route, response.status, time.monotonic() - started)
+                    if response.headers.get("set-cookie"):
+                        self.cookie = response.headers["set-cookie"].split(";")[0]
+                    return response.status, parsed(text)
+            except urllib.error.HTTPError as error:
+                text = error.read()
+                self.stats.record(route, error.code, time.monotonic() - started)
+                return error.code, parsed(text)
+            except (OSError, urllib.error.URLError):
+                self.stats.record(route, 0, time.monotonic() - started)
+                time.sleep(0.5 * (attempt + 1))
+        return 0, None
+
+
+def parsed(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def user(number, base, stats, rng, deadline, tickets_seen):
+    client = Client(base, stats, rng)
+    status, _ = client.call("POST", "/api/users/signup", {"email": f"user{number}-{rng.random():.8f}@example.com",
+                                                           "password": "password1"})
+    if status != 201:
+        return
+    while time.time() < deadline:
+        time.sleep(rng.uniform(0, 0.3))  # a user thinks between clicks
+        if rng.random() < 0.1:
+            status, ticket = client.call("POST", "/api/tickets", {"title": f"Show {rng.randint(1, 10**6)}",
+                                                                  "price": rng.randint(5, 200)})
+            if status == 201:
+                tickets_seen.append((ticket["id"], time.time()))
+            continue
+        # Users race for the same few tickets listed a moment ago (the orders service learns of
+        # a ticket from its event, so a brand-new one is not orderable yet).
+        settled = [ticket for ticket, at in tickets_seen[-60:] if time.time() - at > 2][-30:]
+        if not settled:
+            continue
+        status, order = client.call("POST", "/api/orders", {"ticketId": rng.choice(settled)},
+                                    route="/api/orders")
+        if status != 201:
+            continue
+        order_id = order["id"]
+        fate = rng.random()
+        if fate < 0.5:
+            card = DECLINED_CARD if rng.random() < 0.2 else GOOD_CARD
+            if rng.random() < 0.15:
+                # A slow payer, racing the end of the window: a payment that succeeds for an order
+                # that expired meanwhile must be refunded.
+                time.sleep(ORDER_WINDOW_SECONDS - rng.uniform(0, 1.5))
+            for _ in range(20):  # payments learns of the order from its event: 404 until then
+                status, _ = client.call("POST", "/api/payments", {"orderId": order_id, "paymentMethodId": card},
+                                        route="/api/payments")
+                if status != 404:
+                    break
+                time.sleep(0.2)
+            if status == 201 and card == GOOD_CARD:
+                with stats.lock:
+                    stats.purchases += 1
+        elif fate < 0.7:
+            client.call("DELETE", f"/api/orders/{order_id}", route="/api/orders/:id")
+        # else: abandoned, to expire.
+        client.call("GET", f"/api/orders/{order_id}", route="/api/orders/:id")
+
+
+class Memory:
+    """Samples the host's RSS every second under load. `warm` is taken once the host's last run
+    is warmed up: 20 s after its (re)start, or halfway to the end of the load if that is later,
+    since the pooling allocator's resident slots grow with the busiest moment so far. `end` is
+    the last sample; `series` one sample every 10 s, for the report."""
+
+    def __init__(self, processes, deadline):
+        self.p, self.deadline = processes, deadline
+        self.warm = self.end = None
+        self.series = []
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self):
+        pid, warm_at = None, None
+        tick = 0
+        while time.time() < self.deadline:
+            if self.p.host.pid != pid:
+                pid, self.warm = self.p.host.pid, None
+                started = time.time() - (time.monotonic() - self.p.host_started)
+                warm_at = max(started + 20, started + (self.deadline - started) / 2)
+            rss = self.p.rss_mb()
+            if self.warm is None and time.time() >= warm_at:
+                self.warm = rss
+            self.end = rss
+            if tick % 10 == 0 and rss:
+                self.series.append(round(rss))
+            tick += 1
+            time.sleep(1)
+
+
+def sign_webhook(payload):
+    timestamp = str(int(time.time()))
+    signature = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={signature}"
+
+
+class Faults:
+    """Breaks one thing at a time, in turn, and times how long the app takes to work again."""
+
+    def __init__(self, processes, stats, rng):
+        self.p, self.stats, self.rng = processes, stats, rng
+        self.recoveries = defaultdict(list)
+
+    def run(self, deadline, every):
+        faults = [self.redis_restart, self.redis_restart_empty, self.host_kill, self.stripe_pause,
+                  self.webhooks_replayed, self.consumers_fail, self.duplicate_events]
+        turn = self.rng.randrange(len(faults))  # which fault comes first depends on the seed
+        while time.time() + every < deadline:
+            time.sleep(every)
+            fault = faults[turn % len(faults)]
+            turn += 1
+            print(f"  fault: {fault.__name__}", flush=True)
+            fault()
+            started = time.monotonic()
+            if canary(self.p.base):
+                self.recoveries[fault.__name__].append(time.monotonic() - started)
+            else:
+                self.recoveries[fault.__name__].append(float("inf"))
+
+    def redis_restart(self, keep_data=True):
+        self.p.redis.kill()
+        self.p.redis.wait()
+        time.sleep(2)
+        self.p.start_redis(keep_data=keep_data)
+
+    def redis_restart_empty(self):
+        self.redis_restart(keep_data=False)
+
+    def host_kill(self):
+        self.stats.down.append((time.time(), None))
+        self.p.host.send_signal(signal.SIGKILL)
+        self.p.host.wait()
+        time.sleep(1)
+        self.p.start_host()
+        self.stats.down[-1] = (self.stats.down[-1][0], time.time())
+
+    def stripe_pause(self):
+        self.p.stripe.send_signal(signal.SIGSTOP)
+        time.sleep(5)
+        self.p.stripe.send_signal(signal.SIGCONT)
+
+    def webhooks_replayed(self):
+        """Stripe's latest successes, sent again twice each and newest first."""
+        try:
+            intents = chaos_check.stripe_objects(self.p.stripe_base)["intents"]
+        except OSError:
+            return
+        succeeded = [i for i in intents if i["status"] == "succeeded"][:10]
+        for intent in succeeded * 2:
+            payload = json.dumps({"id": f"evt_replay_{self.rng.randint(0, 10**9)}", "object": "event",
+                                  "type": "payment_intent.succeeded", "data": {"object": intent},
+                                  "created": int(time.time()), "livemode": False, "api_version": "2024-06-20"})
+            request = urllib.request.Request(self.p.base + "/api/payments/webhook", data=payload.encode(),
+                                             headers={"content-type": "application/json",
+                                                      "stripe-signature": sign_webhook(payload)})
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+            except (OSError, urllib.error.URLError):
+                pass
+
+    def consumers_fail(self):
+        """Holds the orders database's write lock for 3 s: every write to it fails meanwhile, the
+        consumers' included, and is retried."""
+        path = os.path.join(self.p.work, ".spin", "orders.db")
+        db = sqlite3.connect(path, timeout=10)
+        db.execute("BEGIN EXCLUSIVE")
+        time.sleep(3)
+        db.rollback()
+        db.close()
+
+    def duplicate_events(self):
+        """Recent events of every stream published again, as a misbehaving producer would."""
+        try:
+            redis = Resp(self.p.redis_port)
+            for stream in chaos_check.STREAMS:
+                entries = redis.send(("XREVRANGE", stream, "+", "-", "COUNT", 10))[0] or []
+                for _, fields in entries:
+                    envelope = fields[1]
+                    subject = json.loads(envelope)["subject"]
+                    redis.send(("XADD", stream, "*", "event", envelope), ("PUBLISH", subject, envelope))
+        except (OSError, RuntimeError):
+            pass
+
+
+def canary(base, seconds=60):
+    """A ticket listed by one user and ordered by another, through every event hop the order needs;
+    True once it worked."""
+    deadline = time.monotonic() + seconds
+    stats = Stats()
+    seller, buyer = Client(base, stats, None), Client(base, stats, None)
+    for client, name in ((seller, "seller"), (buyer, "buyer")):
+        client.call("POST", "/api/users/signup", {"email": f"canary-{name}-{time.time_ns()}@example.com",
+                                                  "password": "password1"}, retries=20)
+    status, ticket = seller.call("POST", "/api/tickets", {"title": "Canary", "price": 1}, retries=20)
+    if status != 201:
+        return False
+    while time.monotonic() < deadline:
+        status, order = buyer.call("POST", "/api/orders", {"ticketId": ticket["id"]})
+        if status == 201:
+            while time.monotonic() < deadline:
+                status, current = seller.call("GET", f"/api/tickets/{ticket['id']}")
+                if status == 200 and current["status"] == "reserved":
+                    return True
+                time.sleep(0.1)
+        time.sleep(0.1)
+    return False
+
+
+def state_of(p):
+    return chaos_check.State(chaos_check.open_databases(os.path.join(p.work, ".spin")), now_ms(),
+                             Resp(p.redis_port), chaos_check.stripe_objects(p.stripe_base))
+
+
+def settle(p, seconds):
+    """Checks until every invariant holds or `seconds` pass; (results, seconds it took)."""
+    started = time.monotonic()
+    while True:
+        state = state_of(p)
+        results = chaos_check.check(state, expiry_grace_ms=5000)
+        if all(not r.violations for r in results) or time.monotonic() - started > seconds:
+            return results, time.monotonic() - started
+        time.sleep(1)
+
+
+def quiet_heal(p):
+    """Redis restarted empty while an order's event waits in its outbox, then no traffic: how long
+    until every outbox is drained and the overdue order expired."""
+    stats = Stats()
+    seller, buyer = Client(p.base, stats, None), Client(p.base, stats, None)
+    seller.call("POST", "/api/users/signup", {"email": f"quiet-s-{time.time_ns()}@example.com", "password": "password1"})
+    buyer.call("POST", "/api/users/signup", {"email": f"quiet-b-{time.time_ns()}@example.com", "password": "password1"})
+    _, ticket = seller.call("POST", "/api/tickets", {"title": "Quiet", "price": 3})
+    orders = sqlite3.connect(os.path.join(p.work, ".spin", "orders.db"))
+    wait_until("the orders replica",
+               lambda: orders.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket["id"],)).fetchone())
+    orders.close()
+    p.redis.kill()
+    p.redis.wait()
+    status, order = buyer.call("POST", "/api/orders", {"ticketId": ticket["id"]})
+    if status != 201:
+        raise SystemExit(f"quiet-app check: could not order while Redis was down ({status} {order})")
+    p.start_redis(keep_data=False)
+    time.sleep(ORDER_WINDOW_SECONDS)
+    return settle(p, 120)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=random.randrange(10**6))
+    parser.add_argument("--fault-every", type=float, default=8.0)
+    args = parser.parse_args()
+    print(f"chaos: {args.users} users for {args.duration} s, a fault every {args.fault_every} s, "
+          f"seed {args.seed} (replay with --seed {args.seed})", flush=True)
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="chaos-")
+    p = Processes(work)
+    ok = True
+    try:
+        p.start_redis()
+        p.start_stripe()
+        p.start_host()
+        p.register_webhook()
+        stats = Stats()
+        tickets_seen = []
+        deadline = time.time() + args.duration
+        users = [threading.Thread(target=user, args=(n, p.base, stats, random.Random(rng.random()), deadline,
+                                                      tickets_seen), daemon=True) for n in range(args.users)]
+        for thread in users:
+            thread.start()
+        memory = Memory(p, deadline)
+        faults = Faults(p, stats, rng)
+        faults.run(deadline, args.fault_every)
+        for thread in users:
+            thread.join()
+        memory.thread.join()
+        elapsed = args.duration
+
+        print("\ninvariants, once quiet:")
+        results, took = settle(p, 120)
+        ok = chaos_check.report(results) and ok
+        print(f"  consistent {took:.1f} s after the load stopped")
+        letters = chaos_check.dead_letters(Resp(p.redis_port))
+        print(f"  {len(letters)} dead letter(s)")
+        for stream, entry_id, record in letters[:20]:
+            print(f"    {stream} {entry_id}: {record['reason']}")
+
+        print("\nhealing without traffic (Redis restarted empty, an order's event in an outbox):")
+        results, took = quiet_heal(p)
+        healed = chaos_check.report(results, out=lambda line: print("  " + line))
+        print(f"  healed in {took:.1f} s after the order's window ended" if healed else "  DID NOT HEAL")
+        ok = ok and healed
+
+        print("\nfigures:")
+        print(f"  purchases completed: {stats.purchases} ({stats.purchases / elapsed:.2f}/s)")
+        for route, values in sorted(stats.latency.items()):
+            print(f"  {route:<24} {len(values):>6} requests  p50 {percentile(values, .5) * 1000:7.1f} ms  "
+                  f"p99 {percentile(values, .99) * 1000:7.1f} ms")
+        for name, times in sorted(faults.recoveries.items()):
+            print(f"  after {name:<22} working again in {max(times):.1f} s (worst of {len(times)})")
+        unexplained = [e for e in stats.server_errors if not stats.host_was_down(e[0])]
+        print(f"  5xx: {len(stats.server_errors)}, {len(unexplained)} while the host was up")
+        for at, route, status in unexplained[:10]:
+            print(f"    {status} on {route}")
+        ok = ok and not unexplained
+        if memory.warm and memory.end:
+            growth = (memory.end - memory.warm) / memory.warm
+            print(f"  host RSS: {memory.warm:.0f} MB once warmed up, {memory.end:.0f} MB at the end "
+                  f"({growth:+.0%}); every 10 s: {memory.series}")
+            if growth > 0.2:
+                print("  FAIL the host's memory grew by more than 20%")
+                ok = False
+        else:
+            print("  host RSS: not measured (the host restarted too close to the end of the load)")
+    finally:
+        p.stop()
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"\nthe run's files are kept in {work}")
+    print("\nchaos: " + ("every invariant held" if ok else "FAILED"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

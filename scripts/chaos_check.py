@@ -1,0 +1,252 @@
+"""The purchase flow's invariants, checked over the whole app's state once it is quiet: the four
+services' SQLite databases, Redis's consumer groups, and Stripe's (localstripe's) PaymentIntents
+and refunds. `scripts/chaos` runs it after its faults; test_chaos_check.py runs it over crafted
+inconsistent states to show that each check can fail.
+
+`check(state)` returns one `Invariant` per promise, with how many things it looked at and every
+violation it found; nothing in it changes the state.
+"""
+
+import json
+import os
+import sqlite3
+import urllib.request
+from dataclasses import dataclass, field
+
+LIVE = ("created", "awaiting:payment")
+DATABASES = ("auth", "tickets", "orders", "payments")
+STREAMS = ("events:ticket", "events:order", "events:expiration", "events:payment")
+
+
+@dataclass
+class Invariant:
+    name: str
+    checked: int = 0
+    violations: list = field(default_factory=list)
+
+    def fail(self, detail):
+        self.violations.append(detail)
+
+
+@dataclass
+class State:
+    """What the checks read. `redis` answers `send((command, ...))` like bench_app.Resp; `stripe`
+    is {"intents": [...], "refunds": [...]} as Stripe's list endpoints return them. Either may be
+    None when the run has none."""
+
+    dbs: dict
+    now_ms: int
+    redis: object = None
+    stripe: dict = None
+
+
+def open_databases(directory):
+    """The services' databases under `directory` (a run's `.spin`), read-only."""
+    dbs = {}
+    for name in DATABASES:
+        path = os.path.join(directory, f"{name}.db")
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection.row_factory = sqlite3.Row
+        dbs[name] = connection
+    return dbs
+
+
+def stripe_objects(base, key="sk_test_chaos"):
+    """Every PaymentIntent and refund localstripe (or Stripe) holds, following `has_more`."""
+
+    def every(kind):
+        found, after = [], None
+        while True:
+            url = f"{base}/v1/{kind}?limit=100" + (f"&starting_after={after}" if after else "")
+            request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                page = json.load(response)
+            found += page["data"]
+            if not page.get("has_more") or not page["data"]:
+                return found
+            after = page["data"][-1]["id"]
+
+    return {"intents": every("payment_intents"), "refunds": every("refunds")}
+
+
+def rows(db, sql, *args):
+    return [dict(row) for row in db.execute(sql, args)]
+
+
+def check(state, expiry_grace_ms=10_000):
+    tickets_db, orders_db, payments_db = (state.dbs[n] for n in ("tickets", "orders", "payments"))
+    tickets = {t["id"]: t for t in rows(tickets_db, "SELECT * FROM tickets")}
+    orders = {o["id"]: o for o in rows(orders_db, "SELECT * FROM orders")}
+    payments = {p["order_id"]: p for p in rows(payments_db, "SELECT * FROM payments")}
+    results = []
+
+    # 1. No ticket held or sold by two orders.
+    held = Invariant("no ticket is held or sold by two orders")
+    by_ticket = {}
+    for order in orders.values():
+        if order["status"] != "cancelled":
+            by_ticket.setdefault(order["ticket_id"], []).append(order["id"])
+    held.checked = len(tickets)
+    for ticket_id, holders in by_ticket.items():
+        if len(holders) > 1:
+            held.fail(f"ticket {ticket_id} is held by orders {sorted(holders)}")
+    results.append(held)
+
+    # 2. The tickets service and the orders service agree on every ticket.
+    agree = Invariant("every ticket's status matches its orders")
+    agree.checked = len(tickets)
+    for ticket in tickets.values():
+        holders = [orders[o] for o in by_ticket.get(ticket["id"], [])]
+        status, order_id = ticket["status"], ticket["order_id"]
+        if status == "available" and holders:
+            agree.fail(f"ticket {ticket['id']} is for sale but order {holders[0]['id']} holds it")
+        elif status == "reserved" and not any(h["id"] == order_id and h["status"] in LIVE for h in holders):
+            agree.fail(f"ticket {ticket['id']} is reserved for {order_id}, which is not an open order of it")
+        elif status == "sold" and not any(h["id"] == order_id and h["status"] == "complete" for h in holders):
+            agree.fail(f"ticket {ticket['id']} is sold to {order_id}, which is not its complete order")
+    results.append(agree)
+
+    # 3. Every sold ticket has exactly one complete order and one payment.
+    sold = Invariant("every sold ticket has one complete order and one payment")
+    for ticket in tickets.values():
+        if ticket["status"] != "sold":
+            continue
+        sold.checked += 1
+        complete = [o for o in orders.values() if o["ticket_id"] == ticket["id"] and o["status"] == "complete"]
+        if len(complete) != 1:
+            sold.fail(f"sold ticket {ticket['id']} has {len(complete)} complete orders")
+            continue
+        payment = payments.get(complete[0]["id"])
+        if payment is None or payment["status"] != "succeeded":
+            sold.fail(f"sold ticket {ticket['id']}: order {complete[0]['id']} has no succeeded payment")
+    results.append(sold)
+
+    # 4. Every complete order was paid exactly once, as Stripe records it too.
+    paid = Invariant("every complete order was paid exactly once")
+    succeeded = {}
+    if state.stripe is not None:
+        for intent in state.stripe["intents"]:
+            order_id = intent.get("metadata", {}).get("order_id")
+            if intent["status"] == "succeeded" and order_id:
+                succeeded.setdefault(order_id, []).append(intent["id"])
+    for order in orders.values():
+        if order["status"] != "complete":
+            continue
+        paid.checked += 1
+        payment = payments.get(order["id"])
+        if payment is None or payment["status"] != "succeeded":
+            paid.fail(f"complete order {order['id']} has no succeeded payment")
+        if state.stripe is not None and len(succeeded.get(order["id"], [])) != 1:
+            paid.fail(f"complete order {order['id']} was charged {len(succeeded.get(order['id'], []))} times")
+    results.append(paid)
+
+    # 5. A success for an order that did not complete was refunded.
+    refunded = Invariant("every success for an order not completed was refunded")
+    refunds = {}
+    if state.stripe is not None:
+        for refund in state.stripe["refunds"]:
+            if refund.get("status") in ("succeeded", "pending"):
+                refunds.setdefault(refund.get("payment_intent"), []).append(refund["id"])
+        for order_id, intents in succeeded.items():
+            order = orders.get(order_id)
+            if order is not None and order["status"] == "complete":
+                intents = intents[1:]  # the one that paid it; any other must be refunded
+            for intent in intents:
+                refunded.checked += 1
+                if not refunds.get(intent):
+                    refunded.fail(f"payment {intent} for order {order_id} succeeded and was not refunded")
+    for payment in payments.values():
+        order = orders.get(payment["order_id"])
+        if payment["status"] in ("succeeded", "refund_pending", "refunded") and (order is None or order["status"] != "complete"):
+            refunded.checked += 1
+            if payment["status"] != "refunded":
+                refunded.fail(f"payment of order {payment['order_id']} is {payment['status']}, the order is not complete")
+    results.append(refunded)
+
+    # 6. Every unpaid order past its window is cancelled, and its ticket is for sale again.
+    expired = Invariant("every unpaid order past its window is cancelled")
+    for order in orders.values():
+        if order["expires_at_ms"] + expiry_grace_ms >= state.now_ms:
+            continue
+        expired.checked += 1
+        if order["status"] in LIVE:
+            expired.fail(f"order {order['id']} is {order['status']} {state.now_ms - order['expires_at_ms']} ms after its window")
+    results.append(expired)
+
+    # 7. Every event in the outboxes was delivered.
+    outboxes = Invariant("every event in the outboxes was delivered")
+    for name, db in state.dbs.items():
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
+            continue
+        outboxes.checked += db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        for row in rows(db, "SELECT event_id, stream FROM outbox WHERE sent_at_ms IS NULL"):
+            outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
+    results.append(outboxes)
+
+    # 8. Replicas equal their owners, version by version.
+    replicas = Invariant("every replica equals its owner")
+    ticket_copies = {t["id"]: t for t in rows(orders_db, "SELECT * FROM tickets")}
+    for ticket in tickets.values():
+        replicas.checked += 1
+        copy = ticket_copies.get(ticket["id"])
+        fields = ("version", "title", "price_cents", "user_id")
+        if copy is None:
+            replicas.fail(f"orders has no copy of ticket {ticket['id']} (version {ticket['version']})")
+        elif any(copy[f] != ticket[f] for f in fields):
+            replicas.fail(f"orders' copy of ticket {ticket['id']} is version {copy['version']}, the ticket is {ticket['version']}")
+    order_copies = {o["id"]: o for o in rows(payments_db, "SELECT * FROM orders")}
+    for order in orders.values():
+        replicas.checked += 1
+        copy = order_copies.get(order["id"])
+        fields = ("version", "status", "price_cents", "expires_at_ms", "user_id")
+        if copy is None:
+            replicas.fail(f"payments has no copy of order {order['id']} (version {order['version']})")
+        elif any(copy[f] != order[f] for f in fields):
+            replicas.fail(f"payments' copy of order {order['id']} is version {copy['version']} ({copy['status']}), the order is {order['version']} ({order['status']})")
+    results.append(replicas)
+
+    # 9. Every consumer group has read and acknowledged everything (dead letters aside).
+    groups = Invariant("every consumer group has nothing pending")
+    if state.redis is not None:
+        for stream in STREAMS:
+            if not state.redis.send(("EXISTS", stream))[0]:
+                continue
+            for group in state.redis.send(("XINFO", "GROUPS", stream))[0]:
+                info = dict(zip(group[::2], group[1::2]))
+                name = info[b"name"].decode()
+                groups.checked += 1
+                if info[b"pending"]:
+                    groups.fail(f"{stream} group {name}: {info[b'pending']} pending")
+                lag = info.get(b"lag")
+                if lag:
+                    groups.fail(f"{stream} group {name}: {lag} entries not read")
+    results.append(groups)
+    return results
+
+
+def dead_letters(redis):
+    """(stream, id, record) of every dead letter, for the report."""
+    found = []
+    cursor = b"0"
+    keys = []
+    while True:
+        cursor, batch = redis.send(("SCAN", cursor, "MATCH", "events:*:dead-letter:*", "COUNT", 1000))[0]
+        keys += batch
+        if cursor in (b"0", 0, "0"):
+            break
+    for key in sorted(set(keys)):
+        for entry_id, fields in redis.send(("XRANGE", key, "-", "+"))[0]:
+            found.append((key.decode(), entry_id.decode(), json.loads(fields[1])))
+    return found
+
+
+def report(results, out=print):
+    """Prints each invariant with its counts; returns whether all hold."""
+    ok = True
+    for invariant in results:
+        mark = "ok  " if not invariant.violations else "FAIL"
+        out(f"{mark} {invariant.name}: {invariant.checked} checked, {len(invariant.violations)} violated")
+        for violation in invariant.violations[:20]:
+            out(f"       {violation}")
+        ok = ok and not invariant.violations
+    return ok

@@ -1,0 +1,144 @@
+"""chaos_check over crafted states: a consistent app passes every check, and each kind of
+inconsistency fails exactly the check that names it. Run by scripts/test
+(`python3 -m unittest scripts/test_chaos_check.py`)."""
+
+import os
+import sqlite3
+import tempfile
+import unittest
+
+import chaos_check
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOW = 1_800_000_000_000
+HOUR = 3_600_000
+
+
+class FakeRedis:
+    """Answers the two commands the group check sends, from a table of groups."""
+
+    def __init__(self, groups):
+        self.groups = groups  # stream -> [(name, pending, lag)]
+
+    def send(self, command):
+        if command[0] == "EXISTS":
+            return [1 if command[1] in self.groups else 0]
+        if command[:2] == ("XINFO", "GROUPS"):
+            return [[[b"name", name.encode(), b"pending", pending, b"lag", lag]
+                     for name, pending, lag in self.groups[command[2]]]]
+        raise AssertionError(command)
+
+
+def migrated(directory, name):
+    connection = sqlite3.connect(os.path.join(directory, f"{name}.db"))
+    migrations = os.path.join(ROOT, "migrations", name)
+    for file in sorted(os.listdir(migrations)):
+        with open(os.path.join(migrations, file)) as sql:
+            connection.executescript(sql.read())
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+class ChaosCheckTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.dbs = {name: migrated(self.dir.name, name) for name in chaos_check.DATABASES}
+        t, o, p = self.dbs["tickets"], self.dbs["orders"], self.dbs["payments"]
+        # A sold ticket, a ticket for sale whose order expired, and one reserved by an open order.
+        for ticket_id, status, order_id, version in (("t1", "sold", "o1", 2), ("t2", "available", None, 2),
+                                                     ("t3", "reserved", "o3", 1)):
+            t.execute("INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, status, "
+                      "created_at_ms) VALUES (?, 'Show', 1000, 'seller', ?, ?, ?, 0)",
+                      (ticket_id, version, order_id, status))
+            o.execute("INSERT INTO tickets (id, title, price_cents, user_id, version) "
+                      "VALUES (?, 'Show', 1000, 'seller', ?)", (ticket_id, version))
+        for order_id, ticket_id, status, expires, version in (("o1", "t1", "complete", NOW - HOUR, 1),
+                                                              ("o2", "t2", "cancelled", NOW - HOUR, 1),
+                                                              ("o3", "t3", "created", NOW + HOUR, 0)):
+            o.execute("INSERT INTO orders (id, user_id, ticket_id, status, price_cents, expires_at_ms, "
+                      "version, created_at_ms) VALUES (?, 'buyer', ?, ?, 1000, ?, ?, 0)",
+                      (order_id, ticket_id, status, expires, version))
+            p.execute("INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version) "
+                      "VALUES (?, 'buyer', ?, 1000, ?, ?)", (order_id, status, expires, version))
+        p.execute("INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, currency, "
+                  "status, created_at_ms, updated_at_ms) VALUES ('p1', 'o1', 'pi_1', 's', 1000, 'usd', "
+                  "'succeeded', 0, 0)")
+        for db in (t, o, p):
+            db.execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
+                       "VALUES (hex(randomblob(8)), 'events:order', '{}', 0, 1)")
+            db.commit()
+        self.stripe = {"intents": [{"id": "pi_1", "status": "succeeded", "metadata": {"order_id": "o1"}}],
+                       "refunds": []}
+        self.redis = FakeRedis({"events:order": [("tickets", 0, 0), ("payments", 0, 0)]})
+
+    def tearDown(self):
+        for db in self.dbs.values():
+            db.close()
+        self.dir.cleanup()
+
+    def failing(self):
+        self.dbs["tickets"].commit()
+        self.dbs["orders"].commit()
+        self.dbs["payments"].commit()
+        state = chaos_check.State(self.dbs, NOW, self.redis, self.stripe)
+        return {i.name: i.violations for i in chaos_check.check(state) if i.violations}
+
+    def test_a_consistent_app_passes_every_check(self):
+        state = chaos_check.State(self.dbs, NOW, self.redis, self.stripe)
+        results = chaos_check.check(state)
+        self.assertEqual({i.name: i.violations for i in results if i.violations}, {})
+        self.assertEqual(len(results), 9)
+        self.assertTrue(all(i.checked > 0 for i in results if "refunded" not in i.name), results)
+
+    def test_a_ticket_held_by_two_orders(self):
+        o = self.dbs["orders"]
+        o.execute("DROP INDEX orders_one_live_per_ticket")  # what the database would refuse
+        o.execute("INSERT INTO orders (id, user_id, ticket_id, status, price_cents, expires_at_ms, version, "
+                  "created_at_ms) VALUES ('o4', 'other', 't3', 'created', 1000, ?, 0, 0)", (NOW + HOUR,))
+        self.dbs["payments"].execute("INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, "
+                                     "version) VALUES ('o4', 'other', 'created', 1000, ?, 0)", (NOW + HOUR,))
+        self.assertEqual(list(self.failing()), ["no ticket is held or sold by two orders"])
+
+    def test_a_replica_one_version_behind(self):
+        self.dbs["orders"].execute("UPDATE tickets SET version = 1 WHERE id = 't1'")
+        failing = self.failing()
+        self.assertEqual(list(failing), ["every replica equals its owner"])
+        self.assertIn("version 1, the ticket is 2", failing["every replica equals its owner"][0])
+
+    def test_an_outbox_row_never_sent(self):
+        self.dbs["payments"].execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms) "
+                                     "VALUES ('stuck', 'events:payment', '{}', 0)")
+        failing = self.failing()
+        self.assertEqual(failing, {"every event in the outboxes was delivered":
+                                   ["payments: event stuck for events:payment was never sent"]})
+
+    def test_an_order_charged_twice(self):
+        self.stripe["intents"].append({"id": "pi_2", "status": "succeeded", "metadata": {"order_id": "o1"}})
+        failing = self.failing()
+        self.assertEqual(sorted(failing), ["every complete order was paid exactly once",
+                                           "every success for an order not completed was refunded"])
+
+    def test_a_success_for_a_cancelled_order_not_refunded(self):
+        self.stripe["intents"].append({"id": "pi_3", "status": "succeeded", "metadata": {"order_id": "o2"}})
+        self.assertEqual(list(self.failing()), ["every success for an order not completed was refunded"])
+        self.stripe["refunds"].append({"id": "re_1", "status": "succeeded", "payment_intent": "pi_3"})
+        self.assertEqual(self.failing(), {})
+
+    def test_an_unpaid_order_past_its_window(self):
+        for db in (self.dbs["orders"], self.dbs["payments"]):
+            db.execute("UPDATE orders SET expires_at_ms = ? WHERE id = 'o3'", (NOW - HOUR,))
+        self.assertEqual(list(self.failing()), ["every unpaid order past its window is cancelled"])
+
+    def test_a_ticket_sold_without_its_order_complete(self):
+        self.dbs["tickets"].execute("UPDATE tickets SET status = 'sold' WHERE id = 't3'")
+        self.assertEqual(sorted(self.failing()), ["every sold ticket has one complete order and one payment",
+                                                  "every ticket's status matches its orders"])
+
+    def test_pending_entries_in_a_consumer_group(self):
+        self.redis.groups["events:order"][1] = ("payments", 2, 0)
+        self.assertEqual(self.failing(), {"every consumer group has nothing pending":
+                                          ["events:order group payments: 2 pending"]})
+
+
+if __name__ == "__main__":
+    unittest.main()
