@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -109,7 +110,6 @@ class Processes:
 
 
 def tcp_ready(port):
-    import socket
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
         return True
@@ -134,12 +134,10 @@ class Stats:
         self.server_errors = []  # (time, route, status)
         self.down = []  # (start, end) of host outages, end None while down
         self.purchases = 0
-        self.count = defaultdict(int)
 
     def record(self, route, status, seconds):
         with self.lock:
             self.latency[route].append(seconds)
-            self.count[(route, status)] += 1
             if status >= 500:
                 self.server_errors.append((time.time(), route, status))
 
@@ -392,6 +390,8 @@ def settle(p, seconds):
     while True:
         state = state_of(p)
         results = chaos_check.check(state, expiry_grace_ms=5000)
+        for db in state.dbs.values():
+            db.close()
         if all(not r.violations for r in results) or time.monotonic() - started > seconds:
             return results, time.monotonic() - started
         time.sleep(1)
@@ -455,7 +455,6 @@ def main():
         for thread in users:
             thread.join()
         memory.thread.join()
-        elapsed = args.duration
 
         print("\ninvariants, once quiet:")
         results, took = settle(p, 120)
@@ -473,7 +472,7 @@ def main():
         ok = ok and healed
 
         print("\nfigures:")
-        print(f"  purchases completed: {stats.purchases} ({stats.purchases / elapsed:.2f}/s)")
+        print(f"  purchases completed: {stats.purchases} ({stats.purchases / args.duration:.2f}/s)")
         for route, values in sorted(stats.latency.items()):
             print(f"  {route:<24} {len(values):>6} requests  p50 {percentile(values, .5) * 1000:7.1f} ms  "
                   f"p99 {percentile(values, .99) * 1000:7.1f} ms")
