@@ -45,13 +45,11 @@ fn logged(req: &Request) -> Response {
     log_line::with_request_id(Some(request_id.clone()), || {
         let mut response = serve(req);
         response.set_header("x-request-id", request_id.as_str());
-        let status = *response.status();
-        log_line::Line::new(log_line::Level::of_status(status), "request")
-            .field("method", format!("{:?}", req.method()).to_ascii_uppercase())
-            .field("path", req.path())
-            .field("status", status)
-            .duration(started.elapsed())
-            .emit();
+        let method = format!("{:?}", req.method()).to_ascii_uppercase();
+        let route = req
+            .header("spin-matched-route")
+            .and_then(|value| value.as_str());
+        log_line::request(&method, req.path(), route, *response.status(), started);
         response
     })
 }

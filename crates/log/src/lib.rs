@@ -111,6 +111,26 @@ impl Level {
     }
 }
 
+/// Writes the line of one answered request: method, path (never the query), the matched Spin
+/// route when there is one, status, and the time since `started`.
+pub fn request(
+    method: &str,
+    path: &str,
+    route: Option<&str>,
+    status: u16,
+    started: std::time::Instant,
+) {
+    let mut line = Line::new(Level::of_status(status), "request")
+        .field("method", method)
+        .field("path", path);
+    if let Some(route) = route {
+        line = line.field("route", route);
+    }
+    line.field("status", status)
+        .duration(started.elapsed())
+        .emit();
+}
+
 /// One log line, built field by field and written by [`Line::emit`].
 pub struct Line(Map<String, Value>);
 

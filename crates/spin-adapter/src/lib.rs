@@ -58,23 +58,16 @@ pub fn handle_http(
     let response = log_line::with_request_id(Some(request_id.clone()), || {
         let response =
             serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
-        log_request(&request, response.status, started);
+        log_line::request(
+            request.method.as_str(),
+            &request.path,
+            request.header("spin-matched-route"),
+            response.status,
+            started,
+        );
         response
     });
     response_to_spin(response.with_header("x-request-id", &request_id))
-}
-
-/// The log line of one request: method, route, path (never the query), status and duration.
-fn log_request(request: &Request, status: u16, started: std::time::Instant) {
-    let mut line = log_line::Line::new(log_line::Level::of_status(status), "request")
-        .field("method", request.method.as_str())
-        .field("path", request.path.as_str());
-    if let Some(route) = request.header("spin-matched-route") {
-        line = line.field("route", route);
-    }
-    line.field("status", status)
-        .duration(started.elapsed())
-        .emit();
 }
 
 /// `GET /api/heartbeat`, which probes call every few seconds: re-arms the housekeeping tick. A

@@ -254,8 +254,10 @@ fn watched_dirs(app: Option<&App>, config: &ConfigFiles) -> Vec<(PathBuf, bool)>
         .iter()
         .filter_map(|file| Some((file.parent()?.to_path_buf(), false)))
         .collect();
-    for component in app.iter().flat_map(|app| app.components.values()) {
-        dirs.extend(component.watched_dirs(&app.map(|app| app.dir.clone()).unwrap_or_default()));
+    if let Some(app) = app {
+        for component in app.components.values() {
+            dirs.extend(component.watched_dirs(&app.dir));
+        }
     }
     dirs
 }
