@@ -106,11 +106,13 @@ class App:
     `stripe=True` its payments go to a localstripe of its own (started, its webhooks sent to the
     app, stopped at the end); otherwise Stripe is configured but unreachable."""
 
-    def __init__(self, variables=None, manifest=None, stripe=False):
+    def __init__(self, variables=None, manifest=None, stripe=False, root=ROOT, cache_dir=None):
         self.variables = variables or {}
-        self.manifest = manifest or os.path.join(ROOT, "spin.toml")
+        self.root = root
+        self.manifest = manifest or os.path.join(root, "spin.toml")
         self.stripe = stripe
         self.stripe_proc = None
+        self.cache_dir = cache_dir
 
     def __enter__(self):
         self.work = tempfile.mkdtemp()
@@ -120,7 +122,7 @@ class App:
              "--appendonly", "no", "--notify-keyspace-events", "Ex", "--hz", "100", "--dir", self.work],
             stdout=subprocess.DEVNULL)
         private, public = generate_keys(self.work)
-        shutil.copy(os.path.join(ROOT, "runtime-config.toml"), self.work)
+        shutil.copy(os.path.join(self.root, "runtime-config.toml"), self.work)
         port = free_port()
         env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
                "SPIN_VARIABLE_JWT_PRIVATE_KEY": private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
@@ -138,14 +140,19 @@ class App:
                     "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                     "SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY": "pk_test_bench"})
         env.update({f"SPIN_VARIABLE_{name.upper()}": str(value) for name, value in self.variables.items()})
-        args = [HOST, "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
+        if self.cache_dir:
+            env["SPIN_HOST_CACHE_DIR"] = self.cache_dir
+        args = [os.path.join(self.root, os.path.relpath(HOST, ROOT)), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
                 os.path.join(self.work, ".spin"), "--quiet"]
+        self.started = started = time.monotonic()
         self.host = subprocess.Popen(args, cwd=self.work, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{port}"
         try:
-            wait_for(f"{self.base}/api/tickets", time.monotonic() + 60)
+            wait_for(f"{self.base}/api/tickets", started + 60)
+            # From starting the process to the first 200: what a cold or warm start costs.
+            self.first_200 = time.monotonic() - started
             self.redis = Resp(self.redis_port)
             if self.stripe_proc:
                 subprocess.run([LOCALSTRIPE_PYTHON, os.path.join(ROOT, "scripts/fake_stripe.py"),

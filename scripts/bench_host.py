@@ -60,18 +60,20 @@ def wait_for(url, deadline):
     raise SystemExit(f"no 200 from {url} in time")
 
 
-def start_host(work, redis_url, port, cache_dir):
+def start_host(work, redis_url, port, cache_dir, root=ROOT):
+    """The probe app of the checkout at `root` on that checkout's release host."""
+    app = os.path.join(root, os.path.relpath(APP, ROOT))
     with open(os.path.join(work, "seed.sql"), "w") as f:
-        f.write(open(os.path.join(APP, "migrations.sql")).read())
+        f.write(open(os.path.join(app, "migrations.sql")).read())
         f.write("\nINSERT INTO notes (body) VALUES ('a note to read');\n")
-    shutil.copy(os.path.join(APP, "runtime-config.toml"), work)
+    shutil.copy(os.path.join(app, "runtime-config.toml"), work)
     env = {
         "PATH": os.environ["PATH"],
         "SPIN_VARIABLE_REDIS_ADDRESS": redis_url,
         "SPIN_VARIABLE_SECRET_TOKEN": "bench",
         "SPIN_HOST_CACHE_DIR": cache_dir,
     }
-    args = [HOST, "up", "-f", os.path.join(APP, "spin.toml"), "--listen", f"127.0.0.1:{port}",
+    args = [os.path.join(root, os.path.relpath(HOST, ROOT)), "up", "-f", os.path.join(app, "spin.toml"), "--listen", f"127.0.0.1:{port}",
             "--runtime-config-file", os.path.join(work, "runtime-config.toml"),
             "--state-dir", os.path.join(work, ".spin"), "--quiet",
             "--key-value", "bench=a value to read", "--sqlite", "@seed.sql:notes"]
@@ -97,10 +99,13 @@ def parse_latency_ms(text, percentile):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def run_wrk(url, seconds, script=None, args=()):
-    """(requests, p50 ms, p99 ms) of a wrk run against `url`, with a Lua `script` and its `args`
-    if given; any response other than 2xx/3xx stops the benchmark."""
+def run_wrk(url, seconds, script=None, args=(), headers=()):
+    """(requests, p50 ms, p99 ms) of a wrk run against `url`, with `headers` ("name: value") on
+    every request and a Lua `script` and its `args` if given; any response other than 2xx/3xx
+    stops the benchmark."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
     if script:
         command += ["-s", script]
     command.append(url)

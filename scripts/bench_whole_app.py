@@ -1,0 +1,271 @@
+"""The whole app on a release build of spin-host: every route a browser uses, under load.
+
+For each checkout given (this one, and with `--baseline DIR` an earlier one with its own
+`target/release/spin-host` and `target/wasm32-wasip2/release/*.wasm`, measured first in the same
+run), it prints:
+
+1. Start-up: from starting `spin-host up` (as scripts/up runs it) to the first 200, with an empty
+   compile cache (cold) and with the cache the cold start filled (warm, best of three), and the
+   time until every HTTP component has answered once.
+2. The trivial handler of the probe app (crates/spin-host/tests/apps/probe), the reference for
+   what a request costs the host at all.
+3. Every route under load (wrk, 2 threads, 32 connections, a 2-second warm-up each; requests
+   carry `accept-encoding: gzip` as browsers' do): requests/s, p50/p99, host CPU per request
+   (the host process's user+sys time over the run, Redis-triggered work included, divided by
+   the requests wrk completed) and the host's RSS after the route. Seeded first: 1,000 tickets,
+   a seller and a buyer, and one order.
+4. Peak RSS (VmHWM) over all of it; with `--soak SECONDS`, then a round robin over every GET
+   route for that long, the RSS printed each minute, to show whether it stays flat.
+
+Run through scripts/bench-app, which builds everything first.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import bench_host
+from bench_app import App, call, wait_until
+from bench_host import CONNECTIONS, ROOT, cpu_seconds, free_port, peak_rss_mb, run_wrk, wait_for
+from bench_orders import WRK_SCRIPT as ORDER_SCRIPT
+
+BROWSER = "accept-encoding: gzip, deflate, br"
+TICKETS = 1000
+
+# The soak cycles through the GET routes; each thread starts at a different one.
+SOAK_SCRIPT = """
+local routes = {}
+local threads = 0
+
+function setup(thread)
+  thread:set("first", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local path, cookie = line:match("^(%S+)%s*(.*)$")
+    routes[#routes + 1] = { path = path, cookie = cookie }
+  end
+  n = first
+end
+
+function request()
+  n = n + 1
+  local route = routes[n % #routes + 1]
+  local headers = { ["accept-encoding"] = "gzip, deflate, br" }
+  if route.cookie ~= "" then headers["cookie"] = route.cookie end
+  return wrk.format("GET", route.path, headers)
+end
+"""
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def first_answer(url, deadline):
+    """Waits for any HTTP answer from `url` (a 401 counts: the component ran)."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.002)
+    raise SystemExit(f"no answer from {url} in time")
+
+
+# One path per HTTP component: answered once each, every component has been prepared.
+EVERY_COMPONENT = ["/api/tickets", "/auth/signin", "/api/users/current-user", "/api/orders",
+                   "/api/payments/config"]
+
+
+def start_up(root, cache_dir):
+    """(seconds to the first 200, seconds until every HTTP component answered) of one start."""
+    with App(root=root, cache_dir=cache_dir) as app:
+        first = app.first_200
+        deadline = time.monotonic() + 60
+        for path in EVERY_COMPONENT:
+            first_answer(app.url(path), deadline)
+        return first, time.monotonic() - app.started
+
+
+def trivial(root, cache_dir, seconds):
+    with tempfile.TemporaryDirectory() as work:
+        redis_dir = tempfile.mkdtemp(dir=work)
+        redis_port = free_port()
+        redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
+                                  "--appendonly", "no", "--dir", redis_dir], stdout=subprocess.DEVNULL)
+        port = free_port()
+        host = bench_host.start_host(work, f"redis://127.0.0.1:{redis_port}", port, cache_dir, root=root)
+        try:
+            url = f"http://127.0.0.1:{port}/trivial"
+            wait_for(url, time.monotonic() + 120)
+            return measure(host.pid, url, seconds)
+        finally:
+            host.terminate()
+            host.wait()
+            redis.terminate()
+            redis.wait()
+
+
+def measure(pid, url, seconds, **wrk):
+    """(req/s, p50 ms, p99 ms, host CPU µs per request, RSS MB after) of one route."""
+    run_wrk(url, 2, **wrk)
+    before = cpu_seconds(pid)
+    requests, p50, p99 = run_wrk(url, seconds, **wrk)
+    cpu = cpu_seconds(pid) - before
+    return requests / seconds, p50, p99, cpu / requests * 1e6, rss_mb(pid)
+
+
+def seed(app):
+    seller = app.sign_up("seller@example.com")
+    buyer = app.sign_up("buyer@example.com")
+    tickets = app.create_tickets(seller, TICKETS)
+    last = tickets[-1]["id"]
+    wait_until("the orders replica to hold every ticket",
+               lambda: call("POST", app.url("/api/orders"), {"ticketId": last}, seller)[0] == 400)
+    status, order, _ = call("POST", app.url("/api/orders"), {"ticketId": tickets[0]["id"]}, buyer)
+    if status != 201:
+        raise SystemExit(f"ordering: {status} {order}")
+    with urllib.request.urlopen(app.url("/auth/signin")) as response:
+        script = re.search(r'src="(/app\.js\?v=[^"]+)"', response.read().decode()).group(1)
+    app.wait_idle()
+    return seller, buyer, tickets, order, script
+
+
+def get_routes(buyer, tickets, order, script):
+    """(name, path, cookie) of every GET route measured."""
+    return [
+        ("static page /auth/signin", "/auth/signin", None),
+        ("asset /app.js?v=...", script, None),
+        ("home page / (rendered)", "/", None),
+        ("current user", "/api/users/current-user", buyer),
+        ("tickets list ?limit=100", "/api/tickets?limit=100", None),
+        ("one ticket", f"/api/tickets/{tickets[1]['id']}", None),
+        ("order page data", f"/api/orders/{order['id']}", buyer),
+    ]
+
+
+def order_creation(app, work, seller, buyer, seconds):
+    """Measures POST /api/orders, each request for a different ticket listed beforehand."""
+    script = os.path.join(work, "orders.lua")
+    with open(script, "w") as f:
+        f.write(ORDER_SCRIPT)
+    url = app.url("/api/orders")
+
+    def ticket_list(name, count):
+        listed = app.create_tickets(seller, count)
+        last = listed[-1]["id"]
+        wait_until("the orders replica to hold every ticket",
+                   lambda: call("POST", url, {"ticketId": last}, seller)[0] == 400)
+        app.wait_idle()
+        path = os.path.join(work, name)
+        with open(path, "w") as f:
+            f.write("\n".join(t["id"] for t in listed) + "\n")
+        return path
+
+    # The warm-up tells the rate, and so how many tickets the measured run needs.
+    warm = ticket_list("warm.txt", 6000)
+    requests, _, _ = run_wrk(url, 2, script=script, args=[warm, buyer])
+    needed = int(requests / 2 * seconds * 1.5) + 1000
+    run = ticket_list("run.txt", needed)
+    before = cpu_seconds(app.host.pid)
+    requests, p50, p99 = run_wrk(url, seconds, script=script, args=[run, buyer])
+    cpu = cpu_seconds(app.host.pid) - before
+    app.wait_idle()
+    return requests / seconds, p50, p99, cpu / requests * 1e6, rss_mb(app.host.pid)
+
+
+def soak(app, work, routes, seconds):
+    """RSS each minute of a round robin over `routes`: [(minute, req/s, RSS MB, peak MB)]."""
+    listing = os.path.join(work, "routes.txt")
+    with open(listing, "w") as f:
+        f.write("".join(f"{path} {cookie or ''}\n" for _, path, cookie in routes))
+    script = os.path.join(work, "soak.lua")
+    with open(script, "w") as f:
+        f.write(SOAK_SCRIPT)
+    samples = []
+    for minute in range(max(1, seconds // 60)):
+        requests, _, _ = run_wrk(app.url("/"), min(60, seconds), script=script, args=[listing])
+        samples.append((minute + 1, requests / min(60, seconds), rss_mb(app.host.pid),
+                        peak_rss_mb(app.host.pid)))
+        print(f"  soak minute {minute + 1}: {samples[-1][1]:.0f} req/s, RSS {samples[-1][2]:.0f} MB, "
+              f"peak {samples[-1][3]:.0f} MB", flush=True)
+    return samples
+
+
+def bench(root, seconds, soak_seconds):
+    """Every figure for the checkout at `root`."""
+    print(f"== {root}", flush=True)
+    figures = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cold = start_up(root, cache_dir)
+        warm = min(start_up(root, cache_dir) for _ in range(3))
+        figures["start"] = (cold, warm)
+        print(f"  cold start {cold[0] * 1000:.0f} ms (every component {cold[1] * 1000:.0f} ms), "
+              f"warm {warm[0] * 1000:.0f} ms", flush=True)
+        figures["trivial handler (probe app)"] = trivial(root, cache_dir, seconds)
+        with App(root=root, cache_dir=cache_dir) as app, tempfile.TemporaryDirectory() as work:
+            seller, buyer, tickets, order, script = seed(app)
+            routes = get_routes(buyer, tickets, order, script)
+            for name, path, cookie in routes:
+                headers = [BROWSER] + ([f"cookie: {cookie}"] if cookie else [])
+                figures[name] = measure(app.host.pid, app.url(path), seconds, headers=headers)
+                print(f"  {name}: {figures[name][0]:.0f} req/s", flush=True)
+            figures["create order"] = order_creation(app, work, seller, buyer, seconds)
+            figures["peak"] = peak_rss_mb(app.host.pid)
+            if soak_seconds:
+                figures["soak"] = soak(app, work, routes, soak_seconds)
+    return figures
+
+
+def report(label, figures):
+    cold, warm = figures["start"]
+    print(f"\n{label}")
+    print(f"  start to first 200: cold (empty compile cache) {cold[0] * 1000:.0f} ms, every HTTP component "
+          f"{cold[1] * 1000:.0f} ms; warm {warm[0] * 1000:.0f} ms, every component {warm[1] * 1000:.0f} ms")
+    print(f"  {'route':<28} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU/req':>9} {'RSS after':>10}")
+    for name, value in figures.items():
+        if isinstance(value, tuple) and len(value) == 5:
+            rate, p50, p99, cpu, rss = value
+            print(f"  {name:<28} {rate:>7.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>6.0f} us {rss:>7.0f} MB")
+    static = figures["static page /auth/signin"][3] / figures["trivial handler (probe app)"][3]
+    asset = figures["asset /app.js?v=..."][3] / figures["trivial handler (probe app)"][3]
+    print(f"  static page / trivial handler CPU: {static:.2f}x; asset / trivial: {asset:.2f}x")
+    print(f"  peak RSS over the routes: {figures['peak']:.0f} MB")
+    if "soak" in figures:
+        samples = figures["soak"]
+        print(f"  soak: RSS {samples[0][2]:.0f} MB after minute 1, {samples[-1][2]:.0f} MB after minute "
+              f"{samples[-1][0]}, peak {max(s[3] for s in samples):.0f} MB")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk run per route (default 10)")
+    parser.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="soak length (0: none)")
+    parser.add_argument("--baseline", metavar="DIR", help="an earlier checkout with its builds, measured first")
+    options = parser.parse_args()
+    print(f"spin-host release builds, {os.cpu_count()} cores, wrk -t2 -c{CONNECTIONS} on the same machine")
+    results = []
+    if options.baseline:
+        results.append((f"baseline: {options.baseline}", bench(os.path.abspath(options.baseline),
+                                                               options.seconds, options.soak)))
+    results.append((f"this checkout: {ROOT}", bench(ROOT, options.seconds, options.soak)))
+    for label, figures in results:
+        report(label, figures)
+
+
+if __name__ == "__main__":
+    main()
