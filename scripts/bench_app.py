@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 import uuid
 
-from bench_auth import HOST, generate_keys
-from bench_host import ROOT, cpu_seconds, free_port, wait_for
+from bench_auth import generate_keys
+from bench_host import ROOT, cpu_seconds, free_port, host_binary, wait_for
 
 
 class Resp:
@@ -142,7 +142,7 @@ class App:
         env.update({f"SPIN_VARIABLE_{name.upper()}": str(value) for name, value in self.variables.items()})
         if self.cache_dir:
             env["SPIN_HOST_CACHE_DIR"] = self.cache_dir
-        args = [os.path.join(self.root, os.path.relpath(HOST, ROOT)), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
+        args = [host_binary(self.root), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
                 os.path.join(self.work, ".spin"), "--quiet"]
         self.started = started = time.monotonic()

@@ -19,7 +19,7 @@ import urllib.request
 
 from bench_host import ROOT, free_port, wait_for
 
-HOST = os.path.join(ROOT, "target/release/spin-host")
+HOST = os.path.join(ROOT, "target/host/spin-host")
 
 
 def generate_keys(work):

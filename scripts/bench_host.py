@@ -1,4 +1,4 @@
-"""Drives target/release/spin-host with wrk and prints the figures issue #2 asks for.
+"""Drives target/host/spin-host with wrk and prints the figures issue #2 asks for.
 
 Everything runs on loopback: a private redis-server on a free port, the host serving the probe
 app (crates/spin-host/tests/apps/probe), and wrk with 2 threads and 32 connections. Host CPU
@@ -17,7 +17,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST = os.path.join(ROOT, "target/release/spin-host")
+HOST = os.path.join(ROOT, "target/host/spin-host")
 APP = os.path.join(ROOT, "crates/spin-host/tests/apps/probe")
 SCENARIOS = [
     ("trivial", "/trivial"),
@@ -60,6 +60,13 @@ def wait_for(url, deadline):
     raise SystemExit(f"no 200 from {url} in time")
 
 
+def host_binary(root):
+    """The optimized host of the checkout at `root`: target/host/, or target/release/ in
+    checkouts older than the `host` profile."""
+    host = os.path.join(root, os.path.relpath(HOST, ROOT))
+    return host if os.path.exists(host) else os.path.join(root, "target/release/spin-host")
+
+
 def start_host(work, redis_url, port, cache_dir, root=ROOT):
     """The probe app of the checkout at `root` on that checkout's release host."""
     app = os.path.join(root, os.path.relpath(APP, ROOT))
@@ -73,7 +80,7 @@ def start_host(work, redis_url, port, cache_dir, root=ROOT):
         "SPIN_VARIABLE_SECRET_TOKEN": "bench",
         "SPIN_HOST_CACHE_DIR": cache_dir,
     }
-    args = [os.path.join(root, os.path.relpath(HOST, ROOT)), "up", "-f", os.path.join(app, "spin.toml"), "--listen", f"127.0.0.1:{port}",
+    args = [host_binary(root), "up", "-f", os.path.join(app, "spin.toml"), "--listen", f"127.0.0.1:{port}",
             "--runtime-config-file", os.path.join(work, "runtime-config.toml"),
             "--state-dir", os.path.join(work, ".spin"), "--quiet",
             "--key-value", "bench=a value to read", "--sqlite", "@seed.sql:notes"]

@@ -1,8 +1,12 @@
-//! Serves the browser client. The app mounts `static/` (the stylesheet and script) at `/static`
-//! and `templates/` (the pages) at `/templates` in this component's filesystem, and routes it a
-//! wildcard. The request's `spin-path-info` (the part of the path below the route) names a file
-//! of `static/`, or a page URL (`/tickets/<id>`, `/orders`, …, see `pages`) names a page, which
-//! is its template in `templates/pages/` put in the shell of `templates/layout.html`.
+//! Serves the browser client. The app routes it a wildcard; the request's `spin-path-info` (the
+//! part of the path below the route) names a file of `static/`, or a page URL (`/tickets/<id>`,
+//! `/orders`, …, see `pages`) names a page, which is its template in `templates/pages/` put in
+//! the shell of `templates/layout.html`.
+//!
+//! Both are embedded in the component when it is built (`site-assets`), rendered, tagged and
+//! gzipped, so a request reads no file and hashes nothing. Built with the `files` feature it
+//! reads them from files spin.toml mounts instead (`mounted`), as it did before; the answers are
+//! the same.
 //!
 //! `GET` and `HEAD` only. Every response carries an `ETag`, so a browser revalidates with
 //! `If-None-Match` and gets a bodiless 304 when nothing changed. Pages are revalidated on every
@@ -12,15 +16,13 @@
 //! back as HTML. (The home page, `/`, is rendered by the tickets component, which owns the
 //! tickets it lists.)
 
+mod mounted;
 mod pages;
 
-use std::io::ErrorKind;
+use std::path::Path;
 
 use spin_sdk::http::{Method, Request, Response};
 
-const STATIC: &str = "/static";
-const LAYOUT: &str = "/templates/layout.html";
-const PAGES: &str = "/templates/pages";
 const NOT_FOUND: &str = r#"{"errors":[{"message":"Not found"}]}"#;
 const BAD_PATH: &str = r#"{"errors":[{"message":"Invalid path"}]}"#;
 const METHOD_NOT_ALLOWED: &str = r#"{"errors":[{"message":"Method not allowed"}]}"#;
@@ -72,32 +74,25 @@ fn serve(req: &Request) -> Response {
         .header("spin-path-info")
         .and_then(|value| value.as_str())
         .unwrap_or_else(|| req.path());
-    let (contents, content_type) = match pages::page_name(path_info) {
-        Some(name) => match read_page(name) {
-            Some(html) => (html.into_bytes(), "text/html; charset=utf-8"),
-            None => return error(404, NOT_FOUND),
-        },
-        None => {
-            let Ok(path) = site::file_path(path_info) else {
-                return error(400, BAD_PATH);
-            };
-            let Some((path, contents)) = read_file(format!("{STATIC}{path}")) else {
-                return error(404, NOT_FOUND);
-            };
-            (contents, site::content_type(&path))
-        }
+    let Ok(target) = Target::of(path_info) else {
+        return error(400, BAD_PATH);
     };
     let header = |name: &str| req.header(name).and_then(|value| value.as_str());
-    let served = site::serve(
-        contents,
-        content_type,
-        site::Conditions {
-            query: req.query(),
-            accept_encoding: header("accept-encoding").unwrap_or_default(),
-            if_none_match: header("if-none-match"),
-            include_body,
-        },
-    );
+    let request = site::Conditions {
+        query: req.query(),
+        accept_encoding: header("accept-encoding").unwrap_or_default(),
+        if_none_match: header("if-none-match"),
+        include_body,
+    };
+    let served = if cfg!(feature = "files") {
+        mounted::find(Path::new(mounted::MOUNT_ROOT), &target)
+            .map(|contents| site::serve(&contents.resource(), request))
+    } else {
+        embedded(&target).map(|resource| site::serve(resource, request))
+    };
+    let Some(served) = served else {
+        return error(404, NOT_FOUND);
+    };
     let mut response = Response::builder();
     response.status(served.status);
     for (name, value) in served.headers {
@@ -106,34 +101,31 @@ fn serve(req: &Request) -> Response {
     response.body(served.body).build()
 }
 
-/// The page `name`, its stylesheet and script links fingerprinted.
-fn read_page(name: &str) -> Option<String> {
-    let layout = std::fs::read_to_string(LAYOUT).ok()?;
-    let page = std::fs::read_to_string(format!("{PAGES}/{name}.html")).ok()?;
-    let html = site::page(&layout, name, &page);
-    Some(site::fingerprint_html(&html, |asset| {
-        std::fs::read(format!("{STATIC}{asset}"))
-            .ok()
-            .map(|bytes| site::etag(&bytes))
-    }))
+/// What a request path names: a page, or a file of `static/` by its path below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Page(&'static str),
+    File(String),
 }
 
-/// Reads the file at `path`, or the `index.html` inside it if it is a directory. Returns the path
-/// actually read, which decides the content type. Any failure to read counts as "no such file":
-/// the mount is a read-only snapshot, so there is nothing else a client could do about it.
-fn read_file(path: String) -> Option<(String, Vec<u8>)> {
-    match std::fs::read(&path) {
-        Ok(contents) => Some((path, contents)),
-        Err(e) if e.kind() == ErrorKind::IsADirectory || is_dir(&path) => {
-            let index = format!("{}/{}", path.trim_end_matches('/'), site::INDEX);
-            std::fs::read(&index).ok().map(|contents| (index, contents))
+impl Target {
+    fn of(path_info: &str) -> Result<Self, site::PathError> {
+        match pages::page_name(path_info) {
+            Some(name) => Ok(Self::Page(name)),
+            None => site::file_path(path_info).map(Self::File),
         }
-        Err(_) => None,
     }
 }
 
-fn is_dir(path: &str) -> bool {
-    std::fs::metadata(path).is_ok_and(|metadata| metadata.is_dir())
+/// What `target` names among the embedded pages and files. A directory has no entry of its own:
+/// its `index.html` has, as when it is read from files.
+fn embedded(target: &Target) -> Option<&'static site::Resource<'static>> {
+    match target {
+        Target::Page(name) => site_assets::page(name),
+        Target::File(path) => site_assets::asset(path).or_else(|| {
+            site_assets::asset(&format!("{}/{}", path.trim_end_matches('/'), site::INDEX))
+        }),
+    }
 }
 
 fn error(status: u16, body: &'static str) -> Response {
@@ -142,4 +134,90 @@ fn error(status: u16, body: &'static str) -> Response {
         .header("content-type", "application/json")
         .body(body)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer for `path_info` from the embedded site and from the workspace's own
+    /// `static/` and `templates/`, read as the `files` build reads its mount.
+    fn both_answers(
+        path_info: &str,
+        request: site::Conditions<'_>,
+    ) -> (Option<site::Served>, Option<site::Served>) {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = Target::of(path_info).expect("a valid path");
+        let embedded = embedded(&target).map(|resource| site::serve(resource, request));
+        let mounted = mounted::find(&workspace, &target)
+            .map(|contents| site::serve(&contents.resource(), request));
+        (embedded, mounted)
+    }
+
+    #[test]
+    fn the_embedded_site_answers_as_the_mounted_files_do() {
+        let id = "3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f";
+        let paths = [
+            "/app.css".to_owned(),
+            "/app.js".to_owned(),
+            "/api/openapi.json".to_owned(),
+            "/api".to_owned(),
+            "/missing.css".to_owned(),
+            "/auth/signin".to_owned(),
+            "/tickets/new".to_owned(),
+            format!("/tickets/{id}/edit"),
+            format!("/orders/{id}"),
+        ];
+        let get = site::Conditions {
+            include_body: true,
+            ..site::Conditions::default()
+        };
+        for path in &paths {
+            let (plain, _) = both_answers(path, get);
+            let tag = plain.and_then(|served| {
+                let (_, tag) = served
+                    .headers
+                    .into_iter()
+                    .find(|(name, _)| *name == "etag")?;
+                Some(tag)
+            });
+            let fingerprint = format!("v={}", tag.as_deref().unwrap_or("").trim_matches('"'));
+            for request in [
+                get,
+                site::Conditions {
+                    include_body: false,
+                    ..get
+                },
+                site::Conditions {
+                    if_none_match: tag.as_deref(),
+                    ..get
+                },
+                site::Conditions {
+                    query: &fingerprint,
+                    ..get
+                },
+            ] {
+                let (embedded, mounted) = both_answers(path, request);
+                assert_eq!(embedded, mounted, "{path} {request:?}");
+            }
+            // Gzip differs in its bytes (the embedded one is compressed harder), never its tags.
+            let gzip = site::Conditions {
+                accept_encoding: "gzip",
+                ..get
+            };
+            let (embedded, mounted) = both_answers(path, gzip);
+            let headers = |served: Option<site::Served>| served.map(|served| served.headers);
+            assert_eq!(headers(embedded), headers(mounted), "{path} with gzip");
+        }
+    }
+
+    #[test]
+    fn paths_name_pages_or_files_and_malformed_ones_neither() {
+        assert_eq!(Target::of("/orders"), Ok(Target::Page("orders")));
+        assert_eq!(
+            Target::of("/app.css"),
+            Ok(Target::File("/app.css".to_owned()))
+        );
+        assert_eq!(Target::of("/../x"), Err(site::PathError::Forbidden));
+    }
 }

@@ -3,9 +3,10 @@
 //! Redis. If Redis is away the request still succeeds and the event waits in the outbox.
 //!
 //! It also serves the home page, `/`: the tickets it owns, rendered into
-//! `templates/pages/home.html` in `templates/layout.html` (mounted at `/templates`), whose
-//! stylesheet and script links are fingerprinted from the files of `static/` (mounted at
-//! `/static`), as the `static-files` component serves them.
+//! `templates/pages/home.html` in `templates/layout.html`. That template, its stylesheet and
+//! script links already fingerprinted as the `static-files` component serves them, is embedded
+//! when the component is built (`site_assets::HOME_TEMPLATE`), so a request reads no file and
+//! hashes no asset; only the rendered page is tagged (and gzipped, if that is the answer).
 
 use anyhow::{Context, Result};
 use spin_adapter::SpinDatabase;
@@ -25,8 +26,6 @@ mod entrypoint {
 const DATABASE: &str = "tickets";
 /// The probes' route (spin.toml), which keeps the housekeeping tick armed.
 const HEARTBEAT: &str = "/api/heartbeat";
-const LAYOUT: &str = "/templates/layout.html";
-const HOME_TEMPLATE: &str = "/templates/pages/home.html";
 
 fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
     spin_adapter::handle_http("tickets", request, serve)
@@ -70,21 +69,13 @@ fn home(tickets: &TicketsApi<'_>, request: &api::Request) -> Result<api::Respons
             return Ok(response);
         }
     };
-    let read =
-        |path: &str| std::fs::read_to_string(path).with_context(|| format!("reading {path}"));
-    let template = site::page(&read(LAYOUT)?, "home", &read(HOME_TEMPLATE)?);
-    let template = site::fingerprint_html(&template, |asset| {
-        std::fs::read(format!("/static{asset}"))
-            .ok()
-            .map(|bytes| site::etag(&bytes))
-    });
-    let html = match tickets.home_page(request, &template) {
+    let html = match tickets.home_page(request, site_assets::HOME_TEMPLATE) {
         Ok(html) => html,
         Err(error) => return Ok(error.into_response()),
     };
+    let page = site::Contents::new(html.into_bytes(), "text/html; charset=utf-8");
     let served = site::serve(
-        html.into_bytes(),
-        "text/html; charset=utf-8",
+        &page.resource(),
         site::Conditions {
             query: &request.query,
             accept_encoding: request.header("accept-encoding").unwrap_or_default(),

@@ -1,13 +1,11 @@
 //! The HTTP trigger: Spin's routing, the `spin-*` request headers, and one fresh instance of a
 //! pre-instantiated component per request, with request and response bodies streamed.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,6 +22,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::instance::{ComponentContext, InstanceState};
 use crate::live_reload::{self, LiveReload};
+use crate::up::Assembly;
 
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,
@@ -32,8 +31,8 @@ pub struct HttpComponent {
 
 pub struct HttpTrigger {
     pub router: Router,
-    /// Each component's current version (`watch` swaps in rebuilt ones).
-    pub components: HashMap<String, Arc<ArcSwap<HttpComponent>>>,
+    /// Each component's current version, prepared on first need (`watch` swaps in rebuilt ones).
+    pub assembly: Arc<Assembly>,
     pub app_name: String,
     pub app_version: Option<String>,
     /// Requests declaring or streaming a larger body are refused with 413.
@@ -129,11 +128,14 @@ impl HttpTrigger {
             RouteTarget::Static(response) => return static_response(response),
             RouteTarget::Component(id) => id,
         };
-        let Some(component) = self.components.get(component_id) else {
-            return bare(StatusCode::NOT_FOUND);
-        };
         // This request runs on the version current now, even if a newer one is swapped in.
-        let component = component.load_full();
+        let component = match self.assembly.component::<HttpComponent>(component_id).await {
+            Ok(component) => component,
+            Err(error) => {
+                eprintln!("Error preparing component {component_id}: {error:#}");
+                return bare(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
         if declared_length(request.headers()).is_some_and(|length| length > self.max_request_body) {
             return bare(StatusCode::PAYLOAD_TOO_LARGE);
         }

@@ -11,23 +11,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use arc_swap::ArcSwap;
 use futures::StreamExt;
 use wasmtime::Store;
 
 use crate::bindings::{RedisHandlerError, RedisTriggerPre};
 use crate::instance::{ComponentContext, InstanceState};
+use crate::up::Assembly;
 
 pub struct RedisComponent {
     pub pre: RedisTriggerPre<InstanceState>,
     pub context: Arc<ComponentContext>,
 }
 
-/// The subscriptions on one Redis server: channel → components, in manifest order, each read
-/// from its slot per message (`watch` swaps in rebuilt ones).
+/// The subscriptions on one Redis server: channel → component ids, in manifest order, each
+/// component read from its slot per message (`watch` swaps in rebuilt ones).
 pub struct RedisSubscriber {
     pub address: String,
-    pub channels: BTreeMap<String, Vec<Arc<ArcSwap<RedisComponent>>>>,
+    pub channels: BTreeMap<String, Vec<String>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -36,11 +36,7 @@ impl RedisSubscriber {
     pub fn describe(&self) -> String {
         let server = self.address.trim_start_matches("redis://");
         let mut text = format!("Active Channels on {server}:");
-        for (channel, components) in &self.channels {
-            let ids: Vec<String> = components
-                .iter()
-                .map(|c| c.load().context.id.clone())
-                .collect();
+        for (channel, ids) in &self.channels {
             text.push_str(&format!("\n\t{server}/{channel}: [{}]", ids.join(",")));
         }
         text
@@ -48,7 +44,7 @@ impl RedisSubscriber {
 
     /// Connects and subscribes; the first failure is fatal, as in Spin. Returns once subscribed,
     /// with the task that serves messages and reconnects until it is aborted.
-    pub async fn start(self) -> Result<tokio::task::JoinHandle<()>> {
+    pub async fn start(self, assembly: Arc<Assembly>) -> Result<tokio::task::JoinHandle<()>> {
         let client = redis::Client::open(self.address.as_str())?;
         let pubsub = self.subscribe(&client).await.map_err(|error| {
             anyhow::anyhow!(
@@ -56,7 +52,7 @@ impl RedisSubscriber {
                 self.address
             )
         })?;
-        Ok(tokio::spawn(self.run(client, pubsub)))
+        Ok(tokio::spawn(self.run(assembly, client, pubsub)))
     }
 
     async fn subscribe(&self, client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
@@ -67,7 +63,7 @@ impl RedisSubscriber {
         Ok(pubsub)
     }
 
-    async fn run(self, client: redis::Client, first: redis::aio::PubSub) {
+    async fn run(self, assembly: Arc<Assembly>, client: redis::Client, first: redis::aio::PubSub) {
         let mut connection = Some(first);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -76,7 +72,7 @@ impl RedisSubscriber {
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {
                     let channel = message.get_channel_name().to_owned();
-                    self.dispatch(&channel, message.get_payload_bytes().to_vec())
+                    self.dispatch(&assembly, &channel, message.get_payload_bytes().to_vec())
                         .await;
                 }
                 eprintln!("ERROR disconnected from {}; reconnecting", self.address);
@@ -98,18 +94,18 @@ impl RedisSubscriber {
         }
     }
 
-    async fn dispatch(&self, channel: &str, payload: Vec<u8>) {
-        let Some(components) = self.channels.get(channel) else {
+    async fn dispatch(&self, assembly: &Arc<Assembly>, channel: &str, payload: Vec<u8>) {
+        let Some(ids) = self.channels.get(channel) else {
             return;
         };
         let payload = &payload;
-        let calls = components.iter().map(|component| async move {
-            let component = component.load_full();
-            if let Err(error) = handle_message(&component, payload).await {
-                eprintln!(
-                    "Component {} handler failed: {error:#}",
-                    component.context.id
-                );
+        let calls = ids.iter().map(|id| async move {
+            let outcome = match assembly.component::<RedisComponent>(id).await {
+                Ok(component) => handle_message(&component, payload).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                eprintln!("Component {id} handler failed: {error:#}");
             }
         });
         futures::future::join_all(calls).await;

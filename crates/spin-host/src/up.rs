@@ -13,12 +13,11 @@ use spin_app::allowed_hosts::AllowedHosts;
 use spin_app::runtime_config::{KeyValueConfig, RuntimeConfig, SqliteConfig};
 use spin_app::variables::Resolver;
 use spin_app::{App, RouteSpec};
-use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::bindings::{RedisTriggerPre, SpinImports};
-use crate::engine::{EngineOptions, build_engine, load_component};
+use crate::engine::{EngineOptions, Engines, Urgency, build_engines, load_component};
 use crate::http_trigger::{HttpComponent, HttpTrigger};
 use crate::instance::{ComponentContext, FilesSnapshot, GuestOutput, InstanceState};
 use crate::key_value::KeyValueStore;
@@ -153,31 +152,14 @@ async fn serve(
     let stores = Stores::open(&app, runtime_config, state_dir)?;
     stores.seed(options).await?;
 
-    let engine = build_engine(&options.engine)?;
-    let mut linker = Linker::<InstanceState>::new(&engine);
+    let engines = build_engines(&options.engine)?;
+    let mut linker = Linker::<InstanceState>::new(&engines.main);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     SpinImports::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)?;
 
     let log_dir = state_dir.join("logs");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let mut assembly = Assembly {
-        options: options.clone(),
-        engine,
-        linker,
-        stores,
-        resolver: resolver.clone(),
-        assets: tempfile::Builder::new()
-            .prefix("spin-host-assets-")
-            .tempdir()?,
-        snapshots: AtomicU64::new(0),
-        log_dir,
-        cache_dir: compile_cache_dir(state_dir),
-        http: HashMap::new(),
-        redis: HashMap::new(),
-        app,
-    };
-    let app = &assembly.app;
 
     let (router, duplicates) = spin_app::routing::Router::build(&app.http_triggers)?;
     if !duplicates.is_empty() {
@@ -191,18 +173,12 @@ async fn serve(
     }
     let mut http = HashMap::new();
     for trigger in &app.http_triggers {
-        let Some(id) = &trigger.component else {
-            continue;
-        };
-        if matches!(trigger.route, RouteSpec::Private) || http.contains_key(id) {
-            continue;
+        if let Some(id) = &trigger.component
+            && !matches!(trigger.route, RouteSpec::Private)
+        {
+            http.entry(id.clone()).or_insert_with(Slot::default);
         }
-        http.insert(
-            id.clone(),
-            Arc::new(ArcSwap::from_pointee(assembly.http_component(id)?)),
-        );
     }
-
     let mut subscribers: BTreeMap<String, RedisSubscriber> = BTreeMap::new();
     let mut redis = HashMap::new();
     for trigger in &app.redis_triggers {
@@ -214,16 +190,9 @@ async fn serve(
             ),
         };
         let channel = resolver.render(&trigger.channel)?;
-        let component = match redis.get(&trigger.component) {
-            Some(component) => Arc::clone(component),
-            None => {
-                let component = Arc::new(ArcSwap::from_pointee(
-                    assembly.redis_component(&trigger.component)?,
-                ));
-                redis.insert(trigger.component.clone(), Arc::clone(&component));
-                component
-            }
-        };
+        redis
+            .entry(trigger.component.clone())
+            .or_insert_with(Slot::default);
         subscribers
             .entry(address.clone())
             .or_insert_with(|| RedisSubscriber {
@@ -233,10 +202,27 @@ async fn serve(
             .channels
             .entry(channel)
             .or_default()
-            .push(component);
+            .push(trigger.component.clone());
     }
-    assembly.http = http.clone();
-    assembly.redis = redis;
+    let assembly = Arc::new(Assembly {
+        options: options.clone(),
+        engines,
+        linker,
+        stores,
+        resolver: resolver.clone(),
+        assets: tempfile::Builder::new()
+            .prefix("spin-host-assets-")
+            .tempdir()?,
+        snapshots: AtomicU64::new(0),
+        log_dir,
+        cache_dir: compile_cache_dir(state_dir),
+        http,
+        redis,
+        app,
+    });
+    // What the compile cache holds is ready before the first request; the rest is compiled
+    // when first needed, or in the background before that.
+    let uncompiled = assembly.prepare_cached()?;
     let app = &assembly.app;
 
     let listener = tokio::net::TcpListener::bind(&options.listen)
@@ -252,7 +238,7 @@ async fn serve(
     let mut tasks = Tasks(Vec::new());
     for subscriber in subscribers.into_values() {
         println!("{}", subscriber.describe());
-        tasks.0.push(subscriber.start().await?);
+        tasks.0.push(subscriber.start(assembly.clone()).await?);
     }
     if let Some(path) = &options.probe {
         println!("Probing {path} every {:?}", options.probe_interval);
@@ -276,14 +262,13 @@ async fn serve(
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let trigger = Arc::new(HttpTrigger {
         router,
-        components: http,
+        assembly: assembly.clone(),
         app_name: app.name.clone(),
         app_version: app.version.clone(),
         max_request_body: options.max_request_body,
         live_reload: dev.map(Dev::live_reload),
         stopping,
     });
-    let assembly = Arc::new(assembly);
     let follow = async {
         match dev {
             Some(dev) => dev.follow(&assembly, options).await,
@@ -297,6 +282,7 @@ async fn serve(
             Ok(Ended::Stopped)
         }
         reason = follow => reason.map(|reason| Ended::Restart(reason, address)),
+        error = assembly.compile_in_background(uncompiled) => Err(error),
     };
     // Open connections finish the request they are serving, then close.
     stop.send_replace(true);
@@ -475,12 +461,13 @@ impl Stores {
 }
 
 /// Everything one run of the app needs to prepare a component, and the slots its triggers read
-/// each component from: `watch` swaps a rebuilt component into its slot while instances of the
-/// previous one finish.
+/// each component from. A slot is filled at start-up from the compile cache, or else when a
+/// request or message first needs it, or by the background compiler before that; `watch` swaps
+/// a rebuilt component into its slot while instances of the previous one finish.
 pub struct Assembly {
     pub app: App,
     options: UpOptions,
-    engine: Engine,
+    engines: Engines,
     linker: Linker<InstanceState>,
     stores: Stores,
     resolver: Arc<Resolver>,
@@ -489,51 +476,224 @@ pub struct Assembly {
     snapshots: AtomicU64,
     log_dir: PathBuf,
     cache_dir: PathBuf,
-    http: HashMap<String, Arc<ArcSwap<HttpComponent>>>,
-    redis: HashMap<String, Arc<ArcSwap<RedisComponent>>>,
+    http: HashMap<String, Slot<HttpComponent>>,
+    redis: HashMap<String, Slot<RedisComponent>>,
 }
 
-impl Assembly {
-    /// Prepares the component again from its Wasm file and `files` as they are now, and swaps
-    /// it in for every trigger that runs it. Instances already running keep the previous one.
-    pub fn reload(&self, id: &str) -> Result<()> {
-        if let Some(slot) = self.http.get(id) {
-            slot.store(Arc::new(self.http_component(id)?));
+/// One component as its triggers run it: empty until prepared.
+pub struct Slot<T>(tokio::sync::OnceCell<ArcSwap<T>>);
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self(tokio::sync::OnceCell::new())
+    }
+}
+
+impl<T> Slot<T> {
+    /// Puts `component` in the slot, replacing what it held.
+    fn store(&self, component: T) {
+        let mut component = Arc::new(component);
+        loop {
+            if let Some(current) = self.0.get() {
+                current.store(component);
+                return;
+            }
+            match self.0.set(ArcSwap::new(component)) {
+                Ok(()) => return,
+                // Someone else is filling it (a request compiling it): replace theirs after.
+                Err(
+                    tokio::sync::SetError::AlreadyInitializedError(rejected)
+                    | tokio::sync::SetError::InitializingError(rejected),
+                ) => {
+                    component = rejected.into_inner();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
         }
-        if let Some(slot) = self.redis.get(id) {
-            slot.store(Arc::new(self.redis_component(id)?));
-        }
-        Ok(())
+    }
+}
+
+/// What a trigger runs: an HTTP or a Redis component, prepared from its Wasm file.
+pub trait Prepared: Sized + Send + Sync + 'static {
+    fn slots(assembly: &Assembly) -> &HashMap<String, Slot<Self>>;
+    fn prepare(assembly: &Assembly, id: &str, urgency: Urgency) -> Result<Option<Self>>;
+}
+
+impl Prepared for HttpComponent {
+    fn slots(assembly: &Assembly) -> &HashMap<String, Slot<Self>> {
+        &assembly.http
     }
 
-    fn http_component(&self, id: &str) -> Result<HttpComponent> {
-        let (context, component) = self.prepare(id)?;
-        let pre = ProxyPre::new(self.linker.instantiate_pre(&component)?)
+    fn prepare(assembly: &Assembly, id: &str, urgency: Urgency) -> Result<Option<Self>> {
+        let Some((context, component)) = assembly.prepare(id, urgency)? else {
+            return Ok(None);
+        };
+        let pre = ProxyPre::new(assembly.linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!("component {id} does not export wasi:http/incoming-handler")
             })?;
-        Ok(HttpComponent { pre, context })
+        Ok(Some(HttpComponent { pre, context }))
+    }
+}
+
+impl Prepared for RedisComponent {
+    fn slots(assembly: &Assembly) -> &HashMap<String, Slot<Self>> {
+        &assembly.redis
     }
 
-    fn redis_component(&self, id: &str) -> Result<RedisComponent> {
-        let (context, component) = self.prepare(id)?;
-        let pre = RedisTriggerPre::new(self.linker.instantiate_pre(&component)?)
+    fn prepare(assembly: &Assembly, id: &str, urgency: Urgency) -> Result<Option<Self>> {
+        let Some((context, component)) = assembly.prepare(id, urgency)? else {
+            return Ok(None);
+        };
+        let pre = RedisTriggerPre::new(assembly.linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!("component {id} does not export fermyon:spin/inbound-redis")
             })?;
-        Ok(RedisComponent { pre, context })
+        Ok(Some(RedisComponent { pre, context }))
+    }
+}
+
+/// A component not yet in its slot at start-up.
+pub enum Uncompiled {
+    Http(String),
+    Redis(String),
+}
+
+impl Assembly {
+    /// The component `id` as it is now, prepared first if it has not been; a request waits for
+    /// that, compiling on every core.
+    pub async fn component<T: Prepared>(self: &Arc<Self>, id: &str) -> Result<Arc<T>> {
+        let slot = T::slots(self)
+            .get(id)
+            .with_context(|| format!("no trigger runs component \"{id}\""))?;
+        if let Some(current) = slot.0.get() {
+            return Ok(current.load_full());
+        }
+        // Prepared in a task of its own: a client that gives up waiting must not cancel a
+        // compile the next request would have to start again.
+        let assembly = Arc::clone(self);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let slot = &T::slots(&assembly)[&id];
+            let current = slot
+                .0
+                .get_or_try_init(|| async {
+                    let assembly = Arc::clone(&assembly);
+                    let id = id.clone();
+                    let component = tokio::task::spawn_blocking(move || {
+                        T::prepare(&assembly, &id, Urgency::Now)?
+                            .context("the component was not compiled")
+                    })
+                    .await??;
+                    Ok::<_, anyhow::Error>(ArcSwap::from_pointee(component))
+                })
+                .await?;
+            Ok(current.load_full())
+        })
+        .await?
     }
 
-    fn prepare(&self, id: &str) -> Result<(Arc<ComponentContext>, wasmtime::component::Component)> {
+    /// Prepares the component `id` ahead of need on a low-priority thread, unless its slot was
+    /// filled meanwhile. It never holds the slot: a request that needs the component first
+    /// compiles it at full speed instead of waiting for this.
+    async fn fill_in_background<T: Prepared>(self: &Arc<Self>, id: &str) -> Result<()> {
+        let slot = &T::slots(self)[id];
+        if slot.0.initialized() {
+            return Ok(());
+        }
+        let assembly = Arc::clone(self);
+        let owned = id.to_owned();
+        let component = in_background(move || {
+            T::prepare(&assembly, &owned, Urgency::Background)?
+                .context("the component was not compiled")
+        })
+        .await?;
+        // Refused if a request filled the slot first, with the same code.
+        let _ = slot.0.set(ArcSwap::from_pointee(component));
+        Ok(())
+    }
+
+    /// Fills every slot whose component the compile cache holds; returns the others.
+    fn prepare_cached(&self) -> Result<Vec<Uncompiled>> {
+        let mut uncompiled = Vec::new();
+        for (id, slot) in &self.redis {
+            match RedisComponent::prepare(self, id, Urgency::CachedOnly)? {
+                Some(component) => slot.store(component),
+                None => uncompiled.push(Uncompiled::Redis(id.clone())),
+            }
+        }
+        for (id, slot) in &self.http {
+            match HttpComponent::prepare(self, id, Urgency::CachedOnly)? {
+                Some(component) => slot.store(component),
+                None => uncompiled.push(Uncompiled::Http(id.clone())),
+            }
+        }
+        Ok(uncompiled)
+    }
+
+    /// Compiles `uncompiled` ahead of need, on low-priority threads (one per core), Redis
+    /// components first since no request waits for them to start. Returns only on a failure,
+    /// which ends the app as a failure to start would.
+    async fn compile_in_background(self: &Arc<Self>, uncompiled: Vec<Uncompiled>) -> anyhow::Error {
+        use futures::StreamExt;
+        if uncompiled.is_empty() {
+            println!("Components ready: every one from the compile cache");
+            return std::future::pending().await;
+        }
+        let started = std::time::Instant::now();
+        let count = uncompiled.len();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let results: Vec<Result<()>> = futures::stream::iter(uncompiled)
+            .map(|component| async move {
+                match component {
+                    Uncompiled::Redis(id) => self.fill_in_background::<RedisComponent>(&id).await,
+                    Uncompiled::Http(id) => self.fill_in_background::<HttpComponent>(&id).await,
+                }
+            })
+            .buffer_unordered(threads)
+            .collect()
+            .await;
+        if let Some(error) = results.into_iter().find_map(Result::err) {
+            return error;
+        }
+        println!(
+            "Components ready: {count} compiled in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        std::future::pending().await
+    }
+
+    /// Prepares the component again from its Wasm file and `files` as they are now, and swaps
+    /// it in for every trigger that runs it. Instances already running keep the previous one.
+    pub fn reload(&self, id: &str) -> Result<()> {
+        if let Some(slot) = self.http.get(id) {
+            slot.store(HttpComponent::prepare(self, id, Urgency::Now)?.context("not compiled")?);
+        }
+        if let Some(slot) = self.redis.get(id) {
+            slot.store(RedisComponent::prepare(self, id, Urgency::Now)?.context("not compiled")?);
+        }
+        Ok(())
+    }
+
+    /// The component `id`, compiled as `urgency` says, and its context; `None` when only the
+    /// cache would do and it lacks the component.
+    fn prepare(
+        &self,
+        id: &str,
+        urgency: Urgency,
+    ) -> Result<Option<(Arc<ComponentContext>, wasmtime::component::Component)>> {
         let spec = self
             .app
             .components
             .get(id)
             .with_context(|| format!("spin.toml: no component \"{id}\""))?;
-        let component = load_component(&self.engine, &spec.source, Some(&self.cache_dir))
-            .with_context(|| format!("loading component \"{id}\""))?;
+        let Some(component) = load_component(&self.engines, &spec.source, &self.cache_dir, urgency)
+            .with_context(|| format!("loading component \"{id}\""))?
+        else {
+            return Ok(None);
+        };
 
         let rendered: Vec<String> = spec
             .allowed_outbound_hosts
@@ -588,7 +748,32 @@ impl Assembly {
             stderr: GuestOutput::new(id, !self.options.quiet, open_log("stderr")),
             spec: spec.clone(),
         });
-        Ok((context, component))
+        Ok(Some((context, component)))
+    }
+}
+
+/// Runs `work` on a thread of its own at the lowest scheduling priority, so that it only takes
+/// cores that requests and urgent compiles leave idle.
+async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("background-compile".to_owned())
+        .spawn(move || {
+            lower_priority();
+            // The receiver is gone only if the app stopped meanwhile.
+            let _ = done.send(work());
+        })?;
+    result.await.context("the background compile thread died")?
+}
+
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority only changes scheduling. On Linux the nice value is per thread, and
+    // PRIO_PROCESS with `who` 0 means the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }
 

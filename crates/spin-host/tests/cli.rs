@@ -117,3 +117,83 @@ fn only_the_first_statement_of_an_sqlite_string_runs_as_in_spin() {
     let notes = host.get("/sql/notes");
     assert_eq!((notes.status, notes.body.as_str()), (200, "[]"));
 }
+
+/// A manifest in `dir` with one HTTP component, `app`, whose Wasm file is `source`.
+fn one_component_app(dir: &std::path::Path, source: &str) -> std::path::PathBuf {
+    let manifest = dir.join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"app\"\n\
+             [component.app]\nsource = \"{source}\"\n"
+        ),
+    )
+    .expect("write manifest");
+    manifest
+}
+
+#[test]
+fn a_missing_component_file_stops_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, output) = support::HostBuilder::new(one_component_app(dir.path(), "missing.wasm"))
+        .binary(env!("CARGO_BIN_EXE_spin-host"))
+        .fail();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("has it been built?"), "{output}");
+    assert!(!output.contains("Serving"), "{output}");
+}
+
+#[test]
+fn a_component_that_does_not_compile_stops_the_app_though_compiled_after_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bad.wasm"), b"\0asm but not really").expect("write");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (status, output) = support::HostBuilder::new(one_component_app(dir.path(), "bad.wasm"))
+        .binary(env!("CARGO_BIN_EXE_spin-host"))
+        .env("SPIN_HOST_CACHE_DIR", &cache.path().display().to_string())
+        .fail();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("compiling"), "{output}");
+}
+
+/// With an empty compile cache the app serves at once: each component is compiled when a
+/// request first needs it, and the rest in the background, into the cache.
+#[test]
+fn a_cold_start_compiles_on_first_need_and_the_rest_in_the_background() {
+    let redis = RedisServer::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let host = support::probe(&redis)
+        .env("SPIN_HOST_CACHE_DIR", &cache.path().display().to_string())
+        .start();
+    assert_eq!(host.get("/exact").status, 200);
+    support::eventually("every component compiled", || {
+        host.output
+            .text()
+            .contains("Components ready: ")
+            .then_some(())
+    });
+    let cached = |extension: &str| {
+        std::fs::read_dir(cache.path())
+            .expect("cache dir")
+            .filter(|entry| {
+                entry.as_ref().expect("entry").path().extension() == Some(extension.as_ref())
+            })
+            .count()
+    };
+    // Two Wasm files (probe_http.wasm for every HTTP component, probe_redis.wasm).
+    assert_eq!(cached("cwasm"), 2);
+    assert_eq!(host.get("/items/1/detail").status, 200);
+
+    // The next start finds everything in the cache.
+    drop(host);
+    let host = support::probe(&redis)
+        .env("SPIN_HOST_CACHE_DIR", &cache.path().display().to_string())
+        .start();
+    support::eventually("the cache to be reported", || {
+        host.output
+            .text()
+            .contains("Components ready: every one from the compile cache")
+            .then_some(())
+    });
+}

@@ -317,10 +317,10 @@ impl HostBuilder {
 
     /// Starts the host and waits until it prints the address it serves on.
     ///
-    /// The first host of a test process starts alone: with a cold compile cache it compiles
-    /// every component (seconds each with a debug-built host), and tests starting at once would
-    /// all compile the same components in parallel on a small machine. Later hosts find the
-    /// cache filled and start together.
+    /// The first host of a test process starts alone, and until it says every component is
+    /// ready: with a cold compile cache it compiles every component (seconds each with a
+    /// debug-built host), and tests starting at once would all compile the same components in
+    /// parallel on a small machine. Later hosts find the cache filled and start together.
     pub fn start(self) -> Host {
         static FIRST_START: Mutex<bool> = Mutex::new(false);
         let mut started_once = FIRST_START
@@ -331,6 +331,12 @@ impl HostBuilder {
             return self.spawn_and_wait();
         }
         let host = self.spawn_and_wait();
+        eventually("spin-host to compile every component", || {
+            host.output
+                .text()
+                .contains("Components ready")
+                .then_some(())
+        });
         *started_once = true;
         host
     }
