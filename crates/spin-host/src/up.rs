@@ -556,7 +556,7 @@ impl Prepared for RedisComponent {
 }
 
 /// A component not yet in its slot at start-up.
-pub enum Uncompiled {
+enum Uncompiled {
     Http(String),
     Redis(String),
 }
