@@ -211,3 +211,13 @@ class App:
 
         with ThreadPoolExecutor(threads) as pool:
             return list(pool.map(create, range(count)))
+
+    def list_for_sale(self, seller, count):
+        """Lists `count` tickets as `seller` and waits until the orders service's replica holds
+        them all, so each can be ordered; their JSON. (The seller ordering their own last ticket
+        is refused with 400 once the replica has it, 404 before.)"""
+        tickets = self.create_tickets(seller, count)
+        last = tickets[-1]["id"]
+        wait_until("the orders replica to hold every ticket",
+                   lambda: call("POST", self.url("/api/orders"), {"ticketId": last}, seller)[0] == 400)
+        return tickets

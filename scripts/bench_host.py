@@ -40,12 +40,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def peak_rss_mb(pid):
+def status_mb(pid, field):
+    """A memory figure of /proc/PID/status (`VmRSS`, `VmHWM`, ...) in MB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid):
+    return status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid):
+    return status_mb(pid, "VmRSS")
 
 
 def wait_for(url, deadline):

@@ -31,7 +31,7 @@ import urllib.request
 
 import bench_host
 from bench_app import App, call, wait_until
-from bench_host import CONNECTIONS, ROOT, cpu_seconds, free_port, peak_rss_mb, run_wrk, wait_for
+from bench_host import CONNECTIONS, ROOT, cpu_seconds, free_port, peak_rss_mb, rss_mb, run_wrk, wait_for
 
 # Numbers wrk's threads (`first` is 0, 1, ...), so each can take its own share of the work.
 NUMBERED_THREADS = """
@@ -87,14 +87,6 @@ function request()
   return wrk.format("GET", route.path, headers)
 end
 """
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def first_answer(url, deadline):
@@ -166,10 +158,7 @@ def measure(pid, url, seconds, **wrk):
 def seed(app):
     seller = app.sign_up("seller@example.com")
     buyer = app.sign_up("buyer@example.com")
-    tickets = app.create_tickets(seller, TICKETS)
-    last = tickets[-1]["id"]
-    wait_until("the orders replica to hold every ticket",
-               lambda: call("POST", app.url("/api/orders"), {"ticketId": last}, seller)[0] == 400)
+    tickets = app.list_for_sale(seller, TICKETS)
     status, order, _ = call("POST", app.url("/api/orders"), {"ticketId": tickets[0]["id"]}, buyer)
     if status != 201:
         raise SystemExit(f"ordering: {status} {order}")
@@ -200,10 +189,7 @@ def order_creation(app, work, seller, buyer, seconds):
     url = app.url("/api/orders")
 
     def ticket_list(name, count):
-        listed = app.create_tickets(seller, count)
-        last = listed[-1]["id"]
-        wait_until("the orders replica to hold every ticket",
-                   lambda: call("POST", url, {"ticketId": last}, seller)[0] == 400)
+        listed = app.list_for_sale(seller, count)
         app.wait_idle()
         path = os.path.join(work, name)
         with open(path, "w") as f:

@@ -39,8 +39,6 @@ pub use crate::config::{ConfigError, ORDER_WINDOW_SECONDS, OrdersConfig, Variabl
 pub use crate::events::{OrdersEvents, cancel_overdue};
 pub use crate::order::{Order, OrderStatus, Ticket};
 
-/// The orders database's schema: the `orders` table, the tickets replica and the event-delivery
-/// tables. Every statement is idempotent, so it runs at every start.
 /// The orders database's migrations, in order (`migrations/orders/`), applied on first use.
 pub const MIGRATIONS: &[storage::Migration] = &[
     storage::Migration {

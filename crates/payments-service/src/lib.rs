@@ -40,7 +40,6 @@ pub use crate::events::OrderEvents;
 pub use crate::payment::{Order, Payment, PaymentStatus};
 pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
 
-/// The payments database's schema. Every statement is idempotent, so it runs at every start.
 /// The payments database's migrations, in order (`migrations/payments/`), applied on first use.
 pub const MIGRATIONS: &[storage::Migration] = &[
     storage::Migration {

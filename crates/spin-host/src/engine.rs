@@ -158,6 +158,8 @@ pub fn load_component(
     Ok(Some(component))
 }
 
+/// What compiled code depends on in an engine's settings (and wasmtime's version): two engines
+/// with the same value can load each other's code. Part of every cache key.
 fn compatibility(engine: &Engine) -> [u8; 32] {
     let mut hasher = Sha256::new();
     std::hash::Hash::hash(
@@ -170,17 +172,14 @@ fn compatibility(engine: &Engine) -> [u8; 32] {
 fn cache_path(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> PathBuf {
     let mut hasher = Sha256::new();
     hasher.update(wasm);
-    std::hash::Hash::hash(
-        &engine.precompile_compatibility_hash(),
-        &mut HashWriter(&mut hasher),
-    );
+    hasher.update(compatibility(engine));
     let digest = hasher.finalize();
     let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     cache_dir.join(format!("{name}.cwasm"))
 }
 
-/// Feeds `std::hash::Hash` output into the SHA-256 so the engine's compatibility hash, which is
-/// only exposed as `impl Hash`, becomes part of the cache key.
+/// Feeds `std::hash::Hash` output into a SHA-256, so the engine's compatibility hash, which is
+/// only exposed as `impl Hash`, becomes bytes.
 struct HashWriter<'a>(&'a mut Sha256);
 
 impl std::hash::Hasher for HashWriter<'_> {

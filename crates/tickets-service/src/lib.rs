@@ -38,8 +38,6 @@ pub use crate::events::OrderEvents;
 pub use crate::ticket::{Ticket, TicketStatus};
 pub use domain::Clock;
 
-/// The tickets database's schema: the `tickets` table and the event-delivery tables. Every
-/// statement is idempotent, so it runs at every start.
 /// The tickets database's migrations, in order (`migrations/tickets/`), applied on first use.
 pub const MIGRATIONS: &[storage::Migration] = &[
     storage::Migration {
