@@ -274,9 +274,10 @@ function priceField(input) {
 }
 
 async function sell() {
-  await requireUser();
+  // Before anything is awaited, so a price typed while the page still loads is reformatted too.
   const form = $("#form");
   const price = priceField(form.price);
+  await requireUser();
   onSubmit(form, async () => {
     const result = await api("POST", "/api/tickets", { title: form.title.value, price: price() });
     if (result.status === 201) return leaveFor(`/tickets/${result.data.id}`);

@@ -69,6 +69,7 @@ async function signUp(page, base, address) {
 
 async function sellTicket(page, base, title, price) {
   await page.getByRole("link", { name: "Sell Tickets" }).click();
+  await page.waitForURL(`${base}/tickets/new`); // the page's script has run once it loaded
   await page.getByLabel("Title").fill(title);
   await page.getByLabel("Price in dollars").fill(price);
   await page.getByLabel("Title").focus(); // the price is reformatted when it loses focus

@@ -161,6 +161,7 @@ mod tests {
                 version: 0,
                 expires_at: "2024-05-01T12:01:00.000Z".into(),
                 ticket: ticket_ref(),
+                placed_seq: Some(3),
             }
             .into(),
             OrderCancelled {

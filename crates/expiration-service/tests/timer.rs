@@ -185,6 +185,7 @@ fn order_created(id: &str, expires_at_ms: u64) -> Event {
             id: "t1".to_owned(),
             price_cents: 100,
         },
+        placed_seq: Some(1),
     })
 }
 

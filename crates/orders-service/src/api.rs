@@ -263,6 +263,7 @@ mod tests {
                     id: TICKET.to_owned(),
                     price_cents: 2050,
                 },
+                placed_seq: Some(1),
             })]
         );
     }

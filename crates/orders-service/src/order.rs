@@ -106,6 +106,7 @@ impl Order {
             version: self.version.value(),
             expires_at: rfc3339_millis(self.expires_at_ms),
             ticket: self.ticket_ref(),
+            placed_seq: u64::try_from(self.seq).ok(),
         }
         .into()
     }

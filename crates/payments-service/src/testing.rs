@@ -254,6 +254,7 @@ impl TestApp {
             version: 0,
             expires_at: rfc3339_millis(self.clock.now_ms() + WINDOW_MS),
             ticket: ticket(price_cents),
+            placed_seq: Some(1),
         })
         .expect("order:created applies");
         id

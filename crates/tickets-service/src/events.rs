@@ -29,7 +29,10 @@ pub struct OrderEvents;
 /// What an order event asks of its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
-    Reserve,
+    /// By an order with this place in the order orders were placed in (none in old events).
+    Reserve {
+        placed_seq: Option<u64>,
+    },
     Release,
     Sell,
 }
@@ -43,9 +46,14 @@ impl Handler for OrderEvents {
         now_ms: u64,
     ) -> anyhow::Result<Applied> {
         let (action, order_id, version, ticket_id) = match event {
-            Event::OrderCreated(order) => {
-                (Action::Reserve, &order.id, order.version, &order.ticket.id)
-            }
+            Event::OrderCreated(order) => (
+                Action::Reserve {
+                    placed_seq: order.placed_seq,
+                },
+                &order.id,
+                order.version,
+                &order.ticket.id,
+            ),
             Event::OrderCancelled(order) => {
                 (Action::Release, &order.id, order.version, &order.ticket.id)
             }
@@ -70,10 +78,27 @@ impl Handler for OrderEvents {
             .with_context(|| format!("order {order_id} names ticket {ticket_id:?}"))?;
         let ticket = store::find(tx, &ticket_id)?
             .with_context(|| format!("ticket {ticket_id} of order {order_id} does not exist"))?;
-        if let Some(change) = change(action, &ticket, order_id) {
-            let (holder, status) = change;
-            let changed = store::set_holder(tx, &ticket_id, holder, status)?;
-            store::publish(tx, &changed.updated_event(), now_ms)?;
+        let last_placed = store::last_order_placed(tx, &ticket_id)?;
+        match change(action, &ticket, last_placed, order_id) {
+            Change::To(holder, status) => {
+                let changed = store::set_holder(tx, &ticket_id, holder, status)?;
+                if let Action::Reserve {
+                    placed_seq: Some(placed),
+                } = action
+                {
+                    store::record_order_placed(tx, &ticket_id, placed)?;
+                }
+                store::publish(tx, &changed.updated_event(), now_ms)?;
+            }
+            Change::None => {}
+            Change::WaitForHolder => {
+                return Ok(Applied::NotYet(format!(
+                    "order {order_id} wants to {} ticket {ticket_id}, which is {} for order {}",
+                    action.verb(),
+                    ticket.status.as_str(),
+                    ticket.order_id.as_deref().unwrap_or("none"),
+                )));
+            }
         }
         record_replica_version(tx, ORDER, order_id, version)
             .with_context(|| format!("recording version {version} of order {order_id}"))?;
@@ -81,39 +106,67 @@ impl Handler for OrderEvents {
     }
 }
 
-/// The holder and status `action` by order `order_id` gives `ticket`, or `None` to leave it as
-/// it is.
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Reserve { .. } => "reserve",
+            Action::Release => "release",
+            Action::Sell => "buy",
+        }
+    }
+}
+
+/// What an order event does to its ticket.
+#[derive(Debug, PartialEq, Eq)]
+enum Change<'a> {
+    /// The ticket gets this holder and status.
+    To(Option<&'a str>, TicketStatus),
+    /// The ticket stays as it is: the event was applied already, releases a hold this order does
+    /// not have, or reserves for an order that ended before a later one reserved the ticket.
+    None,
+    /// Another order holds the ticket (or this order's hold was never applied): wait until its
+    /// release arrives.
+    WaitForHolder,
+}
+
+/// What `action` by order `order_id` does to `ticket`, which was last reserved by the order
+/// placed `last_placed`-th (none known yet).
+///
+/// Stream order is not commit order across two orders of one ticket (two relays take different
+/// outbox rows, and a lease outlives a dead relay), so B's `order:created` can arrive before the
+/// cancellation of the order A it followed, and A's `order:created` after B's. The orders
+/// service keeps at most one open order per ticket, so an order placed later than the holder
+/// must wait for the holder's release, and one placed earlier than the last order that
+/// reserved the ticket had ended before that one was placed: its reservation is stale.
 fn change<'a>(
     action: Action,
     ticket: &Ticket,
+    last_placed: Option<u64>,
     order_id: &'a str,
-) -> Option<(Option<&'a str>, TicketStatus)> {
+) -> Change<'a> {
     let held_by_this_order = ticket.order_id.as_deref() == Some(order_id);
     match (action, ticket.status) {
-        (Action::Reserve, TicketStatus::Available) => {
-            Some((Some(order_id), TicketStatus::Reserved))
+        (
+            Action::Reserve {
+                placed_seq: Some(placed),
+            },
+            _,
+        ) if last_placed.is_some_and(|last| placed < last) => Change::None,
+        (Action::Reserve { .. }, TicketStatus::Available) => {
+            Change::To(Some(order_id), TicketStatus::Reserved)
         }
         (Action::Release, TicketStatus::Reserved) if held_by_this_order => {
-            Some((None, TicketStatus::Available))
+            Change::To(None, TicketStatus::Available)
         }
         (Action::Sell, TicketStatus::Reserved) if held_by_this_order => {
-            Some((Some(order_id), TicketStatus::Sold))
+            Change::To(Some(order_id), TicketStatus::Sold)
         }
-        (Action::Reserve, _) if held_by_this_order => None,
-        // Releasing a ticket another order holds (a late expiry of an order the user had already
-        // cancelled, say) must leave that other order's hold alone.
-        (Action::Release, _) => None,
-        _ => {
-            // The orders service makes sure one ticket has one live order, so this is a bug
-            // there or a ticket changed by hand; keep the ticket as it is and say so.
-            eprintln!(
-                "WARN order {order_id} wants to {action:?} ticket {} but it is {} for order {:?}; left unchanged",
-                ticket.id,
-                ticket.status.as_str(),
-                ticket.order_id,
-            );
-            None
-        }
+        // Applied before: this order holds it already, or bought it.
+        (Action::Reserve { .. } | Action::Sell, _) if held_by_this_order => Change::None,
+        // Releasing is the holder's alone: a late cancellation of an order that no longer holds
+        // the ticket (or of its own sold ticket) must leave the ticket as it is.
+        (Action::Release, _) => Change::None,
+        (Action::Reserve { .. } | Action::Sell, _) => Change::WaitForHolder,
     }
 }
 
@@ -216,22 +269,79 @@ mod tests {
         );
     }
 
+    /// Two relays can put a ticket's orders on the stream out of commit order: order B,
+    /// placed after order A was cancelled, may come before A's cancellation. B must wait for
+    /// it, not be dropped, or A's release frees a ticket B holds and B's completion sells nothing.
     #[test]
-    fn cancelling_an_order_that_does_not_hold_the_ticket_leaves_the_holder_alone() {
+    fn an_order_for_a_ticket_another_order_holds_waits_for_that_order_s_release() {
         let app = TestApp::new();
         let id = id_of(&app.create_ticket(ALICE, "Concert", 10.0));
         done(app.deliver(order_created("o1", &id)));
-        // The orders service should never let a second order reserve a held ticket; if one
-        // does, the ticket stays with the first.
-        done(app.deliver(order_created("o2", &id)));
-        let held = app.ticket(&id);
-        assert_eq!(
-            (held["orderId"].clone(), held["version"].clone()),
-            (json!("o1"), json!(1))
+        let early = app.deliver(order_created("o2", &id));
+        assert!(matches!(early, Ok(Applied::NotYet(_))), "{early:?}");
+        assert_eq!(app.ticket(&id)["orderId"], json!("o1"));
+        // Its completion waits too: o2's first version has not been applied.
+        let completion = app.deliver(order_completed("o2", &id, 1));
+        assert!(
+            matches!(completion, Ok(Applied::NotYet(_))),
+            "{completion:?}"
         );
-        done(app.deliver(order_cancelled("o2", &id, 1)));
-        assert_eq!(app.ticket(&id), held);
-        assert_eq!(updates(&app).len(), 1);
+
+        done(app.deliver(order_cancelled("o1", &id, 1)));
+        assert_eq!(app.ticket(&id)["status"], json!("available"));
+        done(app.deliver(order_created("o2", &id)));
+        done(app.deliver(order_completed("o2", &id, 1)));
+        let sold = app.ticket(&id);
+        assert_eq!(
+            (sold["status"].clone(), sold["orderId"].clone()),
+            (json!("sold"), json!("o2"))
+        );
+        let versions: Vec<(u64, Option<String>, EventStatus)> = updates(&app)
+            .into_iter()
+            .map(|u| (u.version, u.order_id, u.status))
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                (1, Some("o1".to_owned()), EventStatus::Reserved),
+                (2, None, EventStatus::Available),
+                (3, Some("o2".to_owned()), EventStatus::Reserved),
+                (4, Some("o2".to_owned()), EventStatus::Sold),
+            ]
+        );
+    }
+
+    /// The other way round: order o1's events arrive after o2, placed later, reserved the
+    /// ticket. o1 had ended before o2 was placed, so its reservation is stale, and must not wait
+    /// for a release by o2 that would never come for it.
+    #[test]
+    fn a_reservation_by_an_order_placed_before_the_last_one_is_stale() {
+        let app = TestApp::new();
+        let id = id_of(&app.create_ticket(ALICE, "Concert", 10.0));
+        done(app.deliver(order_created("o2", &id)));
+        done(app.deliver(order_created("o1", &id)));
+        done(app.deliver(order_cancelled("o1", &id, 1)));
+        done(app.deliver(order_completed("o2", &id, 1)));
+        let sold = app.ticket(&id);
+        assert_eq!(
+            (
+                sold["status"].clone(),
+                sold["orderId"].clone(),
+                sold["version"].clone()
+            ),
+            (json!("sold"), json!("o2"), json!(2))
+        );
+        // When the later order was cancelled already (o4 after o3, on another ticket), a late
+        // o3 is stale all the same: the ticket stays for sale.
+        let other = id_of(&app.create_ticket(ALICE, "Opera", 10.0));
+        done(app.deliver(order_created("o4", &other)));
+        done(app.deliver(order_cancelled("o4", &other, 1)));
+        done(app.deliver(order_created("o3", &other)));
+        let free = app.ticket(&other);
+        assert_eq!(
+            (free["status"].clone(), free["version"].clone()),
+            (json!("available"), json!(2))
+        );
     }
 
     #[test]
@@ -250,21 +360,25 @@ mod tests {
             (2, Some("o1"), EventStatus::Sold)
         );
         assert!(!listed(&app, &id));
-        // Neither a late cancellation of the same order nor a new order takes it back.
+        // Neither a late cancellation of the same order nor a new order takes it back: the new
+        // one waits for a release that never comes, and is dead-lettered in the end.
         done(app.deliver(order_cancelled("o1", &id, 2)));
-        done(app.deliver(order_created("o2", &id)));
+        let other = app.deliver(order_created("o2", &id));
+        assert!(matches!(other, Ok(Applied::NotYet(_))), "{other:?}");
         assert_eq!(app.ticket(&id), sold);
         assert_eq!(updates(&app).len(), 2);
     }
 
     #[test]
-    fn a_completion_for_an_order_that_does_not_hold_the_ticket_changes_nothing() {
+    fn a_sale_to_an_order_that_does_not_hold_the_ticket_waits() {
         let app = TestApp::new();
         let id = id_of(&app.create_ticket(ALICE, "Concert", 10.0));
+        done(app.deliver(order_created("o2", &id)));
+        // o1's reservation is stale, so it never held the ticket: its sale cannot apply.
         done(app.deliver(order_created("o1", &id)));
         let held = app.ticket(&id);
-        done(app.deliver(order_created("o2", &id)));
-        done(app.deliver(order_completed("o2", &id, 1)));
+        let outcome = app.deliver(order_completed("o1", &id, 1));
+        assert!(matches!(outcome, Ok(Applied::NotYet(_))), "{outcome:?}");
         assert_eq!(app.ticket(&id), held);
     }
 

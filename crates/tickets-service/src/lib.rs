@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[storage::Migration] = &[
         name: "delivery state",
         sql: include_str!("../../../migrations/tickets/0002_delivery_state.sql"),
     },
+    storage::Migration {
+        version: 3,
+        name: "order placement",
+        sql: include_str!("../../../migrations/tickets/0003_order_placement.sql"),
+    },
 ];
 
 #[cfg(test)]

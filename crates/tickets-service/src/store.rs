@@ -187,6 +187,37 @@ pub(crate) fn set_holder(
     )
 }
 
+/// The `placedSeq` of the last order that reserved the ticket, if any did with one.
+pub(crate) fn last_order_placed(db: &dyn Database, id: &TicketId) -> anyhow::Result<Option<u64>> {
+    let rows = db
+        .execute(
+            "SELECT last_order_placed FROM tickets WHERE id = ?",
+            &[id.to_string().into()],
+        )
+        .context("reading which order last reserved a ticket")?;
+    match rows.first() {
+        Some(row) => row
+            .optional_integer("last_order_placed")?
+            .map(|placed| u64::try_from(placed).context("a negative placedSeq"))
+            .transpose(),
+        None => Ok(None),
+    }
+}
+
+/// Records that the order placed `placed`-th reserved the ticket.
+pub(crate) fn record_order_placed(
+    db: &dyn Database,
+    id: &TicketId,
+    placed: u64,
+) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE tickets SET last_order_placed = ? WHERE id = ?",
+        &[SqlValue::from_u64(placed)?, id.to_string().into()],
+    )
+    .context("recording which order reserved a ticket")?;
+    Ok(())
+}
+
 /// `UPDATE tickets SET <assignments>, version = version + 1 WHERE id = ?`, returning the row.
 fn update(
     db: &dyn Database,

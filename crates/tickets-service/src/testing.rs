@@ -187,8 +187,12 @@ fn ticket_ref(ticket_id: &str) -> TicketRef {
     }
 }
 
+/// `order:created` for `order_id`; orders named `o1`, `o2`, … were placed in that order (their
+/// number is the event's `placedSeq`), others carry none.
 pub(crate) fn order_created(order_id: &str, ticket_id: &str) -> OrderCreated {
+    let placed_seq = order_id.strip_prefix('o').and_then(|n| n.parse().ok());
     OrderCreated {
+        placed_seq,
         id: order_id.to_owned(),
         user_id: BOB.to_owned(),
         status: OrderStatus::Created,

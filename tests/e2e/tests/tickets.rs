@@ -30,7 +30,8 @@ fn order_ref(ticket: &Value) -> TicketRef {
     }
 }
 
-fn order_created(order: &str, ticket: &Value) -> Event {
+/// `order:created` for `order`, the `placed_seq`-th order the orders service placed.
+fn order_created(order: &str, placed_seq: u64, ticket: &Value) -> Event {
     Event::OrderCreated(OrderCreated {
         id: order.to_owned(),
         user_id: "buyer".into(),
@@ -39,6 +40,7 @@ fn order_created(order: &str, ticket: &Value) -> Event {
         // Far in the future: the expiration timer schedules it and never fires in a test.
         expires_at: "2099-01-01T00:00:00.000Z".into(),
         ticket: order_ref(ticket),
+        placed_seq: Some(placed_seq),
     })
 }
 
@@ -251,7 +253,7 @@ fn order_events_reserve_release_and_sell_tickets() {
     let id = t["id"].as_str().expect("id").to_owned();
     let path = format!("/api/tickets/{id}");
 
-    publish_event(&redis, order_created("order-a", &t), "e1");
+    publish_event(&redis, order_created("order-a", 2, &t), "e1");
     let reserved = eventually("the ticket to be reserved", || {
         let current = ticket(&host, &id);
         (current["status"] == "reserved").then_some(current)
@@ -282,8 +284,8 @@ fn order_events_reserve_release_and_sell_tickets() {
             .then_some(())
     });
 
-    // Cancelling an order that does not hold the ticket changes nothing.
-    publish_event(&redis, order_created("order-b", &t), "e2");
+    // An order placed (and cancelled) before order-a, whose events come late, changes nothing.
+    publish_event(&redis, order_created("order-b", 1, &t), "e2");
     publish_event(&redis, order_cancelled("order-b", 1, &t), "e3");
     publish_event(&redis, order_cancelled("order-a", 1, &t), "e4");
     let released = eventually("the ticket to be released", || {
@@ -293,7 +295,7 @@ fn order_events_reserve_release_and_sell_tickets() {
     assert_eq!(released["version"], 2);
     assert!(released.get("orderId").is_none());
 
-    publish_event(&redis, order_created("order-c", &t), "e5");
+    publish_event(&redis, order_created("order-c", 3, &t), "e5");
     publish_event(&redis, order_completed("order-c", 1, &t), "e6");
     let sold = eventually("the ticket to be sold", || {
         let current = ticket(&host, &id);
@@ -321,9 +323,9 @@ fn a_duplicated_event_changes_nothing() {
     let owner = sign_up(&host, "dup@example.com");
     let t = create_ticket(&host, &owner, "Ballet", 20.0);
     let id = t["id"].as_str().expect("id").to_owned();
-    publish_event(&redis, order_created("order-d", &t), "same-event");
-    publish_event(&redis, order_created("order-d", &t), "same-event");
-    publish_event(&redis, order_created("order-d", &t), "another-copy");
+    publish_event(&redis, order_created("order-d", 4, &t), "same-event");
+    publish_event(&redis, order_created("order-d", 4, &t), "same-event");
+    publish_event(&redis, order_created("order-d", 4, &t), "another-copy");
     eventually("the reservation", || {
         (ticket(&host, &id)["status"] == "reserved").then_some(())
     });
@@ -354,7 +356,7 @@ fn an_event_that_arrives_before_its_predecessor_is_applied_after_it() {
         0,
         "the cancellation waits for its order"
     );
-    publish_event(&redis, order_created("order-e", &t), "early-create");
+    publish_event(&redis, order_created("order-e", 5, &t), "early-create");
     eventually("both events applied in version order", || {
         let current = ticket(&host, &id);
         (current["version"] == 2 && current["status"] == "available").then_some(())
@@ -427,8 +429,8 @@ fn an_event_that_keeps_failing_is_dead_lettered_and_others_still_flow() {
     let owner = sign_up(&host, "poison@example.com");
     let real = create_ticket(&host, &owner, "Real", 9.0);
     let ghost = json!({ "id": "3f2c7d1e-8a4b-4c6d-9e0f-000000000000" });
-    publish_event(&redis, order_created("order-ghost", &ghost), "poison");
-    publish_event(&redis, order_created("order-real", &real), "healthy");
+    publish_event(&redis, order_created("order-ghost", 1, &ghost), "poison");
+    publish_event(&redis, order_created("order-real", 1, &real), "healthy");
     let id = real["id"].as_str().expect("id").to_owned();
     eventually("the healthy event to be applied", || {
         (ticket(&host, &id)["status"] == "reserved").then_some(())
