@@ -1,9 +1,10 @@
 """Runs localstripe, the stateful fake Stripe (https://pypi.org/project/localstripe/), for the
 tests and for `scripts/up` without a Stripe account.
 
-Unlike `localstripe` itself it listens on 127.0.0.1 only (not every interface) and keeps its
+Unlike `localstripe` itself it listens on 127.0.0.1 only (not every interface), keeps its
 state in memory only (localstripe writes every change to /tmp/localstripe.pickle, which would
-mix the state of several instances and slow each write). Usage, with the virtual environment's
+mix the state of several instances and slow each write), and enforces the rules of Stripe's
+API that localstripe lacks (stripe_rules.py). Usage, with the virtual environment's
 Python (`scripts/setup.sh` installs it under .spin/localstripe):
 
     python scripts/fake_stripe.py <port>
@@ -26,7 +27,10 @@ def serve(port):
     from localstripe import resources
     from localstripe.server import app
 
+    import stripe_rules
+
     resources.Store.dump_to_disk = lambda self: None
+    stripe_rules.install()
     logging.basicConfig(level=logging.WARNING)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
 

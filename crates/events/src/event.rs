@@ -2,7 +2,7 @@
 
 use crate::{
     DecodeError, Envelope, ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated,
-    PaymentCreated, TicketCreated, TicketUpdated, wire,
+    PaymentCreated, PaymentExpired, TicketCreated, TicketUpdated, wire,
 };
 
 /// Builds everything that depends on the subject table, so a subject is written exactly once.
@@ -80,6 +80,7 @@ events! {
     OrderCompleted => "order:completed",
     ExpirationComplete => "expiration:complete",
     PaymentCreated => "payment:created",
+    PaymentExpired => "payment:expired",
 }
 
 impl Event {
@@ -186,6 +187,11 @@ mod tests {
                 id: "p1".into(),
                 order_id: "o1".into(),
                 stripe_id: "ch_3PAbCdEfGhIjKlMn".into(),
+                paid_at: Some("2024-05-01T12:00:41.000Z".into()),
+            }
+            .into(),
+            PaymentExpired {
+                order_id: "o2".into(),
             }
             .into(),
         ]
@@ -221,6 +227,7 @@ mod tests {
                 Event::OrderCompleted(_) => OrderCompleted::SUBJECT,
                 Event::ExpirationComplete(_) => ExpirationComplete::SUBJECT,
                 Event::PaymentCreated(_) => PaymentCreated::SUBJECT,
+                Event::PaymentExpired(_) => PaymentExpired::SUBJECT,
             };
             assert_eq!(record_subject, event.subject());
         }
@@ -238,6 +245,7 @@ mod tests {
                 "order:completed",
                 "expiration:complete",
                 "payment:created",
+                "payment:expired",
             ]
         );
     }

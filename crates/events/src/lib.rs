@@ -76,7 +76,7 @@ mod contract {
 
 pub use contract::ticketing::events::events::{
     ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, PaymentCreated,
-    TicketCreated, TicketRef, TicketStatus, TicketUpdated,
+    PaymentExpired, TicketCreated, TicketRef, TicketStatus, TicketUpdated,
 };
 pub use envelope::{DecodeError, Envelope};
 pub use event::Event;

@@ -4,6 +4,8 @@
 //!   (entries not yet read), pending entries (read, not yet acknowledged) and dead letters;
 //! - `dead-letters`: every dead-lettered entry, with its group, deliveries and reason;
 //! - `show STREAM ID`: one dead letter, its event pretty-printed;
+//! - `refunds`: the refunds Stripe failed (the payments service leaves them in Redis on every
+//!   housekeeping tick): money to return to a buyer by hand;
 //! - `replay STREAM ID`: once the cause is fixed, appends the dead-lettered event to its stream
 //!   again and wakes the consumers, then removes the dead letter. Every group whose consumer has
 //!   applied the event already skips it by its event id, so it is applied exactly once: by the
@@ -39,6 +41,8 @@ enum Command {
     Show { stream: String, id: String },
     /// Puts a dead-lettered event back on its stream, once, and removes the dead letter.
     Replay { stream: String, id: String },
+    /// The refunds Stripe failed, to make by hand.
+    Refunds,
 }
 
 fn main() -> Result<()> {
@@ -55,7 +59,36 @@ fn main() -> Result<()> {
         Command::DeadLetters => dead_letters(&mut redis),
         Command::Show { stream, id } => show(&mut redis, &stream, &id),
         Command::Replay { stream, id } => replay(&mut redis, &stream, &id),
+        Command::Refunds => refunds(&mut redis),
     }
+}
+
+/// Where the payments service leaves its failed refunds (`payments_service::settlement`).
+const FAILED_REFUNDS_KEY: &str = "payments:failed-refunds";
+
+fn refunds(redis: &mut Connection) -> Result<()> {
+    let listing: Option<String> = redis::cmd("GET").arg(FAILED_REFUNDS_KEY).query(redis)?;
+    let Some(listing) = listing else {
+        println!("no report yet: the payments service writes one on every housekeeping tick");
+        return Ok(());
+    };
+    let failed: Vec<serde_json::Value> = serde_json::from_str(&listing)
+        .with_context(|| format!("{FAILED_REFUNDS_KEY} is not a JSON list"))?;
+    for refund in &failed {
+        let cents = refund["amountCents"].as_u64().unwrap_or(0);
+        println!(
+            "order {}  payment {}  {}.{:02} {}  intent {}  refund {}",
+            refund["orderId"].as_str().unwrap_or("-"),
+            refund["paymentId"].as_str().unwrap_or("-"),
+            cents / 100,
+            cents % 100,
+            refund["currency"].as_str().unwrap_or("-"),
+            refund["paymentIntent"].as_str().unwrap_or("-"),
+            refund["refundId"].as_str().unwrap_or("-"),
+        );
+    }
+    println!("{} failed refund(s)", failed.len());
+    Ok(())
 }
 
 /// A Redis map or flat key-value array as (key, value) pairs.

@@ -491,6 +491,7 @@ mod tests {
             id: "6b4f2ab8-9273-4e30-b586-b3a292f8f767".to_owned(),
             order_id: order.clone(),
             stripe_id: "pi_123".to_owned(),
+            paid_at: None,
         });
         assert!(paid.is_ok(), "{paid:?}");
         assert_error(&app.delete_order(BOB, &order), 400, PAID_ORDER);

@@ -1,17 +1,24 @@
 //! The orders service's consumer: it keeps the tickets replica (`ticket:created`,
-//! `ticket:updated`), cancels orders whose time ran out (`expiration:complete`) and completes
-//! paid ones (`payment:created`).
+//! `ticket:updated`), cancels orders not paid in time (`payment:expired`) and completes paid ones
+//! (`payment:created`).
+//!
+//! Whether an order was paid in time is decided by the payments service, on Stripe's clock: a
+//! payment that succeeded before `expiresAt` wins however late its news comes, one after it is
+//! refunded, and only then does payments say `payment:expired`. (The expiration timer's
+//! `expiration:complete` goes to payments, not here: cancelling on it would cancel an order whose
+//! payment succeeded in time but whose `payment:created` was still on its way.) This consumer
+//! applies the same rule to `payment:created`'s `paidAt`.
 //!
 //! Ticket events are applied in version order: the replica row's version is compared with the
 //! event's ([`VersionCheck::of`]) and an event whose predecessor is missing waits
-//! ([`Applied::NotYet`]). Expiration and payment events carry no version; they are guarded by the
+//! ([`Applied::NotYet`]). Payment events carry no version; they are guarded by the
 //! order's state instead, so a late or repeated one changes nothing. Every change to an order
 //! bumps its version and puts its event in the outbox in the same transaction.
 
 use anyhow::Context;
 use delivery::{Applied, Handler, VersionCheck};
-use domain::{OrderId, Price, TicketId, Title, Version};
-use events::{Envelope, Event};
+use domain::{OrderId, Price, TicketId, Title, Version, parse_rfc3339_millis};
+use events::{Envelope, Event, PaymentCreated};
 use storage::Database;
 
 use crate::order::{OrderStatus, Ticket, is_open};
@@ -46,29 +53,13 @@ impl Handler for OrdersEvents {
                 &updated.user_id,
                 updated.version,
             ),
-            Event::ExpirationComplete(expired) => {
+            Event::PaymentExpired(expired) => {
                 close(tx, &expired.order_id, OrderStatus::Cancelled, now_ms)
             }
-            Event::PaymentCreated(paid) => close(tx, &paid.order_id, OrderStatus::Complete, now_ms),
+            Event::PaymentCreated(paid) => complete(tx, paid, now_ms),
             _ => Ok(Applied::Done),
         }
     }
-}
-
-/// The expiration timer's backstop, run on the housekeeping tick: cancels every open order whose
-/// window ended more than `grace_ms` ago, as `expiration:complete` would have, each in its own
-/// transaction, and returns how many it cancelled. The timer keeps its schedule in Redis alone,
-/// so a Redis that restarts without its data forgets every order it was waiting on; without this
-/// those orders would hold their tickets forever. A late `expiration:complete` for an order
-/// cancelled here changes nothing, and neither does this for one the timer cancelled first.
-pub fn cancel_overdue(db: &dyn Database, now_ms: u64, grace_ms: u64) -> anyhow::Result<usize> {
-    let due = store::overdue_orders(db, now_ms.saturating_sub(grace_ms), 500)?;
-    for id in &due {
-        storage::transaction(db, |tx| {
-            close(tx, id, OrderStatus::Cancelled, now_ms).map(|_| ())
-        })?;
-    }
-    Ok(due.len())
 }
 
 /// Applies one version of a ticket to the replica, if it is the next one.
@@ -100,6 +91,29 @@ fn replicate(
             have.map_or_else(|| "none".to_owned(), |have| have.to_string())
         ))),
     }
+}
+
+/// Completes the order `paid` is for, if the payment succeeded before the order expired (an event
+/// from before `paidAt` existed is taken as in time, as it was then). The payments service
+/// publishes no other, so a late one is a fault to log, not a completion.
+fn complete(tx: &dyn Database, paid: &PaymentCreated, now_ms: u64) -> anyhow::Result<Applied> {
+    if let Some(paid_at) = &paid.paid_at {
+        let paid_at_ms = parse_rfc3339_millis(paid_at)
+            .with_context(|| format!("paidAt {paid_at:?} of payment {}", paid.id))?;
+        let id = OrderId::parse(&paid.order_id)
+            .with_context(|| format!("order id {:?}", paid.order_id))?;
+        let order = store::find_order(tx, &id)?
+            .with_context(|| format!("order {} does not exist", paid.order_id))?;
+        if paid_at_ms >= order.expires_at_ms {
+            eprintln!(
+                "WARN payment {} for order {} succeeded at {paid_at}, after the order expired: \
+                 not completing it",
+                paid.id, paid.order_id
+            );
+            return Ok(Applied::Done);
+        }
+    }
+    close(tx, &paid.order_id, OrderStatus::Complete, now_ms)
 }
 
 /// Moves an open order to `outcome` (cancelled on expiry, complete on payment) and publishes
@@ -136,11 +150,11 @@ fn close(
 
 #[cfg(test)]
 mod tests {
-    use events::{ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated};
+    use events::{PaymentExpired, TicketCreated, TicketUpdated};
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{ALICE, BOB, CAROL, TestApp, json, text};
+    use crate::testing::{ALICE, BOB, CAROL, NOW_MS, TestApp, WINDOW_MS, json, text};
 
     fn done(outcome: anyhow::Result<Applied>) {
         match outcome {
@@ -168,17 +182,22 @@ mod tests {
         store::ticket(&app.db, &TicketId::parse(TICKET).expect("valid")).expect("lookup")
     }
 
-    fn expired(order_id: &str) -> ExpirationComplete {
-        ExpirationComplete {
+    fn expired(order_id: &str) -> PaymentExpired {
+        PaymentExpired {
             order_id: order_id.to_owned(),
         }
     }
 
     fn paid(order_id: &str) -> PaymentCreated {
+        paid_at(order_id, NOW_MS + WINDOW_MS - 1)
+    }
+
+    fn paid_at(order_id: &str, paid_at_ms: u64) -> PaymentCreated {
         PaymentCreated {
             id: "6b4f2ab8-9273-4e30-b586-b3a292f8f767".to_owned(),
             order_id: order_id.to_owned(),
             stripe_id: "pi_123".to_owned(),
+            paid_at: Some(domain::rfc3339_millis(paid_at_ms)),
         }
     }
 
@@ -267,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry_cancels_an_open_order_and_publishes_order_cancelled() {
+    fn an_expired_payment_window_cancels_an_open_order_and_publishes_order_cancelled() {
         let app = TestApp::new();
         let ticket = app.replicate_ticket(TICKET, ALICE, "Concert", 2050);
         let order = app.place(BOB, &ticket);
@@ -284,48 +303,45 @@ mod tests {
         assert_eq!(again.status, 201, "{}", text(&again));
     }
 
+    /// The rule payments decides by, applied here too: a payment that succeeded at or after
+    /// `expiresAt` does not complete the order, one from just before does, and one recorded
+    /// before `paidAt` existed is taken as in time.
     #[test]
-    fn the_backstop_cancels_open_orders_past_their_window_and_grace_once() {
+    fn a_payment_completes_its_order_only_if_it_succeeded_before_the_order_expired() {
         let app = TestApp::new();
         let ticket = app.replicate_ticket(TICKET, ALICE, "Concert", 2050);
         let other =
             app.replicate_ticket("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", ALICE, "Opera", 3000);
-        let overdue = app.place(BOB, &ticket);
-        let paid_order = app.place(CAROL, &other);
-        done(app.deliver(paid(&paid_order)));
-        let grace = 10_000;
-        let now = crate::testing::NOW_MS;
-        // Within the window, and within the grace after it: the timer's own turn.
-        assert_eq!(cancel_overdue(&app.db, now, grace).expect("sweep"), 0);
-        let window_end = now + crate::testing::WINDOW_MS;
-        assert_eq!(
-            cancel_overdue(&app.db, window_end + grace, grace).expect("sweep"),
-            0
+        let third = app.replicate_ticket(
+            "8b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
+            ALICE,
+            "Ballet",
+            4000,
         );
-        // Past both: cancelled, once; the paid order is left alone.
+        let late = app.place(BOB, &ticket);
+        let in_time = app.place(CAROL, &other);
+        let legacy = app.place(BOB, &third);
+        done(app.deliver(paid_at(&late, NOW_MS + WINDOW_MS)));
+        done(app.deliver(paid_at(&in_time, NOW_MS + WINDOW_MS - 1)));
+        done(app.deliver(PaymentCreated {
+            paid_at: None,
+            ..paid(&legacy)
+        }));
+        assert_eq!(json(&app.get_order(BOB, &late))["status"], json!("created"));
         assert_eq!(
-            cancel_overdue(&app.db, window_end + grace + 1, grace).expect("sweep"),
-            1
-        );
-        assert_eq!(
-            cancel_overdue(&app.db, window_end + grace + 2, grace).expect("sweep"),
-            0
-        );
-        assert_eq!(
-            json(&app.get_order(BOB, &overdue))["status"],
-            json!("cancelled")
-        );
-        assert_eq!(
-            json(&app.get_order(CAROL, &paid_order))["status"],
+            json(&app.get_order(CAROL, &in_time))["status"],
             json!("complete")
         );
-        // The timer's late expiry changes nothing more.
-        done(app.deliver(expired(&overdue)));
-        let cancelled: Vec<_> = order_events(&app)
-            .into_iter()
-            .filter(|(subject, _)| *subject == "order:cancelled")
-            .collect();
-        assert_eq!(cancelled, [("order:cancelled", 1)]);
+        assert_eq!(
+            json(&app.get_order(BOB, &legacy))["status"],
+            json!("complete")
+        );
+        assert!(app.deliver(paid_at(&late, 0)).is_ok());
+        let bad = PaymentCreated {
+            paid_at: Some("yesterday".to_owned()),
+            ..paid(&late)
+        };
+        assert!(app.deliver(bad).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The orders service: ordering a ticket holds it for a window while the buyer pays; an unpaid
-//! order is cancelled when its time runs out, a paid one completes. Plain Rust over the
+//! The orders service: ordering a ticket holds it for a window while the buyer pays; an order not
+//! paid in time is cancelled (when the payments service says so), a paid one completes. Plain Rust over the
 //! [`storage::Database`] port.
 //!
 //! The Spin components are thin glue. The HTTP component loads an [`OrdersConfig`] from Spin
@@ -10,8 +10,8 @@
 //!
 //! - `config`: the typed configuration.
 //! - `api`: the route table and one handler per route.
-//! - `events`: the consumer of `ticket:created`, `ticket:updated`, `expiration:complete` and
-//!   `payment:created`.
+//! - `events`: the consumer of `ticket:created`, `ticket:updated`, `payment:created` and
+//!   `payment:expired`.
 //! - `order`: the [`Order`] and its [`Ticket`] as the API shows them and as events carry them.
 //! - `store`: the SQL over the `orders` and `tickets` tables (`migrations/orders/`,
 //!   [`MIGRATIONS`]) and the outbox.
@@ -36,7 +36,7 @@ mod testing;
 
 pub use crate::api::OrdersApi;
 pub use crate::config::{ConfigError, ORDER_WINDOW_SECONDS, OrdersConfig, VariableSource};
-pub use crate::events::{OrdersEvents, cancel_overdue};
+pub use crate::events::OrdersEvents;
 pub use crate::order::{Order, OrderStatus, Ticket};
 
 /// The orders database's migrations, in order (`migrations/orders/`), applied on first use.

@@ -159,24 +159,6 @@ pub(crate) fn set_status(
     find_order(db, id)?.with_context(|| format!("order {id} vanished while changing it"))
 }
 
-/// The ids of up to `limit` open orders whose window ended before `before_ms`, oldest first.
-pub(crate) fn overdue_orders(
-    db: &dyn Database,
-    before_ms: u64,
-    limit: u32,
-) -> anyhow::Result<Vec<String>> {
-    let rows = db
-        .execute(
-            "SELECT id FROM orders WHERE status IN ('created', 'awaiting:payment') \
-             AND expires_at_ms < ? ORDER BY expires_at_ms LIMIT ?",
-            &[SqlValue::from_u64(before_ms)?, i64::from(limit).into()],
-        )
-        .context("finding overdue orders")?;
-    rows.iter()
-        .map(|row| Ok(row.text("id")?.to_owned()))
-        .collect()
-}
-
 /// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
 pub(crate) fn publish(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
     delivery::publish(db, event, now_ms)

@@ -80,7 +80,7 @@ impl PaymentsApi<'_> {
         }
         // The expiry is checked here, not left to `expiration:complete`, which may still be on
         // its way: an order past its time is not payable.
-        if now >= order.expires_at_ms {
+        if now >= order.expires_at_ms || order.window.is_some() {
             return Err(ApiError::BadRequest(ORDER_EXPIRED.to_owned()));
         }
         let amount = i64::try_from(order.price_cents)
@@ -88,9 +88,10 @@ impl PaymentsApi<'_> {
         let payment = match existing {
             Some(payment) => payment,
             None => {
+                let customer = self.customer_of(&user.id, now)?;
                 let intent = self
                     .gateway
-                    .create_intent(&order.id.to_string(), amount)
+                    .create_intent(&order.id.to_string(), amount, &customer)
                     .map_err(stripe_failure)?;
                 let payment = Payment {
                     id: domain::EventId::new_random().to_string(),
@@ -125,7 +126,8 @@ impl PaymentsApi<'_> {
         {
             Ok(intent) => intent,
             Err(StripeError::Declined { message, .. }) => {
-                store::set_status(
+                // Guarded: a success another request settled meanwhile stays.
+                store::advance_status(
                     self.db,
                     &payment.id,
                     PaymentStatus::RequiresPaymentMethod,
@@ -147,17 +149,32 @@ impl PaymentsApi<'_> {
         self.record(payment, &intent, now)
     }
 
-    /// Records the intent's new status; a success is settled (completing the order, or a refund
-    /// when the order was cancelled meanwhile).
+    /// Records the intent's new status; a success is settled by the time of its charge
+    /// (completing the order, or a refund when it came too late or the order was cancelled).
     fn record(&self, payment: Payment, intent: &Intent, now: u64) -> Result<Payment, ApiError> {
         let status = PaymentStatus::of_intent(&intent.status);
         if status == PaymentStatus::Succeeded {
+            let paid_at = intent.charged_at_ms().unwrap_or(now);
             return Ok(
-                settlement::succeeded(self.db, self.gateway, &intent.id, now)?.unwrap_or(payment),
+                settlement::succeeded(self.db, self.gateway, &intent.id, paid_at, now)?
+                    .unwrap_or(payment),
             );
         }
-        store::set_status(self.db, &payment.id, status, None, now)?;
-        Ok(Payment { status, ..payment })
+        store::advance_status(self.db, &payment.id, status, None, now)?;
+        Ok(store::payment_for_order(self.db, &payment.order_id)?.unwrap_or(payment))
+    }
+
+    /// The buyer's Stripe Customer, made on their first payment or card set-up.
+    fn customer_of(&self, user_id: &str, now: u64) -> Result<String, ApiError> {
+        if let Some(customer) = store::customer(self.db, user_id)? {
+            return Ok(customer);
+        }
+        let customer = self
+            .gateway
+            .create_customer(user_id)
+            .map_err(stripe_failure)?;
+        store::insert_customer(self.db, user_id, &customer.id, now)?;
+        Ok(store::customer(self.db, user_id)?.unwrap_or(customer.id))
     }
 
     /// `POST /api/payments/setup`: a SetupIntent's client secret, for the browser to turn the
@@ -165,9 +182,10 @@ impl PaymentsApi<'_> {
     /// pays with (`paymentMethodId`). The card never touches this service.
     fn setup(&self, request: &Request) -> Result<Response, ApiError> {
         let user = self.signed_in_user(request)?;
+        let customer = self.customer_of(&user.id, self.clock.now_ms())?;
         let setup = self
             .gateway
-            .create_setup_intent(&user.id)
+            .create_setup_intent(&user.id, &customer)
             .map_err(stripe_failure)?;
         let client_secret = setup.client_secret.ok_or_else(|| {
             anyhow::anyhow!("SetupIntent {} came without a client secret", setup.id)
@@ -197,7 +215,9 @@ impl PaymentsApi<'_> {
 
     /// `POST /api/payments/webhook`: Stripe's events, signed. A bad or missing signature, or a
     /// signature older than five minutes, is a 400 and changes nothing. `payment_intent.succeeded`
-    /// settles the payment (once, however often Stripe sends it); other events are acknowledged.
+    /// settles the payment (once, however often Stripe sends it) by the time Stripe made the
+    /// event, which is when the intent succeeded; `refund.updated` and `refund.failed` record
+    /// where a refund ended; other events are acknowledged.
     fn webhook(&self, request: &Request) -> Result<Response, ApiError> {
         if request.body.len() > MAX_WEBHOOK_BYTES {
             return Err(ApiError::PayloadTooLarge);
@@ -214,12 +234,22 @@ impl PaymentsApi<'_> {
             .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
         if event.type_ == "payment_intent.succeeded"
             && let Some((intent_id, _)) = event.payment_intent()
-            && settlement::succeeded(self.db, self.gateway, intent_id, now)?.is_none()
         {
-            eprintln!(
-                "WARN webhook {}: no payment of ours is tied to PaymentIntent {intent_id}",
-                event.id
-            );
+            let paid_at = event.created.saturating_mul(1000);
+            if settlement::succeeded(self.db, self.gateway, intent_id, paid_at, now)?.is_none() {
+                crate::warn(&format!(
+                    "webhook {}: no payment of ours is tied to PaymentIntent {intent_id}",
+                    event.id
+                ));
+            }
+        }
+        if let Some(refund) = event.refund()
+            && !settlement::refund_updated(self.db, &refund, now)?
+        {
+            crate::warn(&format!(
+                "webhook {}: no payment of ours was refunded by {}",
+                event.id, refund.id
+            ));
         }
         Ok(Response::json(
             200,
@@ -311,7 +341,7 @@ mod tests {
 
     use super::*;
     use crate::testing::{
-        BUYER, STRANGER, TestApp, WINDOW_MS, declined, json, succeeded_event, text,
+        BUYER, NOW_MS, STRANGER, TestApp, WINDOW_MS, declined, json, succeeded_event, text,
     };
 
     fn assert_error(response: &Response, status: u16, message: &str) {
@@ -472,7 +502,7 @@ mod tests {
         );
         assert_error(&refused, 402, "Your card was declined.");
         assert_eq!(
-            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            app.payment_status(&order).as_deref(),
             Some("requires_payment_method")
         );
         assert!(payments_published(&app).is_empty());
@@ -574,7 +604,7 @@ mod tests {
         assert_eq!(json(&paid)["status"], json!("succeeded"));
         app.cancel(&order, 1);
         assert_eq!(
-            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            app.payment_status(&order).as_deref(),
             Some("refund_pending")
         );
         // Stripe fails the first try; the next housekeeping run refunds.
@@ -584,15 +614,109 @@ mod tests {
         app.stripe.refund_fails.set(false);
         let made = crate::settlement::refund_pending(&app.db, &app.stripe, 0).expect("runs");
         assert_eq!(made, 1);
-        assert_eq!(
-            app.payment(&order).map(|(status, _, _)| status).as_deref(),
-            Some("refunded")
-        );
+        assert_eq!(app.payment_status(&order).as_deref(), Some("refunded"));
         let refunds = app.stripe.refunds.borrow().clone();
         assert_eq!(
             refunds[0].1,
             crate::settlement::refund_idempotency_key(json(&paid)["id"].as_str().expect("id"))
         );
+    }
+
+    /// A double submit: the first click's card is declined, but while Stripe answers it, the
+    /// second click's payment succeeds and is settled. The late decline must not move the
+    /// payment back, or the refund a cancellation owes would be lost.
+    #[test]
+    fn a_late_decline_does_not_undo_a_success_settled_meanwhile() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_eq!(
+            app.pay(Some(BUYER), &json!({ "orderId": order })).status,
+            201
+        );
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        let other = storage::NativeDatabase::open(&app.path).expect("a second connection");
+        let settle_intent = intent.clone();
+        *app.stripe.during_confirm.borrow_mut() = Some(Box::new(move || {
+            let gateway = crate::testing::FakeStripe::default();
+            crate::settlement::succeeded(&other, &gateway, &settle_intent, NOW_MS, NOW_MS)
+                .expect("the other request settles");
+        }));
+        app.stripe
+            .confirm_outcomes
+            .borrow_mut()
+            .push(Err(declined()));
+        let refused = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_chargeCustomerFail" }),
+        );
+        assert_eq!(refused.status, 402, "{}", text(&refused));
+        assert_eq!(app.payment_status(&order).as_deref(), Some("succeeded"));
+        // The order is cancelled after all (the buyer deleted it): the money goes back.
+        app.cancel(&order, 1);
+        assert_eq!(
+            crate::settlement::refund_pending(&app.db, &app.stripe, NOW_MS).expect("refunds"),
+            1
+        );
+        assert_eq!(app.payment_status(&order).as_deref(), Some("refunded"));
+    }
+
+    /// Stripe.js confirmed the intent after `expiresAt`, and its webhook came before
+    /// `expiration:complete`: the order is still open here, but the payment came too late.
+    #[test]
+    fn a_success_after_the_order_expired_is_refunded_even_before_the_expiry_arrives() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_eq!(
+            app.pay(Some(BUYER), &json!({ "orderId": order })).status,
+            201
+        );
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        app.advance(WINDOW_MS + 2_000);
+        app.stripe.succeed(&intent);
+        let event = crate::testing::succeeded_event_at(&intent, app.clock.now_ms());
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        assert!(payments_published(&app).is_empty());
+        assert_eq!(app.payment_status(&order).as_deref(), Some("refunded"));
+        assert_eq!(app.stripe.refunds.borrow().len(), 1);
+    }
+
+    /// The other side of the same rule: a success Stripe made before `expiresAt` wins, however
+    /// late its webhook arrives.
+    #[test]
+    fn a_success_before_the_order_expired_wins_however_late_its_webhook_arrives() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        assert_eq!(
+            app.pay(Some(BUYER), &json!({ "orderId": order })).status,
+            201
+        );
+        let (_, intent, _) = app.payment(&order).expect("a payment");
+        app.stripe.succeed(&intent);
+        let event = crate::testing::succeeded_event_at(&intent, NOW_MS + WINDOW_MS - 1_000);
+        app.advance(WINDOW_MS + 60_000);
+        assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
+        let published = payments_published(&app);
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(app.payment_status(&order).as_deref(), Some("succeeded"));
+        assert!(app.stripe.refunds.borrow().is_empty());
+    }
+
+    /// Stripe answers a refund with `pending` for many payment methods, and may fail it later
+    /// (a closed card account): it is done only once Stripe says `succeeded`.
+    #[test]
+    fn a_refund_stripe_has_not_finished_is_not_recorded_as_done() {
+        let app = TestApp::new();
+        let order = app.order(1999);
+        let paid = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(json(&paid)["status"], json!("succeeded"));
+        *app.stripe.refund_status.borrow_mut() = Some("pending");
+        app.cancel(&order, 1);
+        crate::settlement::refund_pending(&app.db, &app.stripe, NOW_MS).expect("refunds");
+        assert_eq!(app.stripe.refunds.borrow().len(), 1);
+        assert_eq!(app.payment_status(&order).as_deref(), Some("refunding"));
     }
 
     #[test]
@@ -631,7 +755,7 @@ mod tests {
             );
         }
         assert_eq!(
-            app.payment(&order).map(|(status, _, _)| status).as_deref(),
+            app.payment_status(&order).as_deref(),
             Some("requires_payment_method")
         );
         assert!(app.outbox().is_empty());

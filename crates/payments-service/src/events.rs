@@ -1,11 +1,14 @@
-//! The payments service's consumer of order events: the replica of orders, in version order, and
-//! refunds for orders cancelled after their payment succeeded.
+//! The payments service's consumer of order and expiration events: the replica of orders, in
+//! version order, refunds for orders cancelled after their payment succeeded, and the end of each
+//! order's time to pay (`expiration:complete`, [`crate::settlement::close_window`]).
 //!
 //! `order:created` starts an order at version 0 with the price to charge; `order:cancelled` and
 //! `order:completed` apply when the replica holds `version - 1`, and wait otherwise. When a
 //! cancellation finds the order's payment already `succeeded` (the buyer paid in the last second
 //! and the expiry won the race at the orders service), the payment becomes `refund_pending` in
 //! the same transaction; the component then makes the refund ([`crate::settlement`]).
+//! `expiration:complete` carries no version: it is guarded by the order's window instead, so a
+//! late or repeated one changes nothing.
 
 use anyhow::Context;
 use delivery::{Applied, Handler, VersionCheck};
@@ -14,7 +17,7 @@ use events::{Envelope, Event, OrderStatus};
 use storage::Database;
 
 use crate::payment::{Order, PaymentStatus};
-use crate::store;
+use crate::{settlement, store};
 
 /// The payments service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +56,11 @@ impl Handler for OrderEvents {
                 order.ticket.price_cents,
                 None,
             ),
+            Event::ExpirationComplete(expired) => {
+                let order_id = OrderId::parse(&expired.order_id)
+                    .with_context(|| format!("order id {:?}", expired.order_id))?;
+                return settlement::close_window(tx, &order_id, now_ms);
+            }
             _ => return Ok(Applied::Done),
         };
         let order_id = OrderId::parse(id).with_context(|| format!("order id {id:?}"))?;
@@ -82,17 +90,18 @@ impl Handler for OrderEvents {
                 price_cents,
                 expires_at_ms,
                 version: Version::new(version),
+                window: None,
             },
         )?;
         if status == OrderStatus::Cancelled
             && let Some(payment) = store::payment_for_order(tx, id)?
             && payment.status == PaymentStatus::Succeeded
         {
-            eprintln!(
-                "WARN order {id} was cancelled after its payment {} succeeded: refunding it",
+            crate::warn(&format!(
+                "order {id} was cancelled after its payment {} succeeded: refunding it",
                 payment.id
-            );
-            store::set_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
+            ));
+            store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
         }
         Ok(Applied::Done)
     }

@@ -40,6 +40,12 @@ pub use crate::events::OrderEvents;
 pub use crate::payment::{Order, Payment, PaymentStatus};
 pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
 
+/// A warning in the log: something went wrong that the service recovers from, or an operator
+/// should know.
+fn warn(message: &str) {
+    eprintln!("WARN {message}");
+}
+
 /// The payments database's migrations, in order (`migrations/payments/`), applied on first use.
 pub const MIGRATIONS: &[storage::Migration] = &[
     storage::Migration {
@@ -51,6 +57,11 @@ pub const MIGRATIONS: &[storage::Migration] = &[
         version: 2,
         name: "delivery state",
         sql: include_str!("../../../migrations/payments/0002_delivery_state.sql"),
+    },
+    storage::Migration {
+        version: 3,
+        name: "customers, payment windows, refund outcomes",
+        sql: include_str!("../../../migrations/payments/0003_customers_windows_refunds.sql"),
     },
 ];
 

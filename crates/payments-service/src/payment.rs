@@ -5,8 +5,14 @@ use events::OrderStatus;
 use serde::{Serialize, Serializer};
 
 /// Where a payment stands. Until it succeeds it follows its PaymentIntent, with Stripe's names;
-/// `refund_pending` and `refunded` are this service's, for money taken for an order that was
-/// cancelled meanwhile. One mapping, stored and rendered alike.
+/// the refund statuses are this service's, for money taken for an order that was cancelled, or
+/// paid too late: `refund_pending` (to ask Stripe), `refunding` (asked; Stripe has not finished),
+/// then `refunded` or `refund_failed` (Stripe could not give the money back: an operator's
+/// case, listed by `ticketing-ops refunds`). One mapping, stored and rendered alike.
+///
+/// A status only moves forward ([`PaymentStatus::can_become`]): every write is a guarded
+/// `UPDATE`, so a late answer (a decline that lost the race against a success) cannot undo a
+/// later state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
     RequiresPaymentMethod,
@@ -17,11 +23,13 @@ pub enum PaymentStatus {
     Canceled,
     Succeeded,
     RefundPending,
+    Refunding,
     Refunded,
+    RefundFailed,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 9] = [
+    pub const ALL: [PaymentStatus; 11] = [
         PaymentStatus::RequiresPaymentMethod,
         PaymentStatus::RequiresConfirmation,
         PaymentStatus::RequiresAction,
@@ -30,7 +38,9 @@ impl PaymentStatus {
         PaymentStatus::Canceled,
         PaymentStatus::Succeeded,
         PaymentStatus::RefundPending,
+        PaymentStatus::Refunding,
         PaymentStatus::Refunded,
+        PaymentStatus::RefundFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,7 +53,9 @@ impl PaymentStatus {
             PaymentStatus::Canceled => "canceled",
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::RefundPending => "refund_pending",
+            PaymentStatus::Refunding => "refunding",
             PaymentStatus::Refunded => "refunded",
+            PaymentStatus::RefundFailed => "refund_failed",
         }
     }
 
@@ -57,19 +69,48 @@ impl PaymentStatus {
     /// intent status this code does not know yet counts as `processing`: not paid, not failed.
     pub fn of_intent(intent_status: &str) -> PaymentStatus {
         match PaymentStatus::parse(intent_status) {
-            Some(PaymentStatus::RefundPending | PaymentStatus::Refunded) | None => {
-                PaymentStatus::Processing
-            }
-            Some(status) => status,
+            Some(status) if status.stage() <= PaymentStatus::Succeeded.stage() => status,
+            _ => PaymentStatus::Processing,
         }
     }
 
     /// Money was taken: the payment succeeded, whatever happened to it since.
     pub fn is_paid(self) -> bool {
-        matches!(
-            self,
-            PaymentStatus::Succeeded | PaymentStatus::RefundPending | PaymentStatus::Refunded
-        )
+        self.stage() >= PaymentStatus::Succeeded.stage()
+    }
+
+    /// How far along a payment is: unpaid (the intent's own statuses, which go back and forth
+    /// as cards are tried), cancelled at Stripe, succeeded, refund to make, refund asked for,
+    /// refund settled.
+    fn stage(self) -> u8 {
+        match self {
+            PaymentStatus::RequiresPaymentMethod
+            | PaymentStatus::RequiresConfirmation
+            | PaymentStatus::RequiresAction
+            | PaymentStatus::Processing
+            | PaymentStatus::RequiresCapture => 0,
+            PaymentStatus::Canceled => 1,
+            PaymentStatus::Succeeded => 2,
+            PaymentStatus::RefundPending => 3,
+            PaymentStatus::Refunding => 4,
+            PaymentStatus::Refunded | PaymentStatus::RefundFailed => 5,
+        }
+    }
+
+    /// Whether a payment at `self` may be set to `next`: only forward, except that an unpaid
+    /// payment follows its intent among the unpaid statuses. A cancelled intent may still be
+    /// found to have succeeded (money moved beats what we thought), never the other way round.
+    pub fn can_become(self, next: PaymentStatus) -> bool {
+        let (from, to) = (self.stage(), next.stage());
+        to > from || (from == 0 && to == 0)
+    }
+
+    /// Every status a payment may be in to be set to `next`.
+    pub fn predecessors(next: PaymentStatus) -> Vec<PaymentStatus> {
+        PaymentStatus::ALL
+            .into_iter()
+            .filter(|status| status.can_become(next))
+            .collect()
     }
 }
 
@@ -131,6 +172,8 @@ pub struct Order {
     pub price_cents: u64,
     pub expires_at_ms: u64,
     pub version: Version,
+    /// Where this service stands on the order's time to pay, once it ran out.
+    pub window: Option<PaymentWindow>,
 }
 
 impl Order {
@@ -140,6 +183,37 @@ impl Order {
             self.status,
             OrderStatus::Created | OrderStatus::AwaitingPayment
         )
+    }
+
+    /// Whether a payment that succeeded at `paid_at_ms` (Stripe's time) came in time: before
+    /// `expiresAt`. The orders service applies the same rule to `payment:created`'s `paidAt`.
+    pub fn paid_in_time(&self, paid_at_ms: u64) -> bool {
+        paid_at_ms < self.expires_at_ms
+    }
+}
+
+/// What happens once an order's time to pay ran out (stored in the replica's `window_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentWindow {
+    /// The order has a payment that has not succeeded: its PaymentIntent is to be cancelled at
+    /// Stripe, which either stops it from ever succeeding or shows it succeeded.
+    Closing,
+    /// No payment came in time: `payment:expired` was published.
+    Lapsed,
+}
+
+impl PaymentWindow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentWindow::Closing => "closing",
+            PaymentWindow::Lapsed => "lapsed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentWindow> {
+        [PaymentWindow::Closing, PaymentWindow::Lapsed]
+            .into_iter()
+            .find(|window| window.as_str() == text)
     }
 }
 
@@ -171,7 +245,7 @@ mod tests {
             PaymentStatus::of_intent("succeeded"),
             PaymentStatus::Succeeded
         );
-        for unknown in ["refunded", "refund_pending", "something_new"] {
+        for unknown in ["refunded", "refund_pending", "refunding", "something_new"] {
             assert_eq!(PaymentStatus::of_intent(unknown), PaymentStatus::Processing);
         }
         let paid: Vec<&str> = PaymentStatus::ALL
@@ -179,7 +253,79 @@ mod tests {
             .filter(|status| status.is_paid())
             .map(PaymentStatus::as_str)
             .collect();
-        assert_eq!(paid, ["succeeded", "refund_pending", "refunded"]);
+        assert_eq!(
+            paid,
+            [
+                "succeeded",
+                "refund_pending",
+                "refunding",
+                "refunded",
+                "refund_failed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_status_only_moves_forward() {
+        use PaymentStatus::*;
+        for (from, to) in [
+            (RequiresPaymentMethod, RequiresAction),
+            (RequiresAction, RequiresPaymentMethod),
+            (Processing, Succeeded),
+            (RequiresPaymentMethod, Canceled),
+            (Canceled, Succeeded),
+            (RequiresAction, RefundPending),
+            (Succeeded, RefundPending),
+            (RefundPending, Refunding),
+            (RefundPending, Refunded),
+            (Refunding, RefundFailed),
+        ] {
+            assert!(from.can_become(to), "{from:?} -> {to:?}");
+        }
+        for (from, to) in [
+            (Succeeded, RequiresPaymentMethod),
+            (Succeeded, Canceled),
+            (Canceled, RequiresAction),
+            (RefundPending, Succeeded),
+            (Refunded, Refunding),
+            (Refunded, RefundFailed),
+            (RefundFailed, Refunded),
+            (Succeeded, Succeeded),
+        ] {
+            assert!(!from.can_become(to), "{from:?} -> {to:?}");
+        }
+        assert_eq!(
+            PaymentStatus::predecessors(Refunded),
+            [
+                RequiresPaymentMethod,
+                RequiresConfirmation,
+                RequiresAction,
+                Processing,
+                RequiresCapture,
+                Canceled,
+                Succeeded,
+                RefundPending,
+                Refunding
+            ]
+        );
+    }
+
+    #[test]
+    fn a_window_round_trips_through_its_name_and_the_rule_is_strictly_before() {
+        for window in [PaymentWindow::Closing, PaymentWindow::Lapsed] {
+            assert_eq!(PaymentWindow::parse(window.as_str()), Some(window));
+        }
+        let order = Order {
+            id: OrderId::parse("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b").expect("an id"),
+            user_id: "u1".to_owned(),
+            status: OrderStatus::Created,
+            price_cents: 100,
+            expires_at_ms: 10_000,
+            version: Version::new(0),
+            window: None,
+        };
+        assert!(order.paid_in_time(9_999));
+        assert!(!order.paid_in_time(10_000));
     }
 
     #[test]

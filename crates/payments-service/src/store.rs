@@ -6,7 +6,7 @@ use domain::{OrderId, Version};
 use events::{Event, OrderStatus};
 use storage::{Database, Row, SqlValue};
 
-use crate::payment::{Order, Payment, PaymentStatus};
+use crate::payment::{Order, Payment, PaymentStatus, PaymentWindow};
 
 const PAYMENT_COLUMNS: &str =
     "id, order_id, stripe_id, client_secret, amount_cents, currency, status, refund_id";
@@ -15,15 +15,16 @@ const PAYMENT_COLUMNS: &str =
 pub(crate) fn order(db: &dyn Database, id: &OrderId) -> anyhow::Result<Option<Order>> {
     let rows = db
         .execute(
-            "SELECT id, user_id, status, price_cents, expires_at_ms, version FROM orders \
-             WHERE id = ?",
+            "SELECT id, user_id, status, price_cents, expires_at_ms, version, window_state \
+             FROM orders WHERE id = ?",
             &[id.to_string().into()],
         )
         .context("looking up an order")?;
     rows.first().map(|row| order_from_row(&row)).transpose()
 }
 
-/// Stores `order` in the replica, replacing the version it held.
+/// Stores `order` in the replica, replacing the version it held. Its window is this service's
+/// own state, written by [`set_window`] alone.
 pub(crate) fn save_order(db: &dyn Database, order: &Order) -> anyhow::Result<()> {
     db.execute(
         "INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version) \
@@ -102,39 +103,144 @@ pub(crate) fn insert_payment(
         .with_context(|| format!("the payment of order {} vanished", payment.order_id))
 }
 
-/// Sets a payment's status (and the refund that settled it, if any).
-pub(crate) fn set_status(
+/// Moves a payment to `status` (and records the refund that settles it, if any), unless it is
+/// past it already: a status only moves forward ([`PaymentStatus::can_become`]), whichever of two
+/// racing requests writes last. Whether it moved.
+pub(crate) fn advance_status(
     db: &dyn Database,
     payment_id: &str,
     status: PaymentStatus,
     refund_id: Option<&str>,
     now_ms: u64,
-) -> anyhow::Result<()> {
-    db.execute(
-        "UPDATE payments SET status = ?, refund_id = COALESCE(?, refund_id), updated_at_ms = ? \
-         WHERE id = ?",
-        &[
-            status.as_str().into(),
-            refund_id.into(),
-            SqlValue::from_u64(now_ms)?,
-            payment_id.into(),
-        ],
-    )
-    .with_context(|| format!("setting payment {payment_id} to {}", status.as_str()))?;
-    Ok(())
+) -> anyhow::Result<bool> {
+    let from = PaymentStatus::predecessors(status);
+    let placeholders = vec!["?"; from.len()].join(", ");
+    let mut params: Vec<SqlValue> = vec![
+        status.as_str().into(),
+        refund_id.into(),
+        SqlValue::from_u64(now_ms)?,
+        payment_id.into(),
+    ];
+    params.extend(from.iter().map(|status| status.as_str().into()));
+    let rows = db
+        .execute(
+            &format!(
+                "UPDATE payments SET status = ?, refund_id = COALESCE(?, refund_id), \
+                 updated_at_ms = ? WHERE id = ? AND status IN ({placeholders}) RETURNING id"
+            ),
+            &params,
+        )
+        .with_context(|| format!("setting payment {payment_id} to {}", status.as_str()))?;
+    Ok(!rows.is_empty())
 }
 
-/// Payments whose refund has not been made yet, oldest first.
-pub(crate) fn pending_refunds(db: &dyn Database) -> anyhow::Result<Vec<Payment>> {
+/// Payments in `status`, oldest first.
+pub(crate) fn payments_in(
+    db: &dyn Database,
+    status: PaymentStatus,
+) -> anyhow::Result<Vec<Payment>> {
     let rows = db
         .execute(
             &format!(
                 "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = ? ORDER BY created_at_ms"
             ),
-            &[PaymentStatus::RefundPending.as_str().into()],
+            &[status.as_str().into()],
         )
-        .context("listing pending refunds")?;
+        .with_context(|| format!("listing {} payments", status.as_str()))?;
     rows.iter().map(|row| payment_from_row(&row)).collect()
+}
+
+/// The payment a refund was made for.
+pub(crate) fn payment_by_refund(
+    db: &dyn Database,
+    refund_id: &str,
+) -> anyhow::Result<Option<Payment>> {
+    payment_where(db, "refund_id = ?", refund_id)
+}
+
+/// Sets where this service stands on an order's time to pay.
+pub(crate) fn set_window(
+    db: &dyn Database,
+    order_id: &OrderId,
+    window: Option<PaymentWindow>,
+) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE orders SET window_state = ? WHERE id = ?",
+        &[
+            window.map(PaymentWindow::as_str).into(),
+            order_id.to_string().into(),
+        ],
+    )
+    .with_context(|| format!("setting the payment window of order {order_id}"))?;
+    Ok(())
+}
+
+/// Orders whose window is `closing`: their PaymentIntent is still to be cancelled at Stripe.
+pub(crate) fn windows_closing(db: &dyn Database) -> anyhow::Result<Vec<OrderId>> {
+    order_ids(
+        db,
+        "SELECT id FROM orders WHERE window_state = 'closing' ORDER BY expires_at_ms",
+        &[],
+    )
+}
+
+/// Open orders whose window ended before `before_ms` and that this service has not closed: the
+/// ones whose `expiration:complete` never came. At most `limit`, the oldest first.
+pub(crate) fn overdue_orders(
+    db: &dyn Database,
+    before_ms: u64,
+    limit: u32,
+) -> anyhow::Result<Vec<OrderId>> {
+    order_ids(
+        db,
+        "SELECT id FROM orders WHERE status IN ('created', 'awaiting:payment') \
+         AND window_state IS NULL AND expires_at_ms < ? ORDER BY expires_at_ms LIMIT ?",
+        &[SqlValue::from_u64(before_ms)?, i64::from(limit).into()],
+    )
+}
+
+fn order_ids(db: &dyn Database, sql: &str, params: &[SqlValue]) -> anyhow::Result<Vec<OrderId>> {
+    let rows = db.execute(sql, params).context("listing orders")?;
+    rows.iter()
+        .map(|row| {
+            let id = row.text("id")?;
+            OrderId::parse(id).with_context(|| format!("stored order id {id:?}"))
+        })
+        .collect()
+}
+
+/// The Stripe Customer of a buyer, once made.
+pub(crate) fn customer(db: &dyn Database, user_id: &str) -> anyhow::Result<Option<String>> {
+    let rows = db
+        .execute(
+            "SELECT stripe_id FROM customers WHERE user_id = ?",
+            &[user_id.into()],
+        )
+        .context("looking up a customer")?;
+    rows.first()
+        .map(|row| Ok(row.text("stripe_id")?.to_owned()))
+        .transpose()
+}
+
+/// Records a buyer's Customer unless one is recorded (two first payments at once got the same
+/// Customer from Stripe, under one idempotency key).
+pub(crate) fn insert_customer(
+    db: &dyn Database,
+    user_id: &str,
+    stripe_id: &str,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    db.execute(
+        "INSERT INTO customers (user_id, stripe_id, created_at_ms) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+        &[
+            user_id.into(),
+            stripe_id.into(),
+            SqlValue::from_u64(now_ms)?,
+        ],
+    )
+    .context("recording a customer")?;
+    Ok(())
 }
 
 /// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
@@ -159,6 +265,13 @@ fn order_from_row(row: &Row<'_>) -> anyhow::Result<Order> {
         price_cents: unsigned(row, "price_cents")?,
         expires_at_ms: unsigned(row, "expires_at_ms")?,
         version: Version::new(unsigned(row, "version")?),
+        window: row
+            .optional_text("window_state")?
+            .map(|text| {
+                PaymentWindow::parse(text)
+                    .with_context(|| format!("stored window {text:?} of order {id}"))
+            })
+            .transpose()?,
     })
 }
 

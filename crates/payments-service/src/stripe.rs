@@ -1,8 +1,9 @@
-//! Stripe as the payments service uses it: PaymentIntents and Refunds, behind the
-//! [`PaymentGateway`] port.
+//! Stripe as the payments service uses it: Customers, SetupIntents, PaymentIntents and Refunds,
+//! behind the [`PaymentGateway`] port.
 //!
-//! The requests are async-stripe 1.0's typed builders (`CreatePaymentIntent`,
-//! `UpdatePaymentIntent`, `ConfirmPaymentIntent`, `RetrievePaymentIntent`, `CreateRefund`), so
+//! The requests are async-stripe 1.0's typed builders (`CreateCustomer`, `CreateSetupIntent`,
+//! `CreatePaymentIntent`, `UpdatePaymentIntent`, `ConfirmPaymentIntent`, `RetrievePaymentIntent`,
+//! `CancelPaymentIntent`, `CreateRefund`, `RetrieveRefund`), so
 //! every parameter we send is one Stripe documents, form-encoded as Stripe expects. [`Stripe`]
 //! sends what they build through the [`HttpClient`] port (Spin's outbound HTTP in the component)
 //! and reads the answers into the few fields used here. async-stripe's own response types are
@@ -16,10 +17,12 @@ use std::str::FromStr;
 use api::{HttpClient, Method, OutboundRequest, Secret};
 use serde::Deserialize;
 use stripe_client_core::{RequestBuilder, StripeMethod, StripeRequest};
+use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
-    ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent, UpdatePaymentIntent,
+    CancelPaymentIntent, ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent,
+    UpdatePaymentIntent,
 };
-use stripe_core::refund::CreateRefund;
+use stripe_core::refund::{CreateRefund, RetrieveRefund};
 use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
 use stripe_types::Currency;
 
@@ -54,10 +57,48 @@ pub struct Intent {
     pub client_secret: Option<String>,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
+    /// The intent's last charge: the object when the request expanded it (this service always
+    /// does), else its id.
+    #[serde(default)]
+    pub latest_charge: Option<ChargeRef>,
+}
+
+/// `latest_charge`, expanded or not.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ChargeRef {
+    Charge(Charge),
+    Id(String),
+}
+
+/// A Charge, as far as this service reads one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    /// When Stripe made the charge, in seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl Intent {
+    /// When the intent's charge was made at Stripe (whole seconds, as milliseconds), if the
+    /// answer carried it.
+    pub fn charged_at_ms(&self) -> Option<u64> {
+        match &self.latest_charge {
+            Some(ChargeRef::Charge(charge)) => charge.created.checked_mul(1000),
+            Some(ChargeRef::Id(_)) | None => None,
+        }
+    }
+}
+
+/// A Customer: each buyer has one, so the cards they set up belong to it and can be used again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Customer {
+    pub id: String,
 }
 
 /// A SetupIntent, as far as this service reads one: the browser confirms it with the card the
-/// buyer typed (Stripe.js `confirmCardSetup`), which makes the PaymentMethod to pay with.
+/// buyer typed (Stripe.js `confirmCardSetup`), which makes the PaymentMethod to pay with and
+/// attaches it to the buyer's Customer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SetupIntent {
     pub id: String,
@@ -69,8 +110,12 @@ pub struct SetupIntent {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Refund {
     pub id: String,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     #[serde(default)]
     pub status: Option<String>,
+    /// Why a refund failed, when it did (`expired_or_canceled_card`, `lost_or_stolen_card`, …).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
 }
 
 /// How a call to Stripe failed.
@@ -112,23 +157,51 @@ struct ErrorDetail {
 
 /// What the payments service asks of Stripe.
 pub trait PaymentGateway {
-    /// Creates a PaymentIntent for an order, under an idempotency key derived from the order,
-    /// so asking again (a retry, a second click, a second instance) returns the same intent.
-    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError>;
+    /// Creates the Customer of a buyer, under an idempotency key derived from the user, so two
+    /// first payments at once make one.
+    fn create_customer(&self, user_id: &str) -> Result<Customer, StripeError>;
+    /// Creates a PaymentIntent for an order, for the buyer's Customer, under an idempotency key
+    /// derived from the order, so asking again (a retry, a second click, a second instance)
+    /// returns the same intent.
+    fn create_intent(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        customer: &str,
+    ) -> Result<Intent, StripeError>;
+    /// The intent, with its latest charge expanded.
     fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError>;
     /// Sets the payment method on the intent, then confirms it (two calls: Stripe accepts the
-    /// payment method on confirm too, the fake Stripe does not).
+    /// payment method on confirm too, the fake Stripe does not). The answer has its latest
+    /// charge expanded.
     fn confirm_intent(&self, intent_id: &str, payment_method: &str) -> Result<Intent, StripeError>;
+    /// Cancels the intent, so that it can never succeed; Stripe refuses (`Refused`) when it has
+    /// succeeded already, or is processing.
+    fn cancel_intent(&self, intent_id: &str) -> Result<Intent, StripeError>;
     /// Refunds the whole intent, under `idempotency_key`, so a retried refund refunds once.
     fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError>;
-    /// Creates a SetupIntent for a card the buyer is about to type, for use now (`on_session`).
-    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError>;
+    fn retrieve_refund(&self, refund_id: &str) -> Result<Refund, StripeError>;
+    /// Creates a SetupIntent for a card the buyer is about to type, for use now (`on_session`),
+    /// for the buyer's Customer, which the card is attached to once it is set up.
+    fn create_setup_intent(
+        &self,
+        user_id: &str,
+        customer: &str,
+    ) -> Result<SetupIntent, StripeError>;
 }
 
 /// The idempotency key of an order's PaymentIntent.
 pub fn intent_idempotency_key(order_id: &str) -> String {
     format!("order-{order_id}-payment-intent")
 }
+
+/// The idempotency key of a buyer's Customer.
+pub fn customer_idempotency_key(user_id: &str) -> String {
+    format!("user-{user_id}-customer")
+}
+
+/// What every intent this service reads expands: the charge, whose time is when it was paid.
+const EXPAND_CHARGE: &str = "latest_charge";
 
 /// Stripe's HTTP API over an [`HttpClient`].
 pub struct Stripe<'a> {
@@ -221,15 +294,31 @@ fn error_from(status: u16, body: &[u8]) -> StripeError {
 }
 
 impl PaymentGateway for Stripe<'_> {
-    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError> {
+    fn create_customer(&self, user_id: &str) -> Result<Customer, StripeError> {
+        let request = CreateCustomer::new()
+            .metadata([("user_id".to_owned(), user_id.to_owned())])
+            .build();
+        self.call(request, Some(&customer_idempotency_key(user_id)))
+    }
+
+    fn create_intent(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        customer: &str,
+    ) -> Result<Intent, StripeError> {
         let request = CreatePaymentIntent::new(amount_cents, self.api.currency.clone())
+            .customer(customer)
             .metadata([("order_id".to_owned(), order_id.to_owned())])
             .build();
         self.call(request, Some(&intent_idempotency_key(order_id)))
     }
 
     fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
-        self.call(RetrievePaymentIntent::new(intent_id).build(), None)
+        let request = RetrievePaymentIntent::new(intent_id)
+            .expand([EXPAND_CHARGE.to_owned()])
+            .build();
+        self.call(request, None)
     }
 
     fn confirm_intent(&self, intent_id: &str, payment_method: &str) -> Result<Intent, StripeError> {
@@ -239,7 +328,14 @@ impl PaymentGateway for Stripe<'_> {
             .payment_method(payment_method)
             .build();
         self.call::<Intent>(update, None)?;
-        self.call(ConfirmPaymentIntent::new(intent_id).build(), None)
+        let confirm = ConfirmPaymentIntent::new(intent_id)
+            .expand([EXPAND_CHARGE.to_owned()])
+            .build();
+        self.call(confirm, None)
+    }
+
+    fn cancel_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
+        self.call(CancelPaymentIntent::new(intent_id).build(), None)
     }
 
     fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
@@ -247,8 +343,17 @@ impl PaymentGateway for Stripe<'_> {
         self.call(request, Some(idempotency_key))
     }
 
-    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError> {
+    fn retrieve_refund(&self, refund_id: &str) -> Result<Refund, StripeError> {
+        self.call(RetrieveRefund::new(refund_id).build(), None)
+    }
+
+    fn create_setup_intent(
+        &self,
+        user_id: &str,
+        customer: &str,
+    ) -> Result<SetupIntent, StripeError> {
         let request = CreateSetupIntent::new()
+            .customer(customer)
             .usage(CreateSetupIntentUsage::OnSession)
             .metadata([("user_id".to_owned(), user_id.to_owned())])
             .build();
@@ -366,14 +471,14 @@ mod tests {
     }
 
     #[test]
-    fn an_intent_is_created_for_the_exact_amount_with_the_order_and_an_idempotency_key() {
+    fn an_intent_is_created_for_the_exact_amount_the_buyer_s_customer_and_an_idempotency_key() {
         let http = FakeHttp::answering(vec![ok(intent("pi_1", "requires_payment_method", 1999))]);
         let api = api();
         let created = Stripe {
             http: &http,
             api: &api,
         }
-        .create_intent("o1", 1999)
+        .create_intent("o1", 1999, "cus_buyer")
         .expect("created");
         assert_eq!(created.id, "pi_1");
         assert_eq!(created.client_secret.as_deref(), Some("pi_1_secret_abc"));
@@ -398,6 +503,7 @@ mod tests {
             [
                 ("amount".to_owned(), "1999".to_owned()),
                 ("currency".to_owned(), "usd".to_owned()),
+                ("customer".to_owned(), "cus_buyer".to_owned()),
                 ("metadata[order_id]".to_owned(), "o1".to_owned()),
             ]
         );
@@ -430,7 +536,10 @@ mod tests {
             sent[1].url,
             "https://api.stripe.com/v1/payment_intents/pi_1/confirm"
         );
-        assert!(form(&sent[1]).is_empty(), "{:?}", form(&sent[1]));
+        assert_eq!(
+            form(&sent[1]),
+            [("expand[0]".to_owned(), "latest_charge".to_owned())]
+        );
         assert!(sent.iter().all(|r| header(r, "idempotency-key").is_none()));
     }
 
@@ -460,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn a_setup_intent_is_for_use_now_and_names_the_buyer() {
+    fn a_setup_intent_is_for_use_now_for_the_buyer_s_customer() {
         let http = FakeHttp::answering(vec![ok(json!({
             "id": "seti_1", "object": "setup_intent", "client_secret": "seti_1_secret_x",
             "status": "requires_payment_method",
@@ -470,7 +579,7 @@ mod tests {
             http: &http,
             api: &api,
         }
-        .create_setup_intent("u1")
+        .create_setup_intent("u1", "cus_buyer")
         .expect("created");
         assert_eq!(setup.client_secret.as_deref(), Some("seti_1_secret_x"));
         let sent = http.sent();
@@ -480,6 +589,7 @@ mod tests {
         assert_eq!(
             params,
             [
+                ("customer".to_owned(), "cus_buyer".to_owned()),
                 ("metadata[user_id]".to_owned(), "u1".to_owned()),
                 ("usage".to_owned(), "on_session".to_owned()),
             ]
@@ -487,24 +597,96 @@ mod tests {
     }
 
     #[test]
-    fn retrieving_is_a_get_without_a_body() {
-        let http = FakeHttp::answering(vec![ok(intent("pi_1", "succeeded", 100))]);
+    fn retrieving_is_a_get_without_a_body_that_expands_the_charge_and_reads_its_time() {
+        let mut answer = intent("pi_1", "succeeded", 100);
+        answer["latest_charge"] =
+            json!({"id": "ch_1", "object": "charge", "created": 1_795_575_845});
+        let http = FakeHttp::answering(vec![
+            ok(answer),
+            ok(intent("pi_2", "requires_payment_method", 100)),
+        ]);
         let api = api();
-        let found = Stripe {
+        let stripe = Stripe {
             http: &http,
             api: &api,
-        }
-        .retrieve_intent("pi_1")
-        .expect("found");
+        };
+        let found = stripe.retrieve_intent("pi_1").expect("found");
         assert_eq!(found.status, "succeeded");
+        assert_eq!(found.charged_at_ms(), Some(1_795_575_845_000));
+        // Not charged yet: no time.
+        assert_eq!(
+            stripe
+                .retrieve_intent("pi_2")
+                .expect("found")
+                .charged_at_ms(),
+            None
+        );
         let sent = http.sent();
         assert_eq!(sent[0].method, Method::Get);
         assert_eq!(
             sent[0].url,
-            "https://api.stripe.com/v1/payment_intents/pi_1"
+            "https://api.stripe.com/v1/payment_intents/pi_1?expand[0]=latest_charge"
         );
         assert!(sent[0].body.is_empty());
         assert_eq!(header(&sent[0], "content-type"), None);
+    }
+
+    #[test]
+    fn a_buyer_s_customer_is_created_once_by_its_idempotency_key() {
+        let http = FakeHttp::answering(vec![ok(json!({"id": "cus_1", "object": "customer"}))]);
+        let api = api();
+        let customer = Stripe {
+            http: &http,
+            api: &api,
+        }
+        .create_customer("u1")
+        .expect("created");
+        assert_eq!(customer.id, "cus_1");
+        let sent = http.sent();
+        assert_eq!(sent[0].url, "https://api.stripe.com/v1/customers");
+        assert_eq!(
+            header(&sent[0], "idempotency-key"),
+            Some("user-u1-customer")
+        );
+        assert_eq!(
+            form(&sent[0]),
+            [("metadata[user_id]".to_owned(), "u1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn cancelling_an_intent_and_reading_a_refund_name_them_in_the_path() {
+        let http = FakeHttp::answering(vec![
+            ok(intent("pi_1", "canceled", 100)),
+            ok(json!({"id": "re_1", "object": "refund", "status": "failed",
+                      "failure_reason": "expired_or_canceled_card"})),
+        ]);
+        let api = api();
+        let stripe = Stripe {
+            http: &http,
+            api: &api,
+        };
+        assert_eq!(
+            stripe.cancel_intent("pi_1").expect("cancelled").status,
+            "canceled"
+        );
+        let refund = stripe.retrieve_refund("re_1").expect("found");
+        assert_eq!(
+            (refund.status.as_deref(), refund.failure_reason.as_deref()),
+            (Some("failed"), Some("expired_or_canceled_card"))
+        );
+        let sent = http.sent();
+        assert_eq!(
+            (sent[0].method.clone(), sent[0].url.as_str()),
+            (
+                Method::Post,
+                "https://api.stripe.com/v1/payment_intents/pi_1/cancel"
+            )
+        );
+        assert_eq!(
+            (sent[1].method.clone(), sent[1].url.as_str()),
+            (Method::Get, "https://api.stripe.com/v1/refunds/re_1")
+        );
     }
 
     #[test]

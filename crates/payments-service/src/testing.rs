@@ -17,7 +17,8 @@ use storage::NativeDatabase;
 use tempfile::TempDir;
 
 use crate::stripe::{
-    Intent, PaymentGateway, Refund, SetupIntent, StripeApi, StripeError, parse_currency,
+    Charge, ChargeRef, Customer, Intent, PaymentGateway, Refund, SetupIntent, StripeApi,
+    StripeError, parse_currency,
 };
 use crate::{MIGRATIONS, OrderEvents, PaymentsApi, PaymentsConfig};
 
@@ -47,6 +48,16 @@ pub(crate) struct FakeStripe {
     pub(crate) refund_fails: Cell<bool>,
     pub(crate) created: RefCell<Vec<(String, i64)>>,
     pub(crate) refunds: RefCell<Vec<(String, String)>>,
+    /// Runs once, inside the next confirm, before it answers: what another request does
+    /// meanwhile (a second submit, the webhook of a success).
+    pub(crate) during_confirm: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// The status Stripe gives the refunds it makes (`succeeded` when unset), and later
+    /// reports when one is retrieved.
+    pub(crate) refund_status: RefCell<Option<&'static str>>,
+    /// Customers made, by user.
+    pub(crate) customers: RefCell<Vec<String>>,
+    /// Stripe's clock: the time of the charges it makes.
+    pub(crate) now_ms: Cell<u64>,
 }
 
 impl FakeStripe {
@@ -61,6 +72,12 @@ impl FakeStripe {
         let mut intents = self.intents.borrow_mut();
         let intent = intents.get_mut(intent_id).expect("a known intent");
         intent.status = status.to_owned();
+        if status == "succeeded" {
+            intent.latest_charge = Some(ChargeRef::Charge(Charge {
+                id: format!("ch_{}", &intent_id[3..]),
+                created: self.now_ms.get() / 1000,
+            }));
+        }
         intent.clone()
     }
 
@@ -71,7 +88,20 @@ impl FakeStripe {
 }
 
 impl PaymentGateway for FakeStripe {
-    fn create_intent(&self, order_id: &str, amount_cents: i64) -> Result<Intent, StripeError> {
+    fn create_customer(&self, user_id: &str) -> Result<Customer, StripeError> {
+        self.unavailable()?;
+        self.customers.borrow_mut().push(user_id.to_owned());
+        Ok(Customer {
+            id: format!("cus_{}", &user_id[..8]),
+        })
+    }
+
+    fn create_intent(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        _customer: &str,
+    ) -> Result<Intent, StripeError> {
         self.unavailable()?;
         self.created
             .borrow_mut()
@@ -85,6 +115,7 @@ impl PaymentGateway for FakeStripe {
             currency: "usd".to_owned(),
             client_secret: Some(format!("{id}_secret")),
             metadata: HashMap::from([("order_id".to_owned(), order_id.to_owned())]),
+            latest_charge: None,
         };
         Ok(self
             .intents
@@ -105,6 +136,9 @@ impl PaymentGateway for FakeStripe {
         _payment_method: &str,
     ) -> Result<Intent, StripeError> {
         self.unavailable()?;
+        if let Some(meanwhile) = self.during_confirm.borrow_mut().take() {
+            meanwhile();
+        }
         let outcome = {
             let mut outcomes = self.confirm_outcomes.borrow_mut();
             if outcomes.is_empty() {
@@ -129,6 +163,21 @@ impl PaymentGateway for FakeStripe {
         }
     }
 
+    fn cancel_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
+        self.unavailable()?;
+        let status = self.intents.borrow()[intent_id].status.clone();
+        if matches!(status.as_str(), "succeeded" | "processing" | "canceled") {
+            return Err(StripeError::Refused {
+                status: 400,
+                message: format!(
+                    "You cannot cancel this PaymentIntent because it has a status of {status}."
+                ),
+                code: Some("payment_intent_unexpected_state".to_owned()),
+            });
+        }
+        Ok(self.set_status(intent_id, "canceled"))
+    }
+
     fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
         self.unavailable()?;
         if self.refund_fails.get() {
@@ -137,13 +186,28 @@ impl PaymentGateway for FakeStripe {
         self.refunds
             .borrow_mut()
             .push((intent_id.to_owned(), idempotency_key.to_owned()));
+        self.retrieve_refund(&format!("re_{}", self.refunds.borrow().len()))
+    }
+
+    fn retrieve_refund(&self, refund_id: &str) -> Result<Refund, StripeError> {
+        self.unavailable()?;
         Ok(Refund {
-            id: format!("re_{}", self.refunds.borrow().len()),
-            status: Some("succeeded".to_owned()),
+            id: refund_id.to_owned(),
+            status: Some(
+                self.refund_status
+                    .borrow()
+                    .unwrap_or("succeeded")
+                    .to_owned(),
+            ),
+            failure_reason: None,
         })
     }
 
-    fn create_setup_intent(&self, user_id: &str) -> Result<SetupIntent, StripeError> {
+    fn create_setup_intent(
+        &self,
+        user_id: &str,
+        _customer: &str,
+    ) -> Result<SetupIntent, StripeError> {
         self.unavailable()?;
         Ok(SetupIntent {
             id: format!("seti_{}", &user_id[..8]),
@@ -161,6 +225,7 @@ pub(crate) fn declined() -> StripeError {
 
 pub(crate) struct TestApp {
     _dir: TempDir,
+    pub(crate) path: std::path::PathBuf,
     pub(crate) db: NativeDatabase,
     pub(crate) config: PaymentsConfig,
     pub(crate) clock: FixedClock,
@@ -171,7 +236,8 @@ pub(crate) struct TestApp {
 impl TestApp {
     pub(crate) fn new() -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = NativeDatabase::open(&dir.path().join("payments.sqlite")).expect("database");
+        let path = dir.path().join("payments.sqlite");
+        let db = NativeDatabase::open(&path).expect("database");
         storage::migrate(&db, MIGRATIONS).expect("apply migrations/payments/");
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = PaymentsConfig {
@@ -187,16 +253,22 @@ impl TestApp {
         };
         TestApp {
             _dir: dir,
+            path,
             db,
             config,
             clock: FixedClock(Cell::new(NOW_MS)),
-            stripe: FakeStripe::default(),
+            stripe: FakeStripe {
+                now_ms: Cell::new(NOW_MS),
+                ..FakeStripe::default()
+            },
             signer: TokenSigner::new(key, 24 * 3600),
         }
     }
 
+    /// Moves our clock and Stripe's on by `ms`.
     pub(crate) fn advance(&self, ms: u64) {
         self.clock.0.set(self.clock.0.get() + ms);
+        self.stripe.now_ms.set(self.clock.0.get());
     }
 
     pub(crate) fn handle(&self, request: &Request) -> Response {
@@ -299,6 +371,11 @@ impl TestApp {
         delivery::outbox_envelopes(&self.db).expect("read the outbox")
     }
 
+    /// The status of an order's payment, if it has one.
+    pub(crate) fn payment_status(&self, order_id: &str) -> Option<String> {
+        self.payment(order_id).map(|(status, _, _)| status)
+    }
+
     /// `(status, stripe id, refund id)` of an order's payment.
     pub(crate) fn payment(&self, order_id: &str) -> Option<(String, String, Option<String>)> {
         crate::store::payment_for_order(&self.db, order_id)
@@ -328,11 +405,17 @@ pub(crate) fn text(response: &Response) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
-/// A `payment_intent.succeeded` event as Stripe sends it.
+/// A `payment_intent.succeeded` event as Stripe sends it, created at [`NOW_MS`].
 pub(crate) fn succeeded_event(intent_id: &str) -> Value {
+    succeeded_event_at(intent_id, NOW_MS)
+}
+
+/// A `payment_intent.succeeded` event Stripe created at `created_ms` (Stripe's timestamps are
+/// whole seconds).
+pub(crate) fn succeeded_event_at(intent_id: &str, created_ms: u64) -> Value {
     json!({
         "id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
-        "created": NOW_MS / 1000, "livemode": false, "api_version": "2026-09-30.endive",
+        "created": created_ms / 1000, "livemode": false, "api_version": "2026-09-30.endive",
         "data": {"object": {"id": intent_id, "object": "payment_intent", "status": "succeeded",
                              "amount": 1999, "currency": "usd"}},
     })

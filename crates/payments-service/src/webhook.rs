@@ -79,6 +79,10 @@ pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub type_: String,
+    /// When Stripe made the event, in seconds since the Unix epoch: for
+    /// `payment_intent.succeeded`, when the intent succeeded.
+    #[serde(default)]
+    pub created: u64,
     pub data: EventData,
 }
 
@@ -100,6 +104,19 @@ impl Event {
             return None;
         }
         Some((object.get("id")?.as_str()?, object.get("status")?.as_str()?))
+    }
+
+    /// The Refund a `refund.*` or `charge.refund.updated` event carries.
+    pub fn refund(&self) -> Option<crate::stripe::Refund> {
+        let refund_event = matches!(
+            self.type_.as_str(),
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated"
+        );
+        let object = &self.data.object;
+        if !refund_event || object.get("object")?.as_str()? != "refund" {
+            return None;
+        }
+        serde_json::from_value(object.clone()).ok()
     }
 }
 

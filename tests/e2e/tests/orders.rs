@@ -351,6 +351,7 @@ fn a_late_expiration_for_a_paid_or_cancelled_order_changes_nothing() {
             id: "6b4f2ab8-9273-4e30-b586-b3a292f8f767".to_owned(),
             order_id: order_id.clone(),
             stripe_id: "pi_test".to_owned(),
+            paid_at: None,
         }),
         "1d9a6f4e-2b3c-4d5e-8f7a-0b1c2d3e4f50",
     );
@@ -368,8 +369,8 @@ fn a_late_expiration_for_a_paid_or_cancelled_order_changes_nothing() {
         }),
         "2e0b7a5f-3c4d-4e6f-9a8b-1c2d3e4f5a60",
     );
-    eventually("orders to read the late expiry", || {
-        group_caught_up(&redis, "events:expiration", "orders").then_some(())
+    eventually("payments to read the late expiry", || {
+        group_caught_up(&redis, "events:expiration", "payments").then_some(())
     });
     let shown = order_status(&host, &buyer, &order_id);
     assert_eq!(
@@ -399,8 +400,8 @@ fn a_late_expiration_for_a_paid_or_cancelled_order_changes_nothing() {
         }),
         "3f1c8b6a-4d5e-4f7a-8b9c-2d3e4f5a6b70",
     );
-    eventually("orders to read the second late expiry", || {
-        group_caught_up(&redis, "events:expiration", "orders").then_some(())
+    eventually("payments to read the second late expiry", || {
+        group_caught_up(&redis, "events:expiration", "payments").then_some(())
     });
     assert_eq!(order_status(&host, &buyer, &cancelled)["version"], 1);
     assert_eq!(
@@ -570,6 +571,7 @@ fn every_subjects_channel_carries_each_envelope_exactly_once() {
                 id: "6b4f2ab8-9273-4e30-b586-b3a292f8f767".to_owned(),
                 order_id: paid_order.clone(),
                 stripe_id: "pi_test".to_owned(),
+                paid_at: None,
             }),
             "1d9a6f4e-2b3c-4d5e-8f7a-0b1c2d3e4f50",
         );

@@ -440,3 +440,150 @@ fn with_stripe_stopped_paying_is_a_502_that_records_nothing_and_a_retry_works() 
     });
     assert_eq!(shop.payment_events(&order_id).len(), 1);
 }
+
+/// Stripe lets a PaymentMethod that belongs to no Customer be used once, so a card set up
+/// without one could not pay again: neither a retry after a failed attempt nor a second order.
+/// Each buyer has a Stripe Customer, and the card form's SetupIntent attaches the card to it.
+#[test]
+fn a_card_set_up_once_pays_again_because_it_belongs_to_the_buyer_s_customer() {
+    let shop = Shop::open();
+    let buyer = sign_up(&shop.host, "saved-card@example.com");
+    let (_, first) = shop.order(&buyer, 11.0);
+    let (_, second) = shop.order(&buyer, 12.0);
+
+    let setup = send(
+        &shop.host,
+        "POST",
+        "/api/payments/setup",
+        &buyer,
+        &json!({}),
+    );
+    assert_eq!(setup.status, 201, "{}", setup.body);
+    let secret = setup.json()["clientSecret"]
+        .as_str()
+        .expect("a client secret")
+        .to_owned();
+    let setup_id = secret.split("_secret").next().expect("an id");
+    let confirmed = shop
+        .stripe()
+        .call(
+            "POST",
+            &format!("/v1/setup_intents/{setup_id}/confirm"),
+            &[
+                ("client_secret", secret.as_str()),
+                ("payment_method_data[type]", "card"),
+                ("payment_method_data[card][number]", "4242424242424242"),
+                ("payment_method_data[card][exp_month]", "12"),
+                ("payment_method_data[card][exp_year]", "2034"),
+                ("payment_method_data[card][cvc]", "123"),
+            ],
+        )
+        .expect("the card form confirms the SetupIntent");
+    let card = confirmed["payment_method"]
+        .as_str()
+        .expect("a PaymentMethod")
+        .to_owned();
+    for order in [&first, &second] {
+        let paid = shop.pay(
+            &buyer,
+            &json!({ "orderId": order, "paymentMethodId": card }),
+        );
+        assert_eq!(paid.status, 201, "{}", paid.body);
+        assert_eq!(paid.json()["status"], "succeeded", "{}", paid.body);
+    }
+}
+
+/// The rule is the clock's, not the events': a payment Stripe took before the order's window
+/// ended wins, even when Redis was away as the window ended, so that the payment's event was
+/// still in the payments outbox when the orders service would otherwise have given the ticket
+/// up. (Redis comes back empty, so the expiration timer's schedule is gone too.)
+#[test]
+fn a_payment_made_in_time_wins_when_redis_was_away_as_the_order_expired() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let stripe = LocalStripe::start();
+    let host = e2e::app_with_stripe(&redis, &stripe)
+        .env("SPIN_VARIABLE_ORDER_WINDOW_SECONDS", "3")
+        .env("SPIN_VARIABLE_HOUSEKEEPING_INTERVAL_SECONDS", "1")
+        .start();
+    stripe.send_webhooks_to(&host.url("/api/payments/webhook"), WEBHOOK_SECRET);
+    let seller = sign_up(&host, "seller-in-time@example.com");
+    let buyer = sign_up(&host, "buyer-in-time@example.com");
+    let ticket_id = id_of(&create_ticket(&host, &seller, "Concert", 12.0));
+    let order = eventually("the ticket to reach the orders replica", || {
+        let reply = send(
+            &host,
+            "POST",
+            "/api/orders",
+            &buyer,
+            &json!({ "ticketId": ticket_id }),
+        );
+        (reply.status != 404).then_some(reply)
+    });
+    assert_eq!(order.status, 201, "{}", order.body);
+    let order = order.json();
+    let order_id = id_of(&order);
+    eventually("the order to reach the payments replica", || {
+        let reply = send(
+            &host,
+            "POST",
+            "/api/payments",
+            &buyer,
+            &json!({ "orderId": order_id }),
+        );
+        (reply.status == 201).then_some(())
+    });
+
+    drop(redis);
+    let paid = send(
+        &host,
+        "POST",
+        "/api/payments",
+        &buyer,
+        &json!({ "orderId": order_id, "paymentMethodId": "pm_card_visa" }),
+    );
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert_eq!(paid.json()["status"], "succeeded");
+    let expires_at = domain::parse_rfc3339_millis(order["expiresAt"].as_str().expect("expiresAt"))
+        .expect("a timestamp");
+    eventually("three seconds past the order's window", || {
+        (now_secs() * 1000 > expires_at + 3_000).then_some(())
+    });
+
+    // The payments service is held up a moment longer (its database write-locked, as a slow
+    // disk or a busy writer would), so the orders service's first housekeeping comes first.
+    let payments_db = rusqlite::Connection::open(host.work_dir.path().join(".spin/payments.db"))
+        .expect("the payments database");
+    payments_db
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("hold the payments database");
+    let _redis = RedisServer::start_on(port);
+    // Once the host's subscriptions are back, the heartbeat (Kubernetes' probe) arms the tick.
+    eventually("the housekeeping tick to be armed again", || {
+        (host.output.text().contains("Reconnected to")
+            && host.get("/api/heartbeat").body.contains(r#""redis":"ok""#))
+        .then_some(())
+    });
+    // Two housekeeping ticks for the orders service meanwhile.
+    let held = std::time::Instant::now();
+    eventually("three seconds with payments held up", || {
+        (held.elapsed() > std::time::Duration::from_secs(3)).then_some(())
+    });
+    payments_db
+        .execute_batch("ROLLBACK")
+        .expect("let the payments database go");
+    let status = eventually("the order to be settled", || {
+        let reply = host.request_with(
+            "GET",
+            &format!("/api/orders/{order_id}"),
+            &[("cookie", buyer.as_str())],
+            None,
+        );
+        let status = reply.json()["status"].clone();
+        (status != "created").then_some(status)
+    });
+    assert_eq!(status, "complete");
+    eventually("the ticket to be sold", || {
+        (ticket(&host, &ticket_id)["status"] == "sold").then_some(())
+    });
+}
