@@ -52,8 +52,8 @@ pub use consumer::{
 #[cfg(feature = "native")]
 pub use native::NativeRedis;
 pub use outbox::{
-    EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, enqueue, outbox_envelopes, publish,
-    relay, republish_after_data_loss,
+    EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, VERIFY_AFTER_MS, VerifyReport, enqueue,
+    outbox_envelopes, publish, relay, republish_after_data_loss, verify_sent,
 };
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};

@@ -5,6 +5,13 @@
 //! the row waits for the next relay (after the next write, or on the housekeeping tick). The
 //! price is that a relay that dies between `XADD` and marking the row sent appends the event
 //! again later; consumers drop the duplicate by its event id.
+//!
+//! An answered `XADD` is not yet a durable one: Redis as shipped fsyncs its append-only file once
+//! a second, so a crash can take the last second of entries while the rest of Redis (its epoch
+//! included) survives. The relay therefore records each sent row's entry id, and housekeeping
+//! checks the entries once they are older than [`VERIFY_AFTER_MS`], sending again the rows whose
+//! entry is gone ([`verify_sent`]). A Redis that lost everything is caught by its epoch instead
+//! ([`republish_after_data_loss`]).
 
 use events::{Envelope, Event};
 use storage::{Database, SqlValue};
@@ -23,6 +30,13 @@ pub const STREAM_MAX_LEN: i64 = 1_000_000;
 /// The key holding the epoch of a Redis: a random id set once by the first relay that finds none,
 /// so a Redis that restarted without its data (or a new one) has a new epoch.
 pub const EPOCH_KEY: &str = "events:epoch";
+
+/// How old a stream entry must be before housekeeping checks that it survived: past Redis's
+/// once-a-second fsync with room to spare, so a present entry is on disk.
+pub const VERIFY_AFTER_MS: u64 = 3_000;
+
+/// Rows checked per [`verify_sent`] call.
+const VERIFY_BATCH: i64 = 1000;
 
 /// Sends every outbox row still kept again when the Redis this database last published to has
 /// lost its data, and returns how many rows it marked for sending.
@@ -63,6 +77,7 @@ pub fn republish_after_data_loss(
              WHERE sent_at_ms IS NOT NULL RETURNING seq",
             &[],
         )?;
+        tx.execute("DELETE FROM outbox_unverified", &[])?;
         tx.execute(
             "INSERT INTO delivery_state (key, value) VALUES ('redis_epoch', ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -178,30 +193,29 @@ pub fn relay(
     // and wake each stream's consumers once: a consumer reads everything new when woken. A crash
     // between the appends and the update sends the batch again, which consumers drop as
     // duplicates by event id.
-    let mut appended = 0;
+    let mut entries = Vec::with_capacity(claimed.len());
     let mut failure = None;
     for row in &claimed {
         match append(redis, row) {
-            Ok(()) => appended += 1,
+            Ok(entry) => entries.push(serde_json::json!({
+                "seq": row.seq,
+                "stream": row.stream,
+                "ms": entry.ms,
+                "n": entry.seq,
+            })),
             Err(error) => {
                 failure = Some(error);
                 break;
             }
         }
     }
-    let (sent_rows, unsent_rows) = claimed.split_at(appended);
-    if !sent_rows.is_empty() {
-        let seqs = serde_json::to_string(&sent_rows.iter().map(|row| row.seq).collect::<Vec<_>>())
-            .map_err(|error| DeliveryError::Encode(error.to_string()))?;
-        if let Err(error) = db.execute(
-            "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL \
-             WHERE seq IN (SELECT value FROM json_each(?))",
-            &[now.clone(), seqs.into()],
-        ) {
-            // These rows go out again once their lease ends; consumers drop the duplicates.
-            release(db, unsent_rows, &lease);
-            return Err(error.into());
-        }
+    let (sent_rows, unsent_rows) = claimed.split_at(entries.len());
+    if !sent_rows.is_empty()
+        && let Err(error) = mark_sent(db, &entries, &now)
+    {
+        // These rows go out again once their lease ends; consumers drop the duplicates.
+        release(db, unsent_rows, &lease);
+        return Err(error);
     }
     release(db, unsent_rows, &lease);
     if let Some(error) = failure {
@@ -221,7 +235,113 @@ pub fn relay(
     })
 }
 
-fn append(redis: &dyn Redis, row: &Claimed) -> Result<(), DeliveryError> {
+/// Marks the rows of `entries` (`{seq, stream, ms, n}`) sent, with their entries to verify, in
+/// one transaction.
+fn mark_sent(
+    db: &dyn Database,
+    entries: &[serde_json::Value],
+    now: &SqlValue,
+) -> Result<(), DeliveryError> {
+    let entries =
+        serde_json::to_string(entries).map_err(|error| DeliveryError::Encode(error.to_string()))?;
+    storage::transaction(db, |tx| -> Result<(), DeliveryError> {
+        tx.execute(
+            "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL \
+             WHERE seq IN (SELECT json_extract(value, '$.seq') FROM json_each(?))",
+            &[now.clone(), entries.as_str().into()],
+        )?;
+        tx.execute(
+            "INSERT INTO outbox_unverified (seq, stream, entry_ms, entry_seq, sent_at_ms) \
+             SELECT json_extract(value, '$.seq'), json_extract(value, '$.stream'), \
+             json_extract(value, '$.ms'), json_extract(value, '$.n'), ? FROM json_each(?) \
+             WHERE true ON CONFLICT (seq) DO UPDATE SET stream = excluded.stream, \
+             entry_ms = excluded.entry_ms, entry_seq = excluded.entry_seq, \
+             sent_at_ms = excluded.sent_at_ms",
+            &[now.clone(), entries.as_str().into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// What [`verify_sent`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Rows whose stream entry is there: durable now, not checked again.
+    pub verified: usize,
+    /// Rows whose stream entry is gone, marked unsent for the next relay to append again.
+    pub resent: usize,
+}
+
+/// Checks that the stream entries of rows sent at least [`VERIFY_AFTER_MS`] before `now_ms`
+/// survived, and marks the rows whose entry is gone unsent, for the next relay (run it on the
+/// housekeeping tick, before relaying). Consumers drop an event they applied already by its id.
+///
+/// A crash loses a suffix of Redis's append-only file: if an entry survived, every entry
+/// appended to the same stream before it did too. So per stream only the newest entry is looked
+/// up (`XRANGE stream id id`); only when it is gone is each older one looked up as well.
+pub fn verify_sent(
+    db: &dyn Database,
+    redis: &dyn Redis,
+    now_ms: u64,
+) -> Result<VerifyReport, DeliveryError> {
+    let before = SqlValue::from_u64(now_ms.saturating_sub(VERIFY_AFTER_MS))?;
+    let rows = db.execute(
+        "SELECT seq, stream, entry_ms, entry_seq FROM outbox_unverified WHERE sent_at_ms <= ? \
+         ORDER BY stream, entry_ms, entry_seq LIMIT ?",
+        &[before, VERIFY_BATCH.into()],
+    )?;
+    let mut by_stream: Vec<(String, Vec<(i64, String)>)> = Vec::new();
+    for row in rows.iter() {
+        let stream = row.text("stream")?;
+        let entry = format!("{}-{}", row.integer("entry_ms")?, row.integer("entry_seq")?);
+        match by_stream.last_mut() {
+            Some((name, entries)) if name == stream => entries.push((row.integer("seq")?, entry)),
+            _ => by_stream.push((stream.to_owned(), vec![(row.integer("seq")?, entry)])),
+        }
+    }
+    let mut report = VerifyReport::default();
+    for (stream, entries) in &by_stream {
+        let newest_survived = match entries.last() {
+            Some((_, newest)) => entry_exists(redis, stream, newest)?,
+            None => continue,
+        };
+        let mut present = Vec::new();
+        let mut missing = Vec::new();
+        for (seq, entry) in entries {
+            if newest_survived || entry_exists(redis, stream, entry)? {
+                present.push(*seq);
+            } else {
+                missing.push(*seq);
+            }
+        }
+        storage::transaction(db, |tx| -> Result<(), DeliveryError> {
+            let seqs = |seqs: &[i64]| serde_json::to_string(seqs).unwrap_or_default();
+            tx.execute(
+                "UPDATE outbox SET sent_at_ms = NULL, claimed_until_ms = NULL \
+                 WHERE seq IN (SELECT value FROM json_each(?))",
+                &[seqs(&missing).into()],
+            )?;
+            tx.execute(
+                "DELETE FROM outbox_unverified WHERE seq IN (SELECT value FROM json_each(?))",
+                &[seqs(&[present.as_slice(), missing.as_slice()].concat()).into()],
+            )?;
+            Ok(())
+        })?;
+        report.verified += present.len();
+        report.resent += missing.len();
+    }
+    Ok(report)
+}
+
+/// Whether `stream` holds the entry `id`.
+fn entry_exists(redis: &dyn Redis, stream: &str, id: &str) -> Result<bool, DeliveryError> {
+    let reply = redis.execute("XRANGE", &[stream.into(), id.into(), id.into()])?;
+    Ok(reply
+        .iter()
+        .any(|value| matches!(value, RedisValue::Bytes(bytes) if bytes == id.as_bytes())))
+}
+
+fn append(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryError> {
     let reply = redis.execute(
         "XADD",
         &[
@@ -234,8 +354,7 @@ fn append(redis: &dyn Redis, row: &Claimed) -> Result<(), DeliveryError> {
             row.envelope.as_str().into(),
         ],
     )?;
-    reply::added_id(&reply)?;
-    Ok(())
+    reply::added_id(&reply)
 }
 
 /// Gives the rows back for the next relay instead of leaving them leased for 10 s. Only rows

@@ -11,6 +11,11 @@
 ///   consumer group per event (the service's), so the event id alone is the key.
 /// - `replica_versions`: the last version of each replicated aggregate applied, for
 ///   [`check_replica_version`](crate::check_replica_version).
+/// - `outbox_unverified`: outbox rows sent to a stream whose entry (`entry_ms`-`entry_seq`) may
+///   not be durable yet: Redis with `appendfsync everysec` can lose the last second of writes in a
+///   crash, and come back with its epoch but without the entry. Housekeeping checks each entry
+///   once it is old enough and sends the row again if it is gone
+///   ([`verify_sent`](crate::verify_sent)).
 /// - `delivery_state`: small facts about delivery, such as the epoch of the Redis this database
 ///   last published to ([`republish_after_data_loss`](crate::republish_after_data_loss)).
 pub const SCHEMA: &[&str] = &[
@@ -35,6 +40,14 @@ pub const SCHEMA: &[&str] = &[
         version INTEGER NOT NULL, \
         PRIMARY KEY (aggregate, id))",
     "CREATE TABLE IF NOT EXISTS delivery_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox_unverified (\
+        seq INTEGER PRIMARY KEY, \
+        stream TEXT NOT NULL, \
+        entry_ms INTEGER NOT NULL, \
+        entry_seq INTEGER NOT NULL, \
+        sent_at_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outbox_unverified_by_entry ON outbox_unverified \
+        (stream, entry_ms, entry_seq)",
 ];
 
 /// Runs [`SCHEMA`] on `db`, statement by statement (for tests and first start-up).
@@ -65,7 +78,8 @@ pub fn prune(
     let mut removed = 0;
     for sql in [
         "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
-         WHERE sent_at_ms IS NOT NULL AND sent_at_ms < ? LIMIT ?) RETURNING seq",
+         WHERE sent_at_ms IS NOT NULL AND sent_at_ms < ? \
+         AND seq NOT IN (SELECT seq FROM outbox_unverified) LIMIT ?) RETURNING seq",
         "DELETE FROM processed_events WHERE event_id IN (SELECT event_id FROM processed_events \
          WHERE processed_at_ms < ? LIMIT ?) RETURNING event_id",
     ] {

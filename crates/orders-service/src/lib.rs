@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[storage::Migration] = &[
         name: "delivery state",
         sql: include_str!("../../../migrations/orders/0003_delivery_state.sql"),
     },
+    storage::Migration {
+        version: 4,
+        name: "outbox verification",
+        sql: include_str!("../../../migrations/orders/0004_outbox_verification.sql"),
+    },
 ];
 
 #[cfg(test)]

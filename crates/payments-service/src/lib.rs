@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[storage::Migration] = &[
         name: "customers, payment windows, refund outcomes",
         sql: include_str!("../../../migrations/payments/0003_customers_windows_refunds.sql"),
     },
+    storage::Migration {
+        version: 4,
+        name: "outbox verification",
+        sql: include_str!("../../../migrations/payments/0004_outbox_verification.sql"),
+    },
 ];
 
 #[cfg(test)]

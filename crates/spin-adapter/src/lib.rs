@@ -406,6 +406,18 @@ pub fn consume(
                 .duration(started.elapsed())
                 .emit();
         }
+        let verified = delivery::verify_sent(&db, &redis, now_unix_ms())?;
+        if verified.resent > 0 {
+            log_line::Line::new(log_line::Level::Warn, "delivery")
+                .field("database", database)
+                .field("outcome", "republished")
+                .field(
+                    "reason",
+                    "stream entries lost since they were sent (a Redis crash)",
+                )
+                .field("events", verified.resent)
+                .emit();
+        }
     }
     // One stream failing (a poisoned key, say) must not starve the others, nor keep the tick
     // from being re-armed: every stream gets its turn, and the first failure is returned last.

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[storage::Migration] = &[
         name: "order placement",
         sql: include_str!("../../../migrations/tickets/0003_order_placement.sql"),
     },
+    storage::Migration {
+        version: 4,
+        name: "outbox verification",
+        sql: include_str!("../../../migrations/tickets/0004_outbox_verification.sql"),
+    },
 ];
 
 #[cfg(test)]

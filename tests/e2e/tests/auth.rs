@@ -297,6 +297,55 @@ fn sign_in_attempts_are_limited_per_email_and_the_limit_resets() {
     });
 }
 
+/// The count is one atomic step: of 30 attempts at once from one address against a limit of 10,
+/// exactly 10 get an answer about the password and 20 are refused; a read-then-write counter
+/// lets a parallel burst through.
+#[test]
+fn parallel_sign_in_attempts_from_one_address_are_counted_exactly() {
+    let redis = RedisServer::start();
+    let host = app(&redis)
+        .env("SPIN_VARIABLE_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS", "10")
+        .env("SPIN_VARIABLE_SIGNIN_WINDOW_SECONDS", "600")
+        .start();
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..30)
+            .map(|i| {
+                let host = &host;
+                scope.spawn(move || signin(host, &format!("guess{i}@example.com"), "password1"))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 400).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 20, "{statuses:?}");
+}
+
+/// Sign-up hashes a password, as sign-in verifies one: it is limited per address the same way.
+#[test]
+fn sign_ups_from_one_address_are_limited_like_sign_ins() {
+    let redis = RedisServer::start();
+    let host = app(&redis)
+        .env("SPIN_VARIABLE_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS", "3")
+        .env("SPIN_VARIABLE_SIGNIN_WINDOW_SECONDS", "600")
+        .start();
+    for i in 0..3 {
+        let reply = signup(&host, &format!("new{i}@example.com"), "password1");
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let refused = signup(&host, "new3@example.com", "password1");
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        signin(&host, "new3@example.com", "password1").status,
+        429,
+        "the address's window is shared by sign-up and sign-in"
+    );
+}
+
 #[test]
 fn unknown_auth_routes_are_404_in_the_error_format() {
     let redis = RedisServer::start();
