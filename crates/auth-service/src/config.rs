@@ -9,6 +9,7 @@
 //! | `signin_max_attempts` | sign-in attempts allowed per email per window, ≥ 1 | 5 |
 //! | `signin_max_attempts_per_address` | sign-in attempts allowed per client address per window (higher: many users may share one address behind a NAT), ≥ 1 | 20 |
 //! | `signin_window_seconds` | length of the rate-limit window, ≥ 1 | 900 (15 minutes) |
+//! | `trusted_proxies` | comma-separated addresses or CIDR ranges of the proxies in front of the app (an ingress); a request from one of them is counted against the client address it names in `X-Forwarded-For` | empty: the peer's address counts |
 //!
 //! A variable that is set to an empty (or all-blank) string counts as unset, because a Spin
 //! manifest commonly declares optional variables with `default = ""`.
@@ -23,6 +24,7 @@ const PLAIN_HTTP: &str = "plain_http";
 const SIGNIN_MAX_ATTEMPTS: &str = "signin_max_attempts";
 const SIGNIN_WINDOW_SECONDS: &str = "signin_window_seconds";
 const SIGNIN_MAX_ATTEMPTS_PER_ADDRESS: &str = "signin_max_attempts_per_address";
+const TRUSTED_PROXIES: &str = "trusted_proxies";
 
 const DEFAULT_SESSION_LIFETIME_SECS: u64 = 24 * 60 * 60;
 const DEFAULT_SIGNIN_MAX_ATTEMPTS: u32 = 5;
@@ -48,6 +50,8 @@ pub struct AuthConfig {
     /// Whether cookies carry `Secure`; false only when `plain_http` is `true`.
     pub secure_cookies: bool,
     pub signin_limit: RateLimit,
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AuthConfig {
@@ -80,7 +84,10 @@ impl AuthConfig {
         let window_secs =
             positive(vars, SIGNIN_WINDOW_SECONDS)?.unwrap_or(DEFAULT_SIGNIN_WINDOW_SECS);
 
+        let trusted_proxies = proxies(vars)?;
+
         Ok(AuthConfig {
+            trusted_proxies,
             signer: TokenSigner::new(signing_key, session_lifetime_secs),
             verifier: TokenVerifier::new(verifying_key),
             session_lifetime_secs,
@@ -92,6 +99,26 @@ impl AuthConfig {
             },
         })
     }
+}
+
+/// `trusted_proxies`: addresses (one host each) and CIDR ranges, comma-separated.
+fn proxies(vars: &dyn VariableSource) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let listed = vars.get(TRUSTED_PROXIES).unwrap_or_default();
+    listed
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        TRUSTED_PROXIES,
+                        format!("{item:?} is neither an IP address nor a CIDR range"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// An attempt limit: a positive number that fits in `u32`, or `default` when unset.

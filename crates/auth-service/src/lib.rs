@@ -2,20 +2,22 @@
 //!
 //! The Spin component is thin glue: it loads an [`AuthConfig`] from Spin variables once (through
 //! a [`VariableSource`]), opens the `auth` database as a [`storage::Database`] (the users table is
-//! [`SqliteUsers`], here), adapts the key-value store to a [`CounterStorage`], converts Spin's
-//! request into an [`api::Request`] and calls [`AuthService::handle`], which never fails: every
-//! error is already a response in the reference's `{"errors":[...]}` format.
+//! [`SqliteUsers`] and the attempt counters [`SqliteAttempts`], here), converts Spin's request
+//! into an [`api::Request`] and calls [`AuthService::handle`], which never fails: every error is
+//! already a response in the reference's `{"errors":[...]}` format.
 //!
 //! - `config`: the typed, validated configuration and its [`ConfigError`].
 //! - `ports`: what the service needs from the outside world ([`UserStore`], [`AttemptCounter`],
-//!   [`Clock`]), and [`WindowCounter`], the fixed-window counter over a plain key-value store.
-//! - `store`: [`SqliteUsers`], the users table's SQL (`migrations/auth/`, [`MIGRATIONS`]).
+//!   [`Clock`]).
+//! - `store`: [`SqliteUsers`] and [`SqliteAttempts`], the SQL of the users and the attempt
+//!   counters (`migrations/auth/`, [`MIGRATIONS`]).
 //! - `password`: Argon2id hashing, with a dummy verification so that an unknown email costs the
 //!   same as a wrong password.
 //! - `service`: the route table and one handler per route.
 //!
 //! A sign-in flows as: route → JSON body → validation (every field error at once) → rate limit
-//! per email and per client address → user lookup → password check → signed token in the
+//! per email and per client address (the peer, or the address a trusted proxy forwarded for) →
+//! user lookup → password check → signed token in the
 //! `session` cookie. Passwords, hashes and tokens are never logged.
 
 mod config;
@@ -27,17 +29,20 @@ mod store;
 pub use config::{AuthConfig, ConfigError, RateLimit, VariableSource};
 pub use domain::Clock;
 pub use password::PasswordHasher;
-pub use ports::{
-    AttemptCounter, Attempts, CounterStorage, InsertUserError, NewUser, StoredUser, UserStore,
-    WindowCounter,
-};
+pub use ports::{AttemptCounter, Attempts, InsertUserError, NewUser, StoredUser, UserStore};
 pub use service::AuthService;
-pub use store::SqliteUsers;
+pub use store::{SqliteAttempts, SqliteUsers};
 
-/// The auth database's schema. Every statement is idempotent, so it runs at every start.
 /// The auth database's migrations, in order (`migrations/auth/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[storage::Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/auth/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[storage::Migration] = &[
+    storage::Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/auth/0001_initial.sql"),
+    },
+    storage::Migration {
+        version: 2,
+        name: "attempt windows",
+        sql: include_str!("../../../migrations/auth/0002_attempt_windows.sql"),
+    },
+];

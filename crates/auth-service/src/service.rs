@@ -18,6 +18,11 @@ use crate::{
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 const EMAIL_IN_USE: &str = "Email is already in use";
+/// The rate-limit key of a client address, shared by sign-up and sign-in.
+fn address_key(ip: IpAddr) -> String {
+    format!("signin:addr:{ip}")
+}
+
 /// One message for an unknown email and a wrong password, so a response never tells which.
 const INVALID_CREDENTIALS: &str = "Invalid credentials";
 
@@ -72,6 +77,14 @@ impl AuthService<'_> {
     fn sign_up(&self, request: &Request) -> Result<Response, ApiError> {
         let (email, password) = credentials(request)?;
         let now = self.clock.now_ms() / 1000;
+        // A sign-up costs a hash as a sign-in does: the same per-address limit, the same window.
+        let limit = self.config.signin_limit;
+        let keys: Vec<(String, u32)> = self
+            .client_address(request)
+            .map(|ip| (address_key(ip), limit.max_attempts_per_address))
+            .into_iter()
+            .collect();
+        self.check_rate(&keys, now)?;
         // A cheap check first, so a taken email does not cost a hash. It is racy; the UNIQUE
         // constraint behind `insert` settles concurrent sign-ups.
         if self
@@ -113,7 +126,13 @@ impl AuthService<'_> {
         let (email, password) = credentials(request)?;
         let now = self.clock.now_ms() / 1000;
         // Before the lookup and the hash, so a guesser over the limit costs us almost nothing.
-        self.check_sign_in_rate(&email, request.client_addr(), now)?;
+        let limit = self.config.signin_limit;
+        let mut keys = vec![(format!("signin:email:{email}"), limit.max_attempts)];
+        keys.extend(
+            self.client_address(request)
+                .map(|ip| (address_key(ip), limit.max_attempts_per_address)),
+        );
+        self.check_rate(&keys, now)?;
         let user = self
             .users
             .find_by_email(&email)
@@ -129,24 +148,17 @@ impl AuthService<'_> {
         self.signed_in(200, &user.id, &user.email, now, started.elapsed())
     }
 
-    /// Records the attempt against the email and, when known, the client address; 429 if
-    /// either is over the limit, with `Retry-After` until the later of their windows ends.
-    fn check_sign_in_rate(
-        &self,
-        email: &Email,
-        client: Option<IpAddr>,
-        now: u64,
-    ) -> Result<(), ApiError> {
-        let limit = self.config.signin_limit;
-        let mut keys = vec![(format!("signin:email:{email}"), limit.max_attempts)];
-        keys.extend(client.map(|ip| (format!("signin:addr:{ip}"), limit.max_attempts_per_address)));
+    /// Records one attempt under each key; 429 if any is over its limit, with `Retry-After` until
+    /// the latest of their windows ends.
+    fn check_rate(&self, keys: &[(String, u32)], now: u64) -> Result<(), ApiError> {
+        let window_secs = self.config.signin_limit.window_secs;
         let mut retry_after_secs = None;
         for (key, max_attempts) in keys {
             let attempts = self
                 .attempts
-                .hit(&key, limit.window_secs, now)
-                .context("counting a sign-in attempt")?;
-            if attempts.count > max_attempts {
+                .hit(key, window_secs, now)
+                .context("counting an attempt")?;
+            if attempts.count > *max_attempts {
                 let wait = attempts.window_ends_at.saturating_sub(now).max(1);
                 retry_after_secs = retry_after_secs.max(Some(wait));
             }
@@ -155,6 +167,34 @@ impl AuthService<'_> {
             Some(retry_after_secs) => Err(ApiError::TooManyRequests { retry_after_secs }),
             None => Ok(()),
         }
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy
+    /// (`trusted_proxies`); then the nearest address in `X-Forwarded-For` that is not one of
+    /// them (each proxy appends the address it got the request from, so only the addresses the
+    /// trusted proxies appended can be believed, read from the right).
+    fn client_address(&self, request: &Request) -> Option<IpAddr> {
+        let peer = request.client_addr()?;
+        let trusted = |ip: &IpAddr| {
+            self.config
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(ip))
+        };
+        let mut client = peer;
+        if trusted(&peer) {
+            let forwarded = request.header("x-forwarded-for").unwrap_or_default();
+            for hop in forwarded.rsplit(',') {
+                let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                    break;
+                };
+                client = ip;
+                if !trusted(&ip) {
+                    break;
+                }
+            }
+        }
+        Some(client)
     }
 
     fn sign_out(&self) -> Response {
@@ -218,8 +258,17 @@ mod tests {
 
     use super::*;
     use crate::config::tests::{Variables, key_variables};
-    use crate::ports::tests::MemoryStorage;
-    use crate::{RateLimit, StoredUser, WindowCounter};
+    use crate::{Attempts, RateLimit, SqliteAttempts, StoredUser};
+    use storage::{Database, NativeDatabase};
+
+    /// An attempt counter whose store is down.
+    struct FailingCounter;
+
+    impl AttemptCounter for FailingCounter {
+        fn hit(&self, _key: &str, _window_secs: u64, _now: u64) -> anyhow::Result<Attempts> {
+            anyhow::bail!("database unavailable")
+        }
+    }
 
     const NOW: u64 = 1_750_000_000;
     const LIFETIME: u64 = 3600;
@@ -289,7 +338,9 @@ mod tests {
     struct TestApp {
         config: AuthConfig,
         users: MemoryUsers,
-        attempts: WindowCounter<MemoryStorage>,
+        /// The auth database, for the attempt counters.
+        db: NativeDatabase,
+        counter_fails: bool,
         hasher: PasswordHasher,
         clock: FixedClock,
     }
@@ -303,17 +354,27 @@ mod tests {
             TestApp {
                 config,
                 users: MemoryUsers::default(),
-                attempts: WindowCounter::new(MemoryStorage::default()),
+                db: {
+                    let db = NativeDatabase::open_in_memory().expect("database");
+                    storage::migrate(&db, crate::MIGRATIONS).expect("migrations/auth/");
+                    db
+                },
+                counter_fails: false,
                 hasher: PasswordHasher::with_params(8, 1),
                 clock: FixedClock(Cell::new(NOW)),
             }
         }
 
         fn handle(&self, request: &Request) -> Response {
+            let counter = SqliteAttempts(&self.db);
             AuthService {
                 config: &self.config,
                 users: &self.users,
-                attempts: &self.attempts,
+                attempts: if self.counter_fails {
+                    &FailingCounter
+                } else {
+                    &counter
+                },
                 hasher: &self.hasher,
                 clock: &self.clock,
             }
@@ -370,7 +431,18 @@ mod tests {
                 max_attempts_per_address: MAX_ATTEMPTS_PER_ADDRESS,
                 window_secs: WINDOW,
             },
+            trusted_proxies: vec!["10.0.0.0/8".parse().expect("a CIDR range")],
         }
+    }
+
+    /// The keys the attempt counters hold.
+    fn counted_keys(app: &TestApp) -> Vec<String> {
+        app.db
+            .execute("SELECT key FROM attempt_windows ORDER BY key", &[])
+            .expect("keys")
+            .iter()
+            .map(|row| row.text("key").expect("key").to_owned())
+            .collect()
     }
 
     fn json_request(path: &str, body: &str) -> Request {
@@ -598,7 +670,7 @@ mod tests {
         let response = AuthService {
             config: &app.config,
             users: &InsertFails,
-            attempts: &app.attempts,
+            attempts: &SqliteAttempts(&app.db),
             hasher: &app.hasher,
             clock: &app.clock,
         }
@@ -703,13 +775,68 @@ mod tests {
         // Another address may still sign in to an account whose own count is low.
         let other = app.sign_in_from("[2001:db8::1]:5000", "grace@example.com", "secret1");
         assert_eq!(other.status, 200);
-        assert!(
-            app.attempts
-                .storage()
-                .entries
-                .borrow()
-                .contains_key("signin:addr:2001:db8::1")
+        assert!(counted_keys(&app).contains(&"signin:addr:2001:db8::1".to_owned()));
+    }
+
+    /// Behind the ingress every request comes from the proxy: its `X-Forwarded-For` names the
+    /// client, read from the right past the trusted proxies; anyone else's header is ignored.
+    #[test]
+    fn the_client_address_comes_from_x_forwarded_for_only_through_a_trusted_proxy() {
+        let app = TestApp::new();
+        let from = |peer: &str, forwarded: Option<&str>| {
+            let mut request = credentials_request("/api/users/signin", "a@b.co", "secret1")
+                .with_header("spin-client-addr", peer);
+            if let Some(forwarded) = forwarded {
+                request = request.with_header("x-forwarded-for", forwarded);
+            }
+            app.handle(&request);
+        };
+        // Through the ingress (10.1.2.3), which appended the client's address.
+        from("10.1.2.3:4000", Some("198.51.100.7"));
+        // A client that forged a hop: the ingress appended the real one after it.
+        from("10.1.2.3:4000", Some("192.0.2.66, 198.51.100.8"));
+        // Two trusted hops: the client is the nearest untrusted one.
+        from("10.1.2.3:4000", Some("198.51.100.9, 10.9.9.9"));
+        // Not through a trusted proxy: the header is the client's own word, and ignored.
+        from("203.0.113.5:4000", Some("198.51.100.10"));
+        // A trusted proxy that sent no header (a health check): its own address.
+        from("10.1.2.3:4000", None);
+        let addresses: Vec<String> = counted_keys(&app)
+            .into_iter()
+            .filter_map(|key| key.strip_prefix("signin:addr:").map(str::to_owned))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                "10.1.2.3",
+                "198.51.100.7",
+                "198.51.100.8",
+                "198.51.100.9",
+                "203.0.113.5"
+            ]
         );
+    }
+
+    /// Sign-up costs a password hash too: it counts against the address's limit, shared with
+    /// sign-in, and over it nothing is created.
+    #[test]
+    fn sign_ups_count_against_the_address_limit() {
+        let app = TestApp::new();
+        for n in 0..MAX_ATTEMPTS_PER_ADDRESS {
+            let response = app.handle(
+                &credentials_request("/api/users/signup", &format!("u{n}@example.com"), "secret1")
+                    .with_header("spin-client-addr", "203.0.113.9:5000"),
+            );
+            assert_eq!(response.status, 201);
+        }
+        let refused = app.handle(
+            &credentials_request("/api/users/signup", "late@example.com", "secret1")
+                .with_header("spin-client-addr", "203.0.113.9:5001"),
+        );
+        assert_error(&refused, 429, "Too many requests, try again later");
+        assert_eq!(app.sign_in("late@example.com", "secret1").status, 400);
+        let signin = app.sign_in_from("203.0.113.9:5002", "u0@example.com", "secret1");
+        assert_eq!(signin.status, 429);
     }
 
     #[test]
@@ -718,16 +845,13 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(app.sign_in("not an email", "x").status, 400);
         }
-        assert!(app.attempts.storage().entries.borrow().is_empty());
+        assert!(counted_keys(&app).is_empty());
     }
 
     #[test]
     fn a_failing_attempt_counter_is_a_500() {
         let mut app = TestApp::new();
-        app.attempts = WindowCounter::new(MemoryStorage {
-            fail: true,
-            ..MemoryStorage::default()
-        });
+        app.counter_fails = true;
         assert_error(
             &app.sign_in("a@b.co", "secret1"),
             500,

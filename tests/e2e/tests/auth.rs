@@ -320,8 +320,16 @@ fn parallel_sign_in_attempts_from_one_address_are_counted_exactly() {
             .collect()
     });
     let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == 400).count(), 10, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 20, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 400).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        20,
+        "{statuses:?}"
+    );
 }
 
 /// Sign-up hashes a password, as sign-in verifies one: it is limited per address the same way.
