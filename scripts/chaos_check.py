@@ -176,6 +176,7 @@ def check(state, expiry_grace_ms=10_000):
     results.append(expired)
 
     # 7. Every event in the outboxes was delivered.
+    on_streams = {}
     outboxes = Invariant("every event in the outboxes was delivered")
     for name, db in state.dbs.items():
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
@@ -183,6 +184,12 @@ def check(state, expiry_grace_ms=10_000):
         outboxes.checked += db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         for row in rows(db, "SELECT event_id, stream FROM outbox WHERE sent_at_ms IS NULL"):
             outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
+        # Sent is not enough: the entry must still be on its stream (a Redis crash can lose the
+        # last writes it acknowledged; delivery must notice and send them again).
+        if state.redis is not None:
+            for row in rows(db, "SELECT event_id, stream FROM outbox WHERE sent_at_ms IS NOT NULL"):
+                if row["event_id"] not in stream_event_ids(state.redis, row["stream"], on_streams):
+                    outboxes.fail(f"{name}: event {row['event_id']} is marked sent but not on {row['stream']}")
     results.append(outboxes)
 
     # 8. Replicas equal their owners, version by version.
@@ -224,6 +231,21 @@ def check(state, expiry_grace_ms=10_000):
                     groups.fail(f"{stream} group {name}: {lag} entries not read")
     results.append(groups)
     return results
+
+
+def stream_event_ids(redis, stream, cache):
+    """The event ids of every entry of `stream`, read once per check."""
+    if stream not in cache:
+        ids = set()
+        if redis.send(("EXISTS", stream))[0]:
+            for _, fields in redis.send(("XRANGE", stream, "-", "+"))[0] or []:
+                values = dict(zip(fields[::2], fields[1::2]))
+                try:
+                    ids.add(json.loads(values[b"event"])["id"])
+                except (KeyError, ValueError):
+                    pass
+        cache[stream] = ids
+    return cache[stream]
 
 
 def dead_letters(redis):

@@ -2,6 +2,7 @@
 inconsistency fails exactly the check that names it. Run by scripts/test
 (`python3 -m unittest scripts/test_chaos_check.py`)."""
 
+import json
 import os
 import sqlite3
 import tempfile
@@ -15,14 +16,19 @@ HOUR = 3_600_000
 
 
 class FakeRedis:
-    """Answers the two commands the group check sends, from a table of groups."""
+    """Answers the commands the group and stream checks send, from a table of groups and one of
+    the event ids on each stream."""
 
-    def __init__(self, groups):
+    def __init__(self, groups, streams=None):
         self.groups = groups  # stream -> [(name, pending, lag)]
+        self.streams = streams or {}  # stream -> [event id]
 
     def send(self, command):
         if command[0] == "EXISTS":
-            return [1 if command[1] in self.groups else 0]
+            return [1 if command[1] in self.groups or command[1] in self.streams else 0]
+        if command[0] == "XRANGE":
+            return [[(f"1-{n}".encode(), [b"event", json.dumps({"id": event_id}).encode()])
+                     for n, event_id in enumerate(self.streams.get(command[1], []))]]
         if command[:2] == ("XINFO", "GROUPS"):
             return [[[b"name", name.encode(), b"pending", pending, b"lag", lag]
                      for name, pending, lag in self.groups[command[2]]]]
@@ -63,13 +69,17 @@ class ChaosCheckTest(unittest.TestCase):
         p.execute("INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, currency, "
                   "status, created_at_ms, updated_at_ms) VALUES ('p1', 'o1', 'pi_1', 's', 1000, 'usd', "
                   "'succeeded', 0, 0)")
+        sent = []
         for db in (t, o, p):
+            event_id = os.urandom(8).hex()
+            sent.append(event_id)
             db.execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
-                       "VALUES (hex(randomblob(8)), 'events:order', '{}', 0, 1)")
+                       "VALUES (?, 'events:order', '{}', 0, 1)", (event_id,))
             db.commit()
         self.stripe = {"intents": [{"id": "pi_1", "status": "succeeded", "metadata": {"order_id": "o1"}}],
                        "refunds": []}
-        self.redis = FakeRedis({"events:order": [("tickets", 0, 0), ("payments", 0, 0)]})
+        self.redis = FakeRedis({"events:order": [("tickets", 0, 0), ("payments", 0, 0)]},
+                               {"events:order": sent})
 
     def tearDown(self):
         for db in self.dbs.values():
@@ -111,6 +121,13 @@ class ChaosCheckTest(unittest.TestCase):
         failing = self.failing()
         self.assertEqual(failing, {"every event in the outboxes was delivered":
                                    ["payments: event stuck for events:payment was never sent"]})
+
+    def test_a_sent_event_a_redis_crash_lost(self):
+        self.dbs["orders"].execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
+                                   "VALUES ('lost', 'events:order', '{}', 0, 5)")
+        failing = self.failing()
+        self.assertEqual(failing, {"every event in the outboxes was delivered":
+                                   ["orders: event lost is marked sent but not on events:order"]})
 
     def test_an_order_charged_twice(self):
         self.stripe["intents"].append({"id": "pi_2", "status": "succeeded", "metadata": {"order_id": "o1"}})

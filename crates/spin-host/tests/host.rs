@@ -188,7 +188,7 @@ fn a_redis_publish_from_one_component_triggers_another() {
     eventually("the message after a failure", || {
         redis.get("probe:received:after-fail")
     });
-    assert!(host.output.text().contains("probe-redis"));
+    host.output.wait_for("probe-redis");
 }
 
 #[test]
@@ -298,7 +298,7 @@ fn outbound_http_reaches_allowed_hosts_only() {
     ));
     assert_eq!(denied.status, 502);
     assert!(denied.body.contains("HttpRequestDenied"), "{}", denied.body);
-    assert!(host.output.text().contains("disallowed destination"));
+    host.output.wait_for("disallowed destination");
 
     let redis_denied = host.post("/denied/publish/probe-in", "x");
     assert_eq!(redis_denied.status, 403, "{}", redis_denied.body);

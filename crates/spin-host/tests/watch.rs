@@ -142,7 +142,7 @@ fn an_edit_is_swapped_in_while_requests_in_flight_finish_and_a_broken_one_keeps_
         across > 0,
         "a request started on the old version should finish on it after the swap: {results:?}"
     );
-    assert!(host.output.text().contains("Reloaded component greeter"));
+    host.output.wait_for("Reloaded component greeter");
 
     // A broken edit: the compiler's error is shown once, and the old version keeps serving.
     let failed = "Build command for component greeter failed";

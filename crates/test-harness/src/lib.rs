@@ -226,6 +226,14 @@ impl Output {
     pub fn text(&self) -> String {
         self.0.lock().map(|t| t.clone()).unwrap_or_default()
     }
+
+    /// Waits until the output holds `needle`: the host's lines reach it through a reader thread,
+    /// so a line the host has written may arrive a moment after the request that caused it.
+    pub fn wait_for(&self, needle: &str) {
+        eventually(&format!("the host to print {needle:?}"), || {
+            self.text().contains(needle).then_some(())
+        });
+    }
 }
 
 pub struct HostBuilder {
