@@ -1,4 +1,4 @@
-//! `allowed_outbound_hosts` (fidelity §9).
+//! `allowed_outbound_hosts`, read as Spin reads it.
 //!
 //! Each entry is `scheme://host[:port]` with an optional single trailing `/`:
 //! - scheme: letters, or `*`;

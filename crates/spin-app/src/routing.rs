@@ -1,4 +1,4 @@
-//! HTTP routing and the `spin-*` request headers (fidelity §1 and §2).
+//! HTTP routing and the `spin-*` request headers, as Spin routes and sets them.
 //!
 //! A route is a list of segments: literals, `:name` parameters (one non-empty segment each),
 //! and an optional trailing wildcard (`/...`, or its synonym `/*`) that matches the prefix

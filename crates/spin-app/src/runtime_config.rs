@@ -1,4 +1,4 @@
-//! The runtime-config file (`--runtime-config-file`), fidelity §4 and §5.
+//! The runtime-config file (`--runtime-config-file`): key-value stores and SQLite databases.
 //!
 //! Only the tables this host implements are accepted: `[key_value_store.<label>]` with
 //! `type = "spin"` (optional `path`) or `type = "redis"` (`url`), and

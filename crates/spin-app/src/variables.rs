@@ -1,4 +1,4 @@
-//! Spin variables (fidelity §8).
+//! Spin variables, resolved as Spin resolves them.
 //!
 //! Application variables are declared in `[variables]`; components see only the names in their
 //! own `[component.x.variables]`, whose values are [`Template`]s over application variables.

@@ -1,5 +1,5 @@
 //! `spin-host build`: runs each component's `[component.x.build]` commands through the shell in
-//! their `workdir`, in manifest order, stopping at the first failure (spin-fidelity §11).
+//! their `workdir`, in manifest order, stopping at the first failure, as `spin build` does.
 //! `watch` runs the same commands with their output captured ([`build_captured`]).
 
 use std::io::IsTerminal;

@@ -1,4 +1,4 @@
-//! `fermyon:spin/key-value@2.0.0` (spin-fidelity §4): stores are opened by label; a label the
+//! `fermyon:spin/key-value@2.0.0`: stores are opened by label; a label the
 //! component was not granted is `access-denied`. Backends: one shared SQLite connection per store
 //! (`type = "spin"`, table `spin_key_value` keyed by label) or Redis (`type = "redis"`, unprefixed
 //! keys, `get-keys` is `KEYS *`).

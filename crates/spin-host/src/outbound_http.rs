@@ -1,5 +1,5 @@
 //! Outbound network policy: `wasi:http` requests and `wasi:sockets` connections are allowed only
-//! to destinations matched by the component's `allowed_outbound_hosts` (spin-fidelity §9).
+//! to destinations matched by the component's `allowed_outbound_hosts`, as in Spin.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `fermyon:spin/redis@2.0.0` (spin-fidelity §6): `open` is checked against
+//! `fermyon:spin/redis@2.0.0`: `open` is checked against
 //! `allowed_outbound_hosts` with scheme `redis`; `execute` replies are flattened exactly as Spin
 //! flattens them.
 //!

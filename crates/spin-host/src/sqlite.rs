@@ -1,4 +1,4 @@
-//! `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.0.0` (spin-fidelity §5).
+//! `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.0.0`, as Spin implements them.
 //!
 //! A guest connection is a real SQLite connection, so `BEGIN IMMEDIATE … COMMIT` across several
 //! `execute` calls is one transaction. Spin opens a new connection on every `open`; we hand out a
@@ -172,7 +172,7 @@ enum OpenError {
     AccessDenied,
 }
 
-/// Runs the first statement of `sql` and ignores the rest, as Spin does (spin-fidelity §5).
+/// Runs the first statement of `sql` and ignores the rest, as Spin does.
 /// Spin's rusqlite prepares through a cache that never looks past the first statement; ours
 /// also prepares the rest and fails on it, so when preparing fails the first statement of a
 /// batch is prepared alone: that either runs, or fails with the first statement's own error.

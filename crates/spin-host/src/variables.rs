@@ -1,4 +1,4 @@
-//! `fermyon:spin/variables@2.0.0`: values are resolved on every `get` (spin-fidelity §8).
+//! `fermyon:spin/variables@2.0.0`: values are resolved on every `get`, as in Spin.
 
 use spin_app::variables::VariableError;
 

@@ -1,5 +1,5 @@
 //! Every built component must import and export only what Spin 3.6 (SpinKube's shim v0.24)
-//! provides, so the app stays deployable there (design.md §2). Run after the components are
+//! provides, so the app stays deployable there (docs/architecture.md). Run after the components are
 //! built (scripts/test builds them first); a missing build is a failure, not a skip.
 
 use std::path::{Path, PathBuf};

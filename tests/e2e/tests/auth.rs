@@ -1,5 +1,5 @@
-//! The auth service end to end: every route of reference §1.2 and every fix issue #3 asks for,
-//! through the real app on spin-host.
+//! The auth service end to end: every route of the reference system's contract and every fix
+//! issue #3 asks for, through the real app on spin-host.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

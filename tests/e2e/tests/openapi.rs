@@ -10,7 +10,7 @@ use e2e::{repository_root, sign_up, start_with_stripe};
 /// - `positive_data_acceptance`: whether a schema-valid request succeeds depends on state no
 ///   schema can express (an email already taken, a ticket id that exists, the right password);
 /// - `unsupported_method`: the reference answers any method a path does not serve with 404,
-///   like an unknown path, and that contract is kept (reference-behaviour §2).
+///   like an unknown path, and that contract is kept (the reference system's contract).
 const EXCLUDED_CHECKS: &str = "positive_data_acceptance,unsupported_method";
 
 #[test]
@@ -62,7 +62,8 @@ fn the_served_document_is_the_repository_s_and_the_app_conforms_to_it() {
         .find_map(|line| line.trim().split_once(" generated, "))
         .and_then(|(count, _)| count.trim().parse().ok())
         .unwrap_or_else(|| panic!("no test-case count in:\n{text}"));
-    assert!(generated > 300, "only {generated} test cases:\n{text}");
+    // The README promises about 900 (915 with schemathesis 4.32.5 and seed 1).
+    assert!(generated >= 850, "only {generated} test cases:\n{text}");
     let operations = parsed["paths"]
         .as_object()
         .expect("paths")

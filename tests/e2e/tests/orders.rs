@@ -1,5 +1,5 @@
 //! The orders service and the expiration timer end to end (issue #7): the reference's order
-//! routes (§1.4) and the orders listeners (§3.3), no double booking under concurrency, orders
+//! routes and the orders listeners, no double booking under concurrency, orders
 //! that expire on time even when a key event is lost or the timer fails, and every event on the
 //! channel of its subject exactly once.
 

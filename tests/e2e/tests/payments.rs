@@ -1,5 +1,5 @@
 //! The payments service end to end (issue #8), through the host against localstripe, the
-//! stateful fake Stripe: the reference's payment cases (§1.5), exact amounts, one payment however
+//! stateful fake Stripe: the reference's payment cases, exact amounts, one payment however
 //! often a payment or a webhook repeats, signatures checked, declines, expiry, refunds for orders
 //! cancelled meanwhile, and Stripe going away.
 
