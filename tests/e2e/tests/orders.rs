@@ -464,14 +464,20 @@ fn the_sweep_expires_orders_when_a_key_event_is_lost_or_the_timer_fails() {
     // A lost key event: the order's key is gone before it expires, so Redis never announces it.
     let first_ticket = id_of(&create_ticket(&host, &seller, "First", 5.0));
     let lost = id_of(&place(&host, &buyer, &first_ticket));
-    eventually("the timer to schedule the order", || {
-        let score: Option<String> = redis::cmd("ZSCORE")
-            .arg("expiration:schedule")
-            .arg(&lost)
+    // The timer adds the order to the schedule, then sets its key: wait for the key.
+    eventually("the timer to schedule the order and set its key", || {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("expiration:order:{lost}"))
             .query(&mut connection)
             .ok()?;
-        score.map(|_| ())
+        (exists == 1).then_some(())
     });
+    let scheduled: Option<String> = redis::cmd("ZSCORE")
+        .arg("expiration:schedule")
+        .arg(&lost)
+        .query(&mut connection)
+        .expect("ZSCORE");
+    assert!(scheduled.is_some(), "the order is on the schedule");
     let deleted: i64 = redis::cmd("DEL")
         .arg(format!("expiration:order:{lost}"))
         .query(&mut connection)
