@@ -182,14 +182,14 @@ def check(state, expiry_grace_ms=10_000):
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
             continue
         outboxes.checked += db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        for row in rows(db, "SELECT event_id, stream FROM outbox WHERE sent_at_ms IS NULL"):
-            outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
-        # Sent is not enough: the entry must still be on its stream (a Redis crash can lose the
-        # last writes it acknowledged; delivery must notice and send them again).
-        if state.redis is not None:
-            for row in rows(db, "SELECT event_id, stream FROM outbox WHERE sent_at_ms IS NOT NULL"):
-                if row["event_id"] not in stream_event_ids(state.redis, row["stream"], on_streams):
-                    outboxes.fail(f"{name}: event {row['event_id']} is marked sent but not on {row['stream']}")
+        for row in rows(db, "SELECT event_id, stream, sent_at_ms FROM outbox"):
+            if row["sent_at_ms"] is None:
+                outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
+            # Sent is not enough: the entry must still be on its stream (a Redis crash can lose
+            # the last writes it acknowledged; delivery must notice and send them again).
+            elif state.redis is not None and \
+                    row["event_id"] not in stream_event_ids(state.redis, row["stream"], on_streams):
+                outboxes.fail(f"{name}: event {row['event_id']} is marked sent but not on {row['stream']}")
     results.append(outboxes)
 
     # 8. Replicas equal their owners, version by version.
@@ -236,15 +236,7 @@ def check(state, expiry_grace_ms=10_000):
 def stream_event_ids(redis, stream, cache):
     """The event ids of every entry of `stream`, read once per check."""
     if stream not in cache:
-        ids = set()
-        if redis.send(("EXISTS", stream))[0]:
-            for _, fields in redis.send(("XRANGE", stream, "-", "+"))[0] or []:
-                values = dict(zip(fields[::2], fields[1::2]))
-                try:
-                    ids.add(json.loads(values[b"event"])["id"])
-                except (KeyError, ValueError):
-                    pass
-        cache[stream] = ids
+        cache[stream] = {envelope["id"] for _, envelope in redis.stream(stream)}
     return cache[stream]
 
 

@@ -2,7 +2,6 @@
 inconsistency fails exactly the check that names it. Run by scripts/test
 (`python3 -m unittest scripts/test_chaos_check.py`)."""
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -15,20 +14,26 @@ NOW = 1_800_000_000_000
 HOUR = 3_600_000
 
 
+def add_outbox_row(db, event_id, stream, sent_at_ms):
+    """An outbox row for `stream`, sent at `sent_at_ms` (None: never sent)."""
+    db.execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
+               "VALUES (?, ?, '{}', 0, ?)", (event_id, stream, sent_at_ms))
+
+
 class FakeRedis:
-    """Answers the commands the group and stream checks send, from a table of groups and one of
-    the event ids on each stream."""
+    """Answers the group check's commands and the stream check's reads, from a table of groups
+    and one of the event ids on each stream."""
 
     def __init__(self, groups, streams=None):
         self.groups = groups  # stream -> [(name, pending, lag)]
         self.streams = streams or {}  # stream -> [event id]
 
+    def stream(self, name):
+        return [(1, {"id": event_id}) for event_id in self.streams.get(name, [])]
+
     def send(self, command):
         if command[0] == "EXISTS":
-            return [1 if command[1] in self.groups or command[1] in self.streams else 0]
-        if command[0] == "XRANGE":
-            return [[(f"1-{n}".encode(), [b"event", json.dumps({"id": event_id}).encode()])
-                     for n, event_id in enumerate(self.streams.get(command[1], []))]]
+            return [1 if command[1] in self.groups else 0]
         if command[:2] == ("XINFO", "GROUPS"):
             return [[[b"name", name.encode(), b"pending", pending, b"lag", lag]
                      for name, pending, lag in self.groups[command[2]]]]
@@ -73,8 +78,7 @@ class ChaosCheckTest(unittest.TestCase):
         for db in (t, o, p):
             event_id = os.urandom(8).hex()
             sent.append(event_id)
-            db.execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
-                       "VALUES (?, 'events:order', '{}', 0, 1)", (event_id,))
+            add_outbox_row(db, event_id, "events:order", sent_at_ms=1)
             db.commit()
         self.stripe = {"intents": [{"id": "pi_1", "status": "succeeded", "metadata": {"order_id": "o1"}}],
                        "refunds": []}
@@ -116,15 +120,13 @@ class ChaosCheckTest(unittest.TestCase):
         self.assertIn("version 1, the ticket is 2", failing["every replica equals its owner"][0])
 
     def test_an_outbox_row_never_sent(self):
-        self.dbs["payments"].execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms) "
-                                     "VALUES ('stuck', 'events:payment', '{}', 0)")
+        add_outbox_row(self.dbs["payments"], "stuck", "events:payment", sent_at_ms=None)
         failing = self.failing()
         self.assertEqual(failing, {"every event in the outboxes was delivered":
                                    ["payments: event stuck for events:payment was never sent"]})
 
     def test_a_sent_event_a_redis_crash_lost(self):
-        self.dbs["orders"].execute("INSERT INTO outbox (event_id, stream, envelope, created_at_ms, sent_at_ms) "
-                                   "VALUES ('lost', 'events:order', '{}', 0, 5)")
+        add_outbox_row(self.dbs["orders"], "lost", "events:order", sent_at_ms=5)
         failing = self.failing()
         self.assertEqual(failing, {"every event in the outboxes was delivered":
                                    ["orders: event lost is marked sent but not on events:order"]})
