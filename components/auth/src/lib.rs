@@ -1,10 +1,10 @@
 //! The auth component: Spin glue over `auth_service`. It opens the `auth` SQLite database (users,
 //! `auth_service::SqliteUsers`, and the rate limits' attempt counters,
 //! `auth_service::SqliteAttempts`), reads the configuration from Spin variables, and hands each
-//! request to `AuthService`.
+//! request to `AuthApi`.
 
 use anyhow::{Context, Result};
-use auth_service::{AuthConfig, AuthService, PasswordHasher, SqliteAttempts, SqliteUsers};
+use auth_service::{AuthApi, AuthConfig, PasswordHasher, SqliteAttempts, SqliteUsers};
 use spin_adapter::SpinDatabase;
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
@@ -29,7 +29,7 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         .context("reading the auth configuration")?;
     let db = SpinDatabase::open(DATABASE, auth_service::MIGRATIONS)
         .context("opening the auth database")?;
-    Ok(AuthService {
+    Ok(AuthApi {
         config: &config,
         users: &SqliteUsers(&db),
         attempts: &SqliteAttempts(&db),

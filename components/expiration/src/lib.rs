@@ -25,6 +25,6 @@ fn on_message(payload: &[u8]) -> anyhow::Result<()> {
         spin_adapter::now_unix_ms(),
     )
     .context("keeping the expiration schedule")?;
-    spin_adapter::warn_on_failures(expiration_service::GROUP, &report.consumed);
+    delivery::warn_on_failures(expiration_service::GROUP, &report.consumed);
     Ok(())
 }

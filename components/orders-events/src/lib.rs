@@ -16,18 +16,18 @@ mod entrypoint {
     }
 }
 
-const DATABASE: &str = "orders";
-const STREAMS: &[&str] = &["events:ticket", "events:payment"];
-const GROUP: &str = "orders";
-
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    let subscription = delivery::Subscription {
+        database: "orders",
+        group: "orders",
+        streams: &["events:ticket", "events:payment"],
+        handler: &OrdersEvents,
+        housekeeping: &delivery::NoHousekeeping,
+    };
     spin_adapter::consume(
         "orders-events",
-        DATABASE,
+        &subscription,
         orders_service::MIGRATIONS,
-        STREAMS,
-        GROUP,
-        &OrdersEvents,
         payload,
     )
     .context("consuming ticket and payment events")?;

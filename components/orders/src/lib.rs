@@ -34,6 +34,6 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         clock: &spin_adapter::WallClock,
     }
     .handle(request);
-    spin_adapter::relay_after_write(request, &response, &db);
+    spin_adapter::relay_enqueued(&db);
     Ok(response)
 }

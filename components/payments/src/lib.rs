@@ -39,6 +39,6 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         gateway: &stripe,
     }
     .handle(request);
-    spin_adapter::relay_after_write(request, &response, &db);
+    spin_adapter::relay_enqueued(&db);
     Ok(response)
 }

@@ -21,11 +21,7 @@ mod pages;
 
 use std::path::Path;
 
-use spin_sdk::http::{Method, Request, Response};
-
-const NOT_FOUND: &str = r#"{"errors":[{"message":"Not found"}]}"#;
-const BAD_PATH: &str = r#"{"errors":[{"message":"Invalid path"}]}"#;
-const METHOD_NOT_ALLOWED: &str = r#"{"errors":[{"message":"Method not allowed"}]}"#;
+use api::{ApiError, Method, Request, Response};
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
 #[allow(unsafe_code)]
@@ -33,72 +29,50 @@ mod entrypoint {
     use spin_sdk::http::{Request, Response};
 
     #[spin_sdk::http_component]
-    fn serve(req: Request) -> Response {
-        super::logged(&req)
+    fn serve(request: Request) -> Response {
+        spin_adapter::handle_http("static-files", &request, |request| {
+            Ok(super::serve(request))
+        })
     }
 }
 
-/// Serves the request under its request id, echoed in `x-request-id`, and writes its log line.
-fn logged(req: &Request) -> Response {
-    let started = std::time::Instant::now();
-    log_line::set_component("static-files");
-    let request_id =
-        log_line::request_id_from(|name| req.header(name).and_then(|value| value.as_str()));
-    log_line::with_request_id(Some(request_id.clone()), || {
-        let mut response = serve(req);
-        response.set_header("x-request-id", request_id.as_str());
-        let method = format!("{:?}", req.method()).to_ascii_uppercase();
-        let route = req
-            .header("spin-matched-route")
-            .and_then(|value| value.as_str());
-        log_line::request(&method, req.path(), route, *response.status(), started);
-        response
-    })
-}
-
-fn serve(req: &Request) -> Response {
-    let include_body = match req.method() {
+fn serve(request: &Request) -> Response {
+    let include_body = match request.method {
         Method::Get => true,
         Method::Head => false,
-        _ => {
-            return Response::builder()
-                .status(405)
-                .header("allow", "GET, HEAD")
-                .header("content-type", "application/json")
-                .body(METHOD_NOT_ALLOWED)
-                .build();
-        }
+        _ => return ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response(),
     };
     // Spin always sets spin-path-info; the URI path is the fallback for a bare wasi:http host.
-    let path_info = req
+    let path_info = request
         .header("spin-path-info")
-        .and_then(|value| value.as_str())
-        .unwrap_or_else(|| req.path());
+        .unwrap_or(request.path.as_str());
     let Ok(target) = Target::of(path_info) else {
-        return error(400, BAD_PATH);
+        return ApiError::BadRequest("Invalid path".to_owned()).into_response();
     };
-    let header = |name: &str| req.header(name).and_then(|value| value.as_str());
-    let request = site::Conditions {
-        query: req.query(),
-        accept_encoding: header("accept-encoding").unwrap_or_default(),
-        if_none_match: header("if-none-match"),
+    let conditions = site::Conditions {
+        query: &request.query,
+        accept_encoding: request.header("accept-encoding").unwrap_or_default(),
+        if_none_match: request.header("if-none-match"),
         include_body,
     };
     let served = if cfg!(feature = "files") {
         mounted::find(Path::new(mounted::MOUNT_ROOT), &target)
-            .map(|contents| site::serve(&contents.resource(), request))
+            .map(|contents| site::serve(&contents.resource(), conditions))
     } else {
-        embedded(&target).map(|resource| site::serve(resource, request))
+        embedded(&target).map(|resource| site::serve(resource, conditions))
     };
-    let Some(served) = served else {
-        return error(404, NOT_FOUND);
-    };
-    let mut response = Response::builder();
-    response.status(served.status);
-    for (name, value) in served.headers {
-        response.header(name, value);
+    match served {
+        Some(served) => Response {
+            status: served.status,
+            headers: served
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            body: served.body,
+        },
+        None => ApiError::NotFound.into_response(),
     }
-    response.body(served.body).build()
 }
 
 /// What a request path names: a page, or a file of `static/` by its path below it.
@@ -126,14 +100,6 @@ fn embedded(target: &Target) -> Option<&'static site::Resource<'static>> {
             site_assets::asset(&format!("{}/{}", path.trim_end_matches('/'), site::INDEX))
         }),
     }
-}
-
-fn error(status: u16, body: &'static str) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body)
-        .build()
 }
 
 #[cfg(test)]

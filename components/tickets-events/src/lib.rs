@@ -1,10 +1,11 @@
 //! The tickets service's event consumer. Woken by `order:created`, `order:cancelled` and
 //! `order:completed` (and by the housekeeping tick's key expiry), it reads the `tickets` consumer
-//! group of the order stream, reserves, releases or sells tickets (`tickets_service::OrderEvents`),
-//! and relays the `ticket:updated` events that produces. The message itself is only a wake-up.
+//! group of the order stream, reserves, releases or sells tickets
+//! (`tickets_service::TicketsEvents`), and relays the `ticket:updated` events that produces. The
+//! message itself is only a wake-up.
 
 use anyhow::Context;
-use tickets_service::OrderEvents;
+use tickets_service::TicketsEvents;
 
 /// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
 #[allow(unsafe_code)]
@@ -15,18 +16,18 @@ mod entrypoint {
     }
 }
 
-const DATABASE: &str = "tickets";
-const STREAMS: &[&str] = &["events:order"];
-const GROUP: &str = "tickets";
-
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
+    let subscription = delivery::Subscription {
+        database: "tickets",
+        group: "tickets",
+        streams: &["events:order"],
+        handler: &TicketsEvents,
+        housekeeping: &delivery::NoHousekeeping,
+    };
     spin_adapter::consume(
         "tickets-events",
-        DATABASE,
+        &subscription,
         tickets_service::MIGRATIONS,
-        STREAMS,
-        GROUP,
-        &OrderEvents,
         payload,
     )
     .context("consuming order events")?;

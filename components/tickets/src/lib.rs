@@ -52,7 +52,7 @@ fn serve(request: &api::Request) -> Result<api::Response> {
     }
 
     let response = tickets.handle(request);
-    spin_adapter::relay_after_write(request, &response, &db);
+    spin_adapter::relay_enqueued(&db);
     Ok(response)
 }
 
@@ -61,13 +61,7 @@ fn home(tickets: &TicketsApi<'_>, request: &api::Request) -> Result<api::Respons
     let include_body = match request.method {
         api::Method::Get => true,
         api::Method::Head => false,
-        _ => {
-            let mut response = api::Response::empty(405)
-                .with_header("allow", "GET, HEAD")
-                .with_header("content-type", "application/json");
-            response.body = br#"{"errors":[{"message":"Method not allowed"}]}"#.to_vec();
-            return Ok(response);
-        }
+        _ => return Ok(api::ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response()),
     };
     let html = match tickets.home_page(request, site_assets::HOME_TEMPLATE) {
         Ok(html) => html,

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 404, also for malformed ids and unknown routes.
     #[error("not found")]
     NotFound,
+    /// 405 with `Allow`: the route exists, but not for this method (the methods it takes).
+    #[error("method not allowed (allowed: {allow})")]
+    MethodNotAllowed { allow: &'static str },
     /// 413.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::NotAuthorized(_) => 401,
             ApiError::PaymentRefused(_) => 402,
             ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::TooManyRequests { .. } => 429,
@@ -130,10 +134,11 @@ impl ApiError {
             | ApiError::NotAuthorized(message)
             | ApiError::PaymentRefused(message) => vec![message_only(message)],
             ApiError::Upstream(cause) => {
-                eprintln!("ERROR upstream unavailable: {cause}");
+                log_line::error("upstream", &format!("upstream unavailable: {cause}"));
                 vec![message_only(ApiError::UPSTREAM_MESSAGE)]
             }
             ApiError::NotFound => vec![message_only("Not found")],
+            ApiError::MethodNotAllowed { .. } => vec![message_only("Method not allowed")],
             ApiError::PayloadTooLarge => vec![message_only("Request body is too large")],
             ApiError::UnsupportedMediaType => {
                 vec![message_only("Content-Type must be application/json")]
@@ -142,7 +147,7 @@ impl ApiError {
                 vec![message_only("Too many requests, try again later")]
             }
             ApiError::Internal(cause) => {
-                eprintln!("ERROR internal error: {cause:#}");
+                log_line::error("internal", &format!("internal error: {cause:#}"));
                 vec![message_only(ApiError::INTERNAL_MESSAGE)]
             }
         };
@@ -151,6 +156,7 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.with_header("retry-after", &retry_after_secs.to_string())
             }
+            ApiError::MethodNotAllowed { allow } => response.with_header("allow", allow),
             _ => response,
         }
     }
@@ -292,6 +298,17 @@ mod tests {
         }
         .into_response();
         assert_eq!(response.header("Retry-After"), Some("42"));
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_methods_the_route_takes() {
+        let response = ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("GET, HEAD"));
+        assert_eq!(
+            body(&response),
+            json!({"errors": [{"message": "Method not allowed"}]})
+        );
     }
 
     #[test]

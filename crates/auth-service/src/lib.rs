@@ -3,7 +3,7 @@
 //! The Spin component is thin glue: it loads an [`AuthConfig`] from Spin variables once (through
 //! a [`VariableSource`]), opens the `auth` database as a [`storage::Database`] (the users table is
 //! [`SqliteUsers`] and the attempt counters [`SqliteAttempts`], here), converts Spin's request
-//! into an [`api::Request`] and calls [`AuthService::handle`], which never fails: every error is
+//! into an [`api::Request`] and calls [`AuthApi::handle`], which never fails: every error is
 //! already a response in the reference's `{"errors":[...]}` format.
 //!
 //! - `config`: the typed, validated configuration and its [`ConfigError`].
@@ -30,7 +30,7 @@ pub use config::{AuthConfig, ConfigError, RateLimit, VariableSource};
 pub use domain::Clock;
 pub use password::PasswordHasher;
 pub use ports::{AttemptCounter, Attempts, InsertUserError, NewUser, StoredUser, UserStore};
-pub use service::AuthService;
+pub use service::AuthApi;
 pub use store::{SqliteAttempts, SqliteUsers};
 
 /// The auth database's migrations, in order (`migrations/auth/`), applied on first use.

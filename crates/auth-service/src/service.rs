@@ -27,7 +27,7 @@ fn address_key(ip: IpAddr) -> String {
 const INVALID_CREDENTIALS: &str = "Invalid credentials";
 
 /// One request's view of the service: the configuration and the ports it may use.
-pub struct AuthService<'a> {
+pub struct AuthApi<'a> {
     pub config: &'a AuthConfig,
     pub users: &'a dyn UserStore,
     pub attempts: &'a dyn AttemptCounter,
@@ -56,7 +56,7 @@ struct CurrentUserBody {
     current_user: Option<Claims>,
 }
 
-impl AuthService<'_> {
+impl AuthApi<'_> {
     /// Answers one request. Never fails: errors become responses in the reference's format.
     pub fn handle(&self, request: &Request) -> Response {
         let result = match (&request.method, request.path.as_str()) {
@@ -367,7 +367,7 @@ mod tests {
 
         fn handle(&self, request: &Request) -> Response {
             let counter = SqliteAttempts(&self.db);
-            AuthService {
+            AuthApi {
                 config: &self.config,
                 users: &self.users,
                 attempts: if self.counter_fails {
@@ -667,7 +667,7 @@ mod tests {
             }
         }
         let app = TestApp::new();
-        let response = AuthService {
+        let response = AuthApi {
             config: &app.config,
             users: &InsertFails,
             attempts: &SqliteAttempts(&app.db),

@@ -2,35 +2,38 @@
 //!
 //! Pub/sub alone loses every message sent while a consumer or Redis is away, and Spin's Redis
 //! trigger never retries, so events travel through a log and pub/sub only wakes the readers.
-//! An event flows like this:
+//! Three words name the three steps of an event's way out, and mean nothing else here:
+//! *enqueue* (write it to the outbox), *relay* (append it to its stream), *publish* (Redis
+//! `PUBLISH` of the wake-up). An event flows like this:
 //!
-//! 1. **Outbox.** The publishing service makes its change and calls [`publish`] in the same
-//!    SQLite transaction ([`storage::transaction`]), so the event exists exactly when the change
-//!    does.
-//! 2. **Relay.** After commit (and on every housekeeping tick) the service calls [`relay`]: it
-//!    leases the unsent `outbox` rows, appends each to the Redis Stream of its aggregate type
+//! 1. **Enqueue.** The service makes its change and calls [`enqueue`] in the same SQLite
+//!    transaction ([`storage::transaction`]), so the event exists exactly when the change does.
+//! 2. **Relay.** After commit (when the request enqueued something, [`take_enqueued`]) and on
+//!    every housekeeping tick, the component calls [`relay_and_arm`]: [`relay`] leases the unsent
+//!    `outbox` rows, appends each to the Redis Stream of its aggregate type
 //!    ([`stream_for_subject`]: `events:ticket`, `events:order`, …) with one field, `event`, holding
 //!    the envelope JSON, marks the rows sent, and then publishes each envelope, exactly as stored,
 //!    on the pub/sub channel named by its subject (`order:created`, …). Redis being down leaves
 //!    the rows for the next relay.
 //! 3. **Wake-up.** Each consuming component is triggered by the channels of the subjects it
 //!    consumes (one `[[trigger.redis]]` each in `spin.toml`) and by the tick's
-//!    [`EXPIRED_CHANNEL`] (armed with [`arm_tick`]), and runs a [`Consumer`] for its group. The
-//!    message is only a wake-up: the stream is what consumers read, because pub/sub drops
-//!    whatever is published while a subscriber is away.
-//! 4. **Consume.** The consumer claims entries left pending too long, reads new ones, and applies
-//!    each through a [`Sink`]; for a service database ([`DatabaseSink`]) that is its own
-//!    transaction through the service's [`Handler`], recording the event id in
+//!    [`EXPIRED_CHANNEL`] (armed with [`arm_tick`]), and hands the message to its service's
+//!    [`Subscription`] ([`Subscription::wake_up`]). The message is only a wake-up: the stream is
+//!    what consumers read, because pub/sub drops whatever is published while a subscriber is
+//!    away.
+//! 4. **Consume.** A [`Consumer`] per stream claims entries left pending too long, reads new
+//!    ones, and applies each through a [`Sink`]; for a service database ([`DatabaseSink`]) that
+//!    is its own transaction through the service's [`Handler`], recording the event id in
 //!    `processed_events` in that transaction so a redelivery changes nothing; it acknowledges
 //!    (`XACK`) after commit. An entry whose predecessor has not been applied
 //!    ([`check_replica_version`] says `NotYet`) stays pending and is retried; an entry that keeps
 //!    failing moves to a dead-letter stream ([`dead_letter_stream`]) and is logged.
 //!
-//! Both ports, [`storage::Database`] and [`Redis`], have Spin's shapes: the component glue
-//! implements them with spin-sdk, and the `native` feature provides [`NativeRedis`] (and
-//! `storage::NativeDatabase`) for tests. Spin flattens every Redis reply into one list, so
-//! every command here is chosen to give a reply that stays unambiguous when flat (see the
-//! `reply` module).
+//! The ports, [`storage::Database`], [`Redis`] and the wake-up's [`Platform`], have Spin's
+//! shapes: the Spin adapter implements them with spin-sdk, and the `native` feature provides
+//! [`NativeRedis`] (and `storage::NativeDatabase`) for tests. Spin flattens every Redis reply
+//! into one list, so every command here is chosen to give a reply that stays unambiguous when
+//! flat (see the `reply` module).
 //!
 //! The tables involved are in [`SCHEMA`]; each service copies them into its migrations.
 
@@ -42,6 +45,7 @@ mod reply;
 mod schema;
 mod tick;
 mod wake;
+mod wakeup;
 
 #[cfg(feature = "native")]
 mod native;
@@ -53,7 +57,7 @@ pub use consumer::{
 pub use native::NativeRedis;
 pub use outbox::{
     EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, VERIFY_AFTER_MS, VerifyReport, enqueue,
-    outbox_envelopes, publish, relay, republish_after_data_loss, verify_sent,
+    enqueue_envelope, outbox_envelopes, relay, resend_after_data_loss, take_enqueued, verify_sent,
 };
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};
@@ -62,6 +66,9 @@ pub use schema::{RETENTION_MS, SCHEMA, create_schema, prune};
 pub use storage::StorageError;
 pub use tick::{EXPIRED_CHANNEL, TICK_KEY, arm_tick};
 pub use wake::Wake;
+pub use wakeup::{
+    Housekeeping, NoHousekeeping, Platform, Subscription, relay_and_arm, warn_on_failures,
+};
 
 /// Why delivering or consuming failed.
 #[derive(Debug, thiserror::Error)]

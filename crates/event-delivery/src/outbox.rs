@@ -11,7 +11,9 @@
 //! included) survives. The relay therefore records each sent row's entry id, and housekeeping
 //! checks the entries once they are older than [`VERIFY_AFTER_MS`], sending again the rows whose
 //! entry is gone ([`verify_sent`]). A Redis that lost everything is caught by its epoch instead
-//! ([`republish_after_data_loss`]).
+//! ([`resend_after_data_loss`]).
+
+use std::cell::Cell;
 
 use events::{Envelope, Event};
 use storage::{Database, SqlValue};
@@ -47,7 +49,7 @@ const VERIFY_BATCH: i64 = 1000;
 /// relay appends them again in commit order. Consumers apply each event once by its id, so
 /// events they had applied already are dropped as duplicates. Run it before relaying, on the
 /// housekeeping tick; `new_epoch` is a fresh random id, used if Redis has none yet.
-pub fn republish_after_data_loss(
+pub fn resend_after_data_loss(
     db: &dyn Database,
     redis: &dyn Redis,
     new_epoch: &str,
@@ -87,22 +89,38 @@ pub fn republish_after_data_loss(
     })
 }
 
-/// Records `event` for publication after the caller's transaction commits, in an envelope with
-/// a fresh event id that says it occurred at `now_ms`, carrying the request id of what is being
-/// handled ([`log_line::request_id`]). Call it inside the transaction that makes the change the
-/// event describes.
-pub fn publish(tx: &dyn Database, event: &Event, now_ms: u64) -> Result<(), DeliveryError> {
+thread_local! {
+    /// Whether this thread enqueued an event since [`take_enqueued`] last looked.
+    static ENQUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Writes `event` to the outbox, for the relay to send after the caller's transaction commits, in
+/// an envelope with a fresh event id that says it occurred at `now_ms`, carrying the request id
+/// of what is being handled ([`log_line::request_id`]). Call it inside the transaction that makes
+/// the change the event describes.
+pub fn enqueue(tx: &dyn Database, event: &Event, now_ms: u64) -> Result<(), DeliveryError> {
     let mut envelope = event.to_envelope(
         domain::EventId::new_random().to_string(),
         domain::rfc3339_millis(now_ms),
     );
     envelope.request_id = log_line::request_id();
-    enqueue(tx, &envelope, now_ms)
+    enqueue_envelope(tx, &envelope, now_ms)
 }
 
-/// Records `envelope` for publication after the caller's transaction commits. Call it inside the
-/// transaction that makes the change the event describes.
-pub fn enqueue(tx: &dyn Database, envelope: &Envelope, now_ms: u64) -> Result<(), DeliveryError> {
+/// Whether the handler that ran on this thread enqueued an event since the last call, which
+/// clears it: a component relays after a request only when its handler wrote to the outbox. (An
+/// event whose transaction then rolled back counts too; its relay finds nothing to send.)
+pub fn take_enqueued() -> bool {
+    ENQUEUED.with(|enqueued| enqueued.replace(false))
+}
+
+/// Writes `envelope` to the outbox as it is. Call it inside the transaction that makes the
+/// change the event describes.
+pub fn enqueue_envelope(
+    tx: &dyn Database,
+    envelope: &Envelope,
+    now_ms: u64,
+) -> Result<(), DeliveryError> {
     let stream = stream_for_subject(&envelope.subject).ok_or_else(|| {
         DeliveryError::Encode(format!("no stream carries subject {:?}", envelope.subject))
     })?;
@@ -117,10 +135,11 @@ pub fn enqueue(tx: &dyn Database, envelope: &Envelope, now_ms: u64) -> Result<()
             SqlValue::from_u64(now_ms)?,
         ],
     )?;
+    ENQUEUED.with(|enqueued| enqueued.set(true));
     Ok(())
 }
 
-/// Every envelope in the outbox, sent or not, in commit order: what a service has published (for
+/// Every envelope in the outbox, sent or not, in commit order: what a service has enqueued (for
 /// tests, and for an operator checking a database).
 pub fn outbox_envelopes(db: &dyn Database) -> Result<Vec<Envelope>, DeliveryError> {
     db.execute("SELECT envelope FROM outbox ORDER BY seq", &[])?
@@ -367,9 +386,12 @@ fn release(db: &dyn Database, rows: &[Claimed], lease: &SqlValue) {
              WHERE seq = ? AND claimed_until_ms = ? AND sent_at_ms IS NULL",
             &[row.seq.into(), lease.clone()],
         ) {
-            eprintln!(
-                "event-delivery: could not release outbox row {} (event {}): {error}",
-                row.seq, row.event_id
+            log_line::warn(
+                "delivery",
+                &format!(
+                    "could not release outbox row {} (event {}): {error}",
+                    row.seq, row.event_id
+                ),
             );
         }
     }

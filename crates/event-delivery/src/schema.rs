@@ -17,7 +17,7 @@
 ///   once it is old enough and sends the row again if it is gone
 ///   ([`verify_sent`](crate::verify_sent)).
 /// - `delivery_state`: small facts about delivery, such as the epoch of the Redis this database
-///   last published to ([`republish_after_data_loss`](crate::republish_after_data_loss)).
+///   last published to ([`resend_after_data_loss`](crate::resend_after_data_loss)).
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS outbox (\
         seq INTEGER PRIMARY KEY AUTOINCREMENT, \

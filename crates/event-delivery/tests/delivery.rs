@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use delivery::{
     Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, DeliveryError, Handler,
     NativeRedis, Redis, RedisArg, RedisError, RedisValue, TICK_KEY, VERIFY_AFTER_MS, VerifyReport,
-    VersionCheck, arm_tick, check_replica_version, dead_letter_stream, enqueue,
-    record_replica_version, relay, republish_after_data_loss, verify_sent,
+    VersionCheck, arm_tick, check_replica_version, dead_letter_stream, enqueue_envelope,
+    record_replica_version, relay, resend_after_data_loss, verify_sent,
 };
 use events::{Envelope, Event, TicketCreated, TicketStatus, TicketUpdated};
 use harness::{RedisServer, eventually};
@@ -113,12 +113,13 @@ impl TestApp {
     fn enqueue(&self, envelopes: &[Envelope]) {
         let db = self.db();
         for envelope in envelopes {
-            storage::transaction(&db, |tx| enqueue(tx, envelope, now_ms())).expect("enqueue");
+            storage::transaction(&db, |tx| enqueue_envelope(tx, envelope, now_ms()))
+                .expect("enqueue");
         }
     }
 
     /// Commits and relays the envelopes, in this order.
-    fn publish(&self, envelopes: &[Envelope]) {
+    fn enqueue_and_relay(&self, envelopes: &[Envelope]) {
         self.enqueue(envelopes);
         let (db, redis) = (self.db(), self.redis());
         while relay(&db, &redis, now_ms(), 100).expect("relay").remaining {}
@@ -345,7 +346,7 @@ fn relaying_publishes_each_envelope_once_on_the_channel_of_its_subject() {
         app.updated("t1", "Concert, row 1", 1),
         app.created("t2", "Opera"),
     ];
-    app.publish(&envelopes);
+    app.enqueue_and_relay(&envelopes);
     let mut received = Vec::new();
     while let Ok(message) = pubsub.get_message() {
         received.push((
@@ -438,10 +439,10 @@ fn everything_kept_is_sent_again_once_when_redis_comes_back_without_its_data() {
     app.enqueue(&envelopes);
     let (db, redis) = (app.db(), app.redis());
     // The first check records this Redis's epoch (and, knowing none before, sends all again).
-    republish_after_data_loss(&db, &redis, "epoch-1").expect("first check");
+    resend_after_data_loss(&db, &redis, "epoch-1").expect("first check");
     relay(&db, &redis, now_ms(), 10).expect("relay");
     assert_eq!(
-        republish_after_data_loss(&db, &redis, "epoch-2").expect("same Redis"),
+        resend_after_data_loss(&db, &redis, "epoch-2").expect("same Redis"),
         0
     );
     let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
@@ -454,14 +455,14 @@ fn everything_kept_is_sent_again_once_when_redis_comes_back_without_its_data() {
     assert!(app.stream_event_ids().is_empty());
     assert_eq!(app.unsent(), 0);
     assert_eq!(
-        republish_after_data_loss(&db, &redis, "epoch-3").expect("a new epoch"),
+        resend_after_data_loss(&db, &redis, "epoch-3").expect("a new epoch"),
         2
     );
     relay(&db, &redis, now_ms(), 10).expect("relay");
     assert_eq!(app.stream_event_ids(), ids, "all of it, in commit order");
     // Once: the next check finds the epoch it recorded.
     assert_eq!(
-        republish_after_data_loss(&db, &redis, "epoch-4").expect("again"),
+        resend_after_data_loss(&db, &redis, "epoch-4").expect("again"),
         0
     );
     assert_eq!(app.unsent(), 0);
@@ -478,7 +479,7 @@ fn entries_a_redis_crash_lost_after_acknowledging_them_are_sent_again() {
         .collect();
     app.enqueue(&envelopes);
     let (db, redis) = (app.db(), app.redis());
-    republish_after_data_loss(&db, &redis, "epoch-1").expect("first check");
+    resend_after_data_loss(&db, &redis, "epoch-1").expect("first check");
     let sent_at = now_ms();
     relay(&db, &redis, sent_at, 10).expect("relay");
     let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
@@ -505,7 +506,7 @@ fn entries_a_redis_crash_lost_after_acknowledging_them_are_sent_again() {
     // Housekeeping, as on every tick: the epoch is the same, so only the entry check can tell.
     let housekeeping = |now: u64| {
         assert_eq!(
-            republish_after_data_loss(&db, &redis, "epoch-2").expect("same Redis"),
+            resend_after_data_loss(&db, &redis, "epoch-2").expect("same Redis"),
             0
         );
         let report = verify_sent(&db, &redis, now).expect("verify");
@@ -579,7 +580,7 @@ fn two_relays_at_once_send_every_event_exactly_once() {
 fn a_consumer_applies_acknowledges_and_ignores_a_duplicated_event() {
     let app = TestApp::spawn();
     let created = app.created("t1", "Concert");
-    app.publish(std::slice::from_ref(&created));
+    app.enqueue_and_relay(std::slice::from_ref(&created));
 
     let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.applied, 1);
@@ -614,7 +615,7 @@ fn a_consumer_applies_acknowledges_and_ignores_a_duplicated_event() {
 #[test]
 fn a_new_group_sees_the_whole_history_of_its_stream() {
     let app = TestApp::spawn();
-    app.publish(&[app.created("t1", "Concert"), app.created("t2", "Opera")]);
+    app.enqueue_and_relay(&[app.created("t1", "Concert"), app.created("t2", "Opera")]);
     let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.applied, 2);
 }
@@ -625,7 +626,7 @@ fn a_successor_published_before_its_predecessor_is_applied_in_the_same_wake_up()
     let created = app.created("t1", "Concert");
     let first = app.updated("t1", "Concert, row 1", 1);
     let second = app.updated("t1", "Concert, row 2", 2);
-    app.publish(&[second, first, created]);
+    app.enqueue_and_relay(&[second, first, created]);
 
     let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(
@@ -645,14 +646,14 @@ fn a_successor_waiting_from_an_earlier_wake_up_is_applied_when_its_predecessor_a
     let created = app.created("t1", "Concert");
     let updated = app.updated("t1", "Concert, row 1", 1);
 
-    app.publish(std::slice::from_ref(&updated));
+    app.enqueue_and_relay(std::slice::from_ref(&updated));
     let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.not_yet, 1);
     assert_eq!(app.replica("t1"), None);
     assert_eq!(app.pending(), 1);
 
     // The predecessor's own wake-up follows at once, well inside the usual retry idle time.
-    app.publish(std::slice::from_ref(&created));
+    app.enqueue_and_relay(std::slice::from_ref(&created));
     let report = app.consume(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.applied, 2);
     assert_eq!(app.replica("t1"), Some(("Concert, row 1".into(), 1, 2)));
@@ -663,7 +664,7 @@ fn a_successor_waiting_from_an_earlier_wake_up_is_applied_when_its_predecessor_a
 fn an_aggregate_waiting_for_its_predecessor_does_not_block_other_aggregates() {
     let app = TestApp::spawn();
     let _lost = app.created("t1", "Concert");
-    app.publish(&[
+    app.enqueue_and_relay(&[
         app.updated("t1", "Concert, row 1", 1),
         app.created("t2", "Opera"),
         app.created("t3", "Ballet"),
@@ -681,7 +682,7 @@ fn an_aggregate_waiting_for_its_predecessor_does_not_block_other_aggregates() {
 fn an_entry_that_always_fails_is_dead_lettered_after_its_tries_and_others_still_flow() {
     let app = TestApp::spawn();
     let poisoned = app.created("t1", "Concert");
-    app.publish(&[poisoned.clone(), app.created("t2", "Opera")]);
+    app.enqueue_and_relay(&[poisoned.clone(), app.created("t2", "Opera")]);
 
     let handler = FailsFor("t1");
     let report = app.consume(&handler, quick_dead_letters());
@@ -691,7 +692,7 @@ fn an_entry_that_always_fails_is_dead_lettered_after_its_tries_and_others_still_
     let report = app.consume(&handler, quick_dead_letters());
     assert_eq!((report.failed, report.dead_lettered), (1, 0));
     // Meanwhile new events keep flowing.
-    app.publish(&[app.created("t3", "Ballet")]);
+    app.enqueue_and_relay(&[app.created("t3", "Ballet")]);
     let report = app.consume(&handler, quick_dead_letters());
     assert_eq!((report.applied, report.dead_lettered), (1, 1));
     assert_eq!(app.replica("t3"), Some(("Ballet".into(), 0, 1)));
@@ -720,7 +721,7 @@ fn an_entry_that_always_fails_is_dead_lettered_after_its_tries_and_others_still_
 #[test]
 fn an_entry_that_fails_is_kept_until_it_is_also_old_enough_to_dead_letter() {
     let app = TestApp::spawn();
-    app.publish(&[app.created("t1", "Concert")]);
+    app.enqueue_and_relay(&[app.created("t1", "Concert")]);
     let settings = ConsumerSettings {
         dead_letter_after_ms: 3_600_000,
         ..quick_dead_letters()
@@ -754,7 +755,7 @@ fn an_undecodable_entry_is_dead_lettered() {
             &[STREAM.into(), "*".into(), "name".into(), "x".into()],
         )
         .expect("XADD");
-    app.publish(&[app.created("t1", "Concert")]);
+    app.enqueue_and_relay(&[app.created("t1", "Concert")]);
 
     let mut dead_lettered = 0;
     for _ in 0..3 {
@@ -786,7 +787,7 @@ fn two_consumers_at_once_apply_each_event_exactly_once() {
         envelopes.push(app.updated(&id, "v1", 1));
         envelopes.push(app.updated(&id, "v2", 2));
     }
-    app.publish(&envelopes);
+    app.enqueue_and_relay(&envelopes);
 
     let settings = ConsumerSettings {
         batch: 7,
@@ -868,7 +869,7 @@ fn the_schema_can_be_applied_again_without_harm() {
 #[test]
 fn a_message_wake_up_creates_the_group_when_missing_and_applies_new_entries() {
     let app = TestApp::spawn();
-    app.publish(&[app.created("t1", "Concert")]);
+    app.enqueue_and_relay(&[app.created("t1", "Concert")]);
     let report = app.consume_message(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.applied, 1);
     assert_eq!(app.replica("t1"), Some(("Concert".into(), 0, 1)));
@@ -879,13 +880,13 @@ fn a_message_wake_up_creates_the_group_when_missing_and_applies_new_entries() {
 fn a_message_wake_up_applies_a_waiting_successor_once_its_predecessor_arrives() {
     let app = TestApp::spawn();
     let created = app.created("t1", "Concert");
-    app.publish(&[app.updated("t1", "Concert, row 1", 1)]);
+    app.enqueue_and_relay(&[app.updated("t1", "Concert, row 1", 1)]);
     assert_eq!(
         app.consume_message(&ReplicaHandler, ConsumerSettings::default())
             .not_yet,
         1
     );
-    app.publish(&[created]);
+    app.enqueue_and_relay(&[created]);
     let report = app.consume_message(&ReplicaHandler, ConsumerSettings::default());
     assert_eq!(report.applied, 2);
     assert_eq!(app.replica("t1"), Some(("Concert, row 1".into(), 1, 2)));
@@ -895,7 +896,7 @@ fn a_message_wake_up_applies_a_waiting_successor_once_its_predecessor_arrives() 
 #[test]
 fn a_message_wake_up_with_nothing_new_leaves_failed_entries_to_housekeeping() {
     let app = TestApp::spawn();
-    app.publish(&[app.created("t1", "Concert")]);
+    app.enqueue_and_relay(&[app.created("t1", "Concert")]);
     let settings = quick_dead_letters();
     assert_eq!(app.consume_message(&FailsFor("t1"), settings).failed, 1);
     assert_eq!(

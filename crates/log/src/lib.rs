@@ -131,6 +131,21 @@ pub fn request(
         .emit();
 }
 
+/// Writes a `warn` line of `kind` saying `message`: something went wrong that the app recovers
+/// from, or that an operator should know.
+pub fn warn(kind: &str, message: &str) {
+    Line::new(Level::Warn, kind)
+        .field("message", message)
+        .emit();
+}
+
+/// Writes an `error` line of `kind` saying `message`: something failed that nothing will retry.
+pub fn error(kind: &str, message: &str) {
+    Line::new(Level::Error, kind)
+        .field("message", message)
+        .emit();
+}
+
 /// One log line, built field by field and written by [`Line::emit`].
 pub struct Line(Map<String, Value>);
 

@@ -91,7 +91,7 @@ impl OrdersApi<'_> {
                     PlaceError::Other(cause) => ApiError::Internal(cause),
                 },
             )?;
-            store::publish(tx, &order.created_event(), now)?;
+            store::enqueue(tx, &order.created_event(), now)?;
             Ok(order)
         })?;
         Ok(Response::json(201, &order))
@@ -133,7 +133,7 @@ impl OrdersApi<'_> {
             }
             if is_open(order.status) {
                 let cancelled = store::set_status(tx, &id, OrderStatus::Cancelled)?;
-                store::publish(tx, &cancelled.cancelled_event(), now)?;
+                store::enqueue(tx, &cancelled.cancelled_event(), now)?;
             }
             Ok(())
         })?;
@@ -252,7 +252,7 @@ mod tests {
         );
         assert_eq!(json(&app.get_order(BOB, &id)), order);
         assert_eq!(
-            app.published(),
+            app.enqueued(),
             [Event::OrderCreated(OrderCreated {
                 id,
                 user_id: BOB.to_owned(),
@@ -472,9 +472,9 @@ mod tests {
         // Again: still 204, nothing changes, nothing is published.
         assert_eq!(app.delete_order(BOB, &order).status, 204);
         assert_eq!(json(&app.get_order(BOB, &order))["version"], json!(1));
-        let subjects: Vec<&str> = app.published().iter().map(Event::subject).collect();
+        let subjects: Vec<&str> = app.enqueued().iter().map(Event::subject).collect();
         assert_eq!(subjects, ["order:created", "order:cancelled"]);
-        let Some(Event::OrderCancelled(cancelled)) = app.published().pop() else {
+        let Some(Event::OrderCancelled(cancelled)) = app.enqueued().pop() else {
             panic!("expected order:cancelled");
         };
         assert_eq!(
@@ -499,7 +499,7 @@ mod tests {
             json(&app.get_order(BOB, &order))["status"],
             json!("complete")
         );
-        assert_eq!(app.published().len(), 2, "created and completed only");
+        assert_eq!(app.enqueued().len(), 2, "created and completed only");
     }
 
     #[test]

@@ -105,10 +105,13 @@ fn complete(tx: &dyn Database, paid: &PaymentCreated, now_ms: u64) -> anyhow::Re
         let order = store::find_order(tx, &id)?
             .with_context(|| format!("order {} does not exist", paid.order_id))?;
         if paid_at_ms >= order.expires_at_ms {
-            eprintln!(
-                "WARN payment {} for order {} succeeded at {paid_at}, after the order expired: \
-                 not completing it",
-                paid.id, paid.order_id
+            log_line::warn(
+                "orders",
+                &format!(
+                    "payment {} for order {} succeeded at {paid_at}, after the order expired: \
+                     not completing it",
+                    paid.id, paid.order_id
+                ),
             );
             return Ok(Applied::Done);
         }
@@ -131,10 +134,13 @@ fn close(
         store::find_order(tx, &id)?.with_context(|| format!("order {order_id} does not exist"))?;
     if !is_open(order.status) {
         if order.status != outcome {
-            eprintln!(
-                "WARN order {order_id} is {}; not making it {}",
-                order.status.as_str(),
-                outcome.as_str()
+            log_line::warn(
+                "orders",
+                &format!(
+                    "order {order_id} is {}; not making it {}",
+                    order.status.as_str(),
+                    outcome.as_str()
+                ),
             );
         }
         return Ok(Applied::Done);
@@ -144,7 +150,7 @@ fn close(
         OrderStatus::Complete => closed.completed_event(),
         _ => closed.cancelled_event(),
     };
-    store::publish(tx, &event, now_ms)?;
+    store::enqueue(tx, &event, now_ms)?;
     Ok(Applied::Done)
 }
 
@@ -203,7 +209,7 @@ mod tests {
 
     /// The subjects and versions of the order events in the outbox, oldest first.
     fn order_events(app: &TestApp) -> Vec<(&'static str, u64)> {
-        app.published()
+        app.enqueued()
             .into_iter()
             .filter_map(|event| match &event {
                 Event::OrderCreated(e) => Some((event.subject(), e.version)),
@@ -423,7 +429,7 @@ mod tests {
         let ticket = app.replicate_ticket(TICKET, ALICE, "Concert", 2050);
         let order = app.place(BOB, &ticket);
         let before = json(&app.get_order(BOB, &order));
-        let own_event = app.published().remove(0);
+        let own_event = app.enqueued().remove(0);
         done(app.deliver(own_event));
         assert_eq!(json(&app.get_order(BOB, &order)), before);
         assert_eq!(order_events(&app).len(), 1);

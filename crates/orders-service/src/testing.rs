@@ -167,7 +167,7 @@ impl TestApp {
     }
 
     /// The events in the outbox, oldest first, each checked to decode.
-    pub(crate) fn published(&self) -> Vec<Event> {
+    pub(crate) fn enqueued(&self) -> Vec<Event> {
         self.outbox()
             .iter()
             .map(|envelope| envelope.decode().expect("an event of the contract"))

@@ -350,7 +350,7 @@ mod tests {
     }
 
     /// The `payment:created` events in the outbox.
-    fn payments_published(app: &TestApp) -> Vec<events::PaymentCreated> {
+    fn payments_enqueued(app: &TestApp) -> Vec<events::PaymentCreated> {
         app.outbox()
             .iter()
             .filter_map(|envelope| match envelope.decode() {
@@ -474,7 +474,7 @@ mod tests {
         let (_, intent, _) = app.payment(&order).expect("a payment");
         let event = succeeded_event(&intent);
         assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
-        let published = payments_published(&app);
+        let published = payments_enqueued(&app);
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].order_id, order);
         assert_eq!(published[0].stripe_id, intent);
@@ -505,13 +505,13 @@ mod tests {
             app.payment_status(&order).as_deref(),
             Some("requires_payment_method")
         );
-        assert!(payments_published(&app).is_empty());
+        assert!(payments_enqueued(&app).is_empty());
         let paid = app.pay(
             Some(BUYER),
             &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
         );
         assert_eq!(json(&paid)["status"], json!("succeeded"), "{}", text(&paid));
-        assert_eq!(payments_published(&app).len(), 1);
+        assert_eq!(payments_enqueued(&app).len(), 1);
     }
 
     #[test]
@@ -584,7 +584,7 @@ mod tests {
         let (status, _, refund) = app.payment(&order).expect("a payment");
         assert_eq!(status, "refunded");
         assert_eq!(refund.as_deref(), Some("re_1"));
-        assert!(payments_published(&app).is_empty());
+        assert!(payments_enqueued(&app).is_empty());
         let refunds = app.stripe.refunds.borrow().clone();
         assert_eq!(refunds.len(), 1);
         assert_eq!(refunds[0].0, intent);
@@ -675,7 +675,7 @@ mod tests {
         app.stripe.succeed(&intent);
         let event = crate::testing::succeeded_event_at(&intent, app.clock.now_ms());
         assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
-        assert!(payments_published(&app).is_empty());
+        assert!(payments_enqueued(&app).is_empty());
         assert_eq!(app.payment_status(&order).as_deref(), Some("refunded"));
         assert_eq!(app.stripe.refunds.borrow().len(), 1);
     }
@@ -695,7 +695,7 @@ mod tests {
         let event = crate::testing::succeeded_event_at(&intent, NOW_MS + WINDOW_MS - 1_000);
         app.advance(WINDOW_MS + 60_000);
         assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
-        let published = payments_published(&app);
+        let published = payments_enqueued(&app);
         assert_eq!(published.len(), 1, "{published:?}");
         assert_eq!(app.payment_status(&order).as_deref(), Some("succeeded"));
         assert!(app.stripe.refunds.borrow().is_empty());
@@ -761,7 +761,7 @@ mod tests {
         assert!(app.outbox().is_empty());
         // The genuine one settles it.
         assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
-        assert_eq!(payments_published(&app).len(), 1);
+        assert_eq!(payments_enqueued(&app).len(), 1);
     }
 
     #[test]

@@ -21,9 +21,9 @@ use crate::{settlement, store};
 
 /// The payments service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OrderEvents;
+pub struct PaymentsEvents;
 
-impl Handler for OrderEvents {
+impl Handler for PaymentsEvents {
     fn apply(
         &self,
         tx: &dyn Database,

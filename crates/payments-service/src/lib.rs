@@ -4,8 +4,8 @@
 //!
 //! The Spin components are thin glue. The HTTP component loads a [`PaymentsConfig`], opens the
 //! `payments` database, wraps Spin's outbound HTTP in a [`Stripe`] gateway and calls
-//! [`PaymentsApi::handle`]. The event component hands order events to [`OrderEvents`] and then
-//! makes the refunds they call for ([`settlement::refund_pending`]).
+//! [`PaymentsApi::handle`]. The event component hands order events to [`PaymentsEvents`] and then
+//! does what they ask of Stripe ([`settlement::Settlement`]).
 //!
 //! - `config`: the typed configuration.
 //! - `api`: `POST /api/payments`, `GET /api/payments/config`, `POST /api/payments/webhook`.
@@ -36,14 +36,14 @@ mod testing;
 
 pub use crate::api::PaymentsApi;
 pub use crate::config::{ConfigError, PaymentsConfig, VariableSource, stripe_api};
-pub use crate::events::OrderEvents;
+pub use crate::events::PaymentsEvents;
 pub use crate::payment::{Order, Payment, PaymentStatus};
 pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
 
 /// A warning in the log: something went wrong that the service recovers from, or an operator
 /// should know.
 fn warn(message: &str) {
-    eprintln!("WARN {message}");
+    log_line::warn("payments", message);
 }
 
 /// The payments database's migrations, in order (`migrations/payments/`), applied on first use.

@@ -63,7 +63,7 @@ pub fn succeeded(
                 stripe_id: payment.stripe_id.clone(),
                 paid_at: Some(rfc3339_millis(paid_at_ms)),
             };
-            store::publish(tx, &paid.into(), now_ms)?;
+            store::enqueue(tx, &paid.into(), now_ms)?;
         } else {
             let why = if open {
                 "after its order expired"
@@ -241,6 +241,64 @@ pub fn refund_updated(db: &dyn Database, refund: &Refund, now_ms: u64) -> anyhow
     Ok(true)
 }
 
+/// The payments consumer's own work, run by its wake-up ([`delivery::Subscription`]) after it
+/// applied events and on every tick, on the same database connection: what the events asked of
+/// Stripe. It cancels the intents of windows that are closing ([`settle_closing`]), makes the
+/// refunds still pending and follows the ones Stripe has not finished. On the tick it first
+/// closes the windows the expiration timer's event never came for ([`close_overdue`], after two
+/// ticks of grace, since the timer's own event comes first when it can), and last leaves the
+/// refunds Stripe failed under [`FAILED_REFUNDS_KEY`].
+pub struct Settlement<'a> {
+    pub http: &'a dyn api::HttpClient,
+    pub variables: &'a dyn api::VariableSource,
+    /// How often the housekeeping tick fires.
+    pub tick_secs: u64,
+}
+
+impl delivery::Housekeeping for Settlement<'_> {
+    fn run(
+        &self,
+        db: &dyn Database,
+        redis: &dyn delivery::Redis,
+        tick: bool,
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
+        let api = crate::stripe_api(self.variables).context("reading the Stripe configuration")?;
+        let stripe = crate::Stripe {
+            http: self.http,
+            api: &api,
+        };
+        if tick {
+            let closed = close_overdue(db, now_ms, 2 * 1000 * self.tick_secs)
+                .context("closing overdue payment windows")?;
+            if closed > 0 {
+                crate::warn(&format!(
+                    "closed {closed} payment window(s) the expiration timer missed"
+                ));
+            }
+        }
+        settle_closing(db, &stripe, now_ms).context("closing payment windows")?;
+        refund_pending(db, &stripe, now_ms).context("making pending refunds")?;
+        track_refunds(db, &stripe, now_ms).context("following refunds")?;
+        if tick {
+            report_failed_refunds(db, redis);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the refunds Stripe failed to Redis under [`FAILED_REFUNDS_KEY`], for `ticketing-ops
+/// refunds`. Best effort: the payments database keeps them either way.
+fn report_failed_refunds(db: &dyn Database, redis: &dyn delivery::Redis) {
+    let outcome = failed_refunds_json(db).and_then(|listing| {
+        redis.execute("SET", &[FAILED_REFUNDS_KEY.into(), listing.into()])?;
+        Ok(())
+    });
+    if let Err(error) = outcome {
+        crate::warn(&format!("could not report failed refunds: {error:#}"));
+    }
+}
+
 /// Payments whose refund Stripe could not make: money an operator must return by hand.
 pub fn failed_refunds(db: &dyn Database) -> anyhow::Result<Vec<Payment>> {
     store::payments_in(db, PaymentStatus::RefundFailed)
@@ -292,7 +350,7 @@ fn lapse(tx: &dyn Database, order: &Order, now_ms: u64) -> anyhow::Result<()> {
     let expired = PaymentExpired {
         order_id: order.id.to_string(),
     };
-    store::publish(tx, &expired.into(), now_ms)
+    store::enqueue(tx, &expired.into(), now_ms)
 }
 
 /// Refunds one payment at Stripe and records where the refund stands. A Stripe failure is logged
@@ -345,17 +403,19 @@ fn record_refund(
                     .as_deref()
                     .unwrap_or("no reason given")
             )),
-            _ => eprintln!(
-                "payment {} for order {} {} ({})",
-                payment.id,
-                payment.order_id,
-                if status == PaymentStatus::Refunded {
-                    "refunded"
-                } else {
-                    "refund asked for"
-                },
-                refund.id
-            ),
+            _ => log_line::Line::new(log_line::Level::Info, "refund")
+                .field("paymentId", payment.id.as_str())
+                .field("orderId", payment.order_id.as_str())
+                .field("refundId", refund.id.as_str())
+                .field(
+                    "outcome",
+                    if status == PaymentStatus::Refunded {
+                        "refunded"
+                    } else {
+                        "asked for"
+                    },
+                )
+                .emit(),
         }
     }
     Ok(status)
@@ -378,7 +438,7 @@ mod tests {
     }
 
     /// The subjects in the outbox, in order, with their order ids.
-    fn published(app: &TestApp) -> Vec<(String, String)> {
+    fn enqueued(app: &TestApp) -> Vec<(String, String)> {
         app.outbox()
             .iter()
             .filter_map(|envelope| match envelope.decode() {
@@ -409,7 +469,7 @@ mod tests {
         assert_eq!(expire(&app, &order), Applied::Done);
         assert_eq!(expire(&app, &order), Applied::Done);
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [("payment:expired".to_owned(), order.clone())]
         );
         // And it can no longer be paid.
@@ -425,7 +485,7 @@ mod tests {
         let order = app.order(1999);
         app.advance(WINDOW_MS - 1);
         assert!(matches!(expire(&app, &order), Applied::NotYet(_)));
-        assert!(published(&app).is_empty());
+        assert!(enqueued(&app).is_empty());
     }
 
     #[test]
@@ -436,13 +496,13 @@ mod tests {
         app.advance(WINDOW_MS);
         assert_eq!(expire(&app, &order), Applied::Done);
         // Nothing is published until Stripe has made sure the intent cannot succeed.
-        assert!(published(&app).is_empty());
+        assert!(enqueued(&app).is_empty());
         app.stripe.down.set(true);
         assert_eq!(
             settle_closing(&app.db, &app.stripe, app.clock.now_ms()).expect("settles"),
             0
         );
-        assert!(published(&app).is_empty());
+        assert!(enqueued(&app).is_empty());
         app.stripe.down.set(false);
         assert_eq!(
             settle_closing(&app.db, &app.stripe, app.clock.now_ms()).expect("settles"),
@@ -451,7 +511,7 @@ mod tests {
         assert_eq!(app.stripe.intents.borrow()[&intent].status, "canceled");
         assert_eq!(status(&app, &order), "canceled");
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [("payment:expired".to_owned(), order.clone())]
         );
         assert_eq!(
@@ -477,13 +537,13 @@ mod tests {
         );
         assert_eq!(status(&app, &order), "succeeded");
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [("payment:created".to_owned(), order.clone())]
         );
         // The webhook, late, changes nothing.
         let event = succeeded_event_at(&intent, NOW_MS + WINDOW_MS - 5_000);
         assert_eq!(app.webhook(&event, app.signed(&event)).status, 200);
-        assert_eq!(published(&app).len(), 1);
+        assert_eq!(enqueued(&app).len(), 1);
         assert!(app.stripe.refunds.borrow().is_empty());
     }
 
@@ -502,7 +562,7 @@ mod tests {
         );
         assert_eq!(status(&app, &order), "refunded");
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [("payment:expired".to_owned(), order.clone())]
         );
     }
@@ -524,7 +584,7 @@ mod tests {
             2
         );
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [("payment:expired".to_owned(), unpaid.clone())]
         );
         assert_eq!(
@@ -536,7 +596,7 @@ mod tests {
             1
         );
         assert_eq!(
-            published(&app),
+            enqueued(&app),
             [
                 ("payment:expired".to_owned(), unpaid),
                 ("payment:expired".to_owned(), paying)

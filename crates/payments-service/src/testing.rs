@@ -20,7 +20,7 @@ use crate::stripe::{
     Charge, ChargeRef, Customer, Intent, PaymentGateway, Refund, SetupIntent, StripeApi,
     StripeError, parse_currency,
 };
-use crate::{MIGRATIONS, OrderEvents, PaymentsApi, PaymentsConfig};
+use crate::{MIGRATIONS, PaymentsApi, PaymentsConfig, PaymentsEvents};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -359,7 +359,7 @@ impl TestApp {
         let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now));
         let sink = DatabaseSink {
             db: &self.db,
-            handler: &OrderEvents,
+            handler: &PaymentsEvents,
         };
         Ok(match sink.accept("payments", &envelope, &event, now)? {
             Accepted::Applied | Accepted::Duplicate => Applied::Done,

@@ -82,7 +82,14 @@ pub fn heartbeat() -> Response {
     let redis = match armed {
         Ok(()) => "ok",
         Err(error) => {
-            eprintln!("WARN heartbeat: the housekeeping tick could not be armed: {error}");
+            log_line::Line::new(log_line::Level::Warn, "delivery")
+                .field("outcome", "unarmed")
+                .field(
+                    "reason",
+                    "the heartbeat could not arm the housekeeping tick",
+                )
+                .field("error", error.to_string())
+                .emit();
             "unavailable"
         }
     };
@@ -97,11 +104,10 @@ pub fn heartbeat() -> Response {
     }
 }
 
-/// After a request that may have written, relays what the outbox holds: a successful request
-/// other than `GET` or `HEAD` committed its events there.
-pub fn relay_after_write(request: &Request, response: &Response, db: &dyn storage::Database) {
-    let read_only = matches!(request.method, Method::Get | Method::Head);
-    if !read_only && (200..300).contains(&response.status) {
+/// After a request: relays what its handler enqueued ([`delivery::take_enqueued`]), and nothing
+/// after one that enqueued nothing.
+pub fn relay_enqueued(db: &dyn storage::Database) {
+    if delivery::take_enqueued() {
         relay_outbox(db);
     }
 }
@@ -317,30 +323,24 @@ pub fn redis() -> Result<SpinRedis, delivery::RedisError> {
     SpinRedis::open(&address)
 }
 
-/// Publishes what the outbox holds and re-arms the housekeeping tick. Called after every write;
-/// a Redis failure is only logged, since the rows stay in the outbox for the next write or tick.
+/// Relays what the outbox holds and re-arms the housekeeping tick. A Redis failure is only
+/// logged, since the rows stay in the outbox for the next relay or tick.
 pub fn relay_outbox(db: &dyn storage::Database) {
     let outcome = redis()
         .map_err(delivery::DeliveryError::from)
         .and_then(|redis| {
-            relay_all(db, &redis)?;
-            arm_tick(&redis)
+            delivery::relay_and_arm(db, &redis, now_unix_ms(), housekeeping_interval_secs())
         });
     if let Err(error) = outcome {
-        eprintln!("WARN events stay in the outbox until Redis is reachable: {error}");
+        log_line::Line::new(log_line::Level::Warn, "delivery")
+            .field("outcome", "kept")
+            .field(
+                "reason",
+                "events stay in the outbox until Redis is reachable",
+            )
+            .field("error", error.to_string())
+            .emit();
     }
-}
-
-const RELAY_BATCH: usize = 200;
-
-/// Relays batches until the outbox holds nothing this relay may send (rows leased by another
-/// relay are not counted, so this cannot spin).
-fn relay_all(
-    db: &dyn storage::Database,
-    redis: &dyn delivery::Redis,
-) -> Result<(), delivery::DeliveryError> {
-    while delivery::relay(db, redis, now_unix_ms(), RELAY_BATCH)?.remaining {}
-    Ok(())
 }
 
 /// Consumer settings from the `event_*` variables, with the delivery crate's defaults.
@@ -357,112 +357,50 @@ pub fn consumer_settings() -> delivery::ConsumerSettings {
     }
 }
 
-/// One wake-up of a service's Redis-triggered component, which keeps its group (`group`) on
-/// each of `streams` and applies events to its `database` through `handler`. What the message's
-/// payload says decides the work ([`delivery::Wake`]):
-///
-/// - an event: apply what is new on its stream (one `XREADGROUP` when nothing is);
-/// - the housekeeping tick: prune old delivery records ([`delivery::prune`]) and retry pending
-///   entries on every stream;
-/// - anything else (another key expiring): nothing, without even opening the database.
-///
-/// When it applied something, or on the tick, it then relays the outbox (what applying produced,
-/// and rows an earlier failure left) and re-arms the tick, so a Redis that lost the tick key gets
-/// it back with the next event. Failed and dead-lettered entries are logged.
+/// One wake-up of a service's Redis-triggered component: `subscription` handles the message
+/// ([`delivery::Subscription::wake_up`]) on the component's database, opened at `database` with
+/// its `migrations` only when there is work, and its Redis.
 pub fn consume(
     component: &'static str,
-    database: &str,
-    migrations: &[storage::Migration],
-    streams: &[&str],
-    group: &str,
-    handler: &dyn delivery::Handler,
+    subscription: &delivery::Subscription<'_>,
+    migrations: &'static [storage::Migration],
     payload: &[u8],
 ) -> anyhow::Result<delivery::ConsumeReport> {
     log_line::set_component(component);
-    let wake = delivery::Wake::of(payload);
-    let streams: Vec<&str> = match wake {
-        delivery::Wake::Housekeeping => streams.to_vec(),
-        delivery::Wake::Event { stream } if streams.contains(&stream) => vec![stream],
-        delivery::Wake::Event { .. } | delivery::Wake::Other => {
-            return Ok(delivery::ConsumeReport::default());
-        }
+    let platform = SpinPlatform {
+        database: subscription.database.to_owned(),
+        migrations,
     };
-    let db = SpinDatabase::open(database, migrations)
-        .map_err(|error| anyhow::anyhow!("opening the {database} database: {error}"))?;
-    let redis = redis()?;
-    let sink = delivery::DatabaseSink { db: &db, handler };
-    let housekeeping = wake == delivery::Wake::Housekeeping;
-    if housekeeping {
-        delivery::prune(&db, now_unix_ms(), delivery::RETENTION_MS)?;
-        let started = std::time::Instant::now();
-        let new_epoch = domain::EventId::new_random().to_string();
-        let marked = delivery::republish_after_data_loss(&db, &redis, &new_epoch)?;
-        if marked > 0 {
-            log_line::Line::new(log_line::Level::Warn, "delivery")
-                .field("database", database)
-                .field("outcome", "republished")
-                .field("reason", "Redis lost its data (a new epoch)")
-                .field("events", marked)
-                .duration(started.elapsed())
-                .emit();
-        }
-        let verified = delivery::verify_sent(&db, &redis, now_unix_ms())?;
-        if verified.resent > 0 {
-            log_line::Line::new(log_line::Level::Warn, "delivery")
-                .field("database", database)
-                .field("outcome", "republished")
-                .field(
-                    "reason",
-                    "stream entries lost since they were sent (a Redis crash)",
-                )
-                .field("events", verified.resent)
-                .emit();
-        }
-    }
-    // One stream failing (a poisoned key, say) must not starve the others, nor keep the tick
-    // from being re-armed: every stream gets its turn, and the first failure is returned last.
-    let mut report = delivery::ConsumeReport::default();
-    let mut failure = None;
-    for stream in streams {
-        let consumer = delivery::Consumer {
-            redis: &redis,
-            stream,
-            group,
-            settings: consumer_settings(),
-        };
-        let consumed = if housekeeping {
-            consumer.run(&sink, now_unix_ms())
-        } else {
-            consumer.run_on_message(&sink, now_unix_ms())
-        };
-        match consumed {
-            Ok(consumed) => report += consumed,
-            Err(error) => {
-                eprintln!("WARN consumer group {group} could not read {stream}: {error}");
-                failure
-                    .get_or_insert(anyhow::Error::new(error).context(format!("reading {stream}")));
-            }
-        }
-    }
-    warn_on_failures(group, &report);
-    if housekeeping || report.applied > 0 {
-        relay_all(&db, &redis)?;
-        arm_tick(&redis)?;
-    }
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(report),
-    }
+    subscription.wake_up(&platform, payload)
 }
 
-/// Logs a wake-up of consumer group `group` that left entries failing or dead-lettered; quiet
-/// otherwise.
-pub fn warn_on_failures(group: &str, report: &delivery::ConsumeReport) {
-    if report.failed + report.dead_lettered > 0 {
-        eprintln!(
-            "WARN consumer group {group}: {} applied, {} failed, {} dead-lettered",
-            report.applied, report.failed, report.dead_lettered
-        );
+/// Spin's connections, clock and variables as a wake-up's [`delivery::Platform`].
+struct SpinPlatform {
+    database: String,
+    migrations: &'static [storage::Migration],
+}
+
+impl delivery::Platform for SpinPlatform {
+    fn database(&self) -> anyhow::Result<Box<dyn storage::Database>> {
+        let db = SpinDatabase::open(&self.database, self.migrations)
+            .map_err(|error| anyhow::anyhow!("opening the {} database: {error}", self.database))?;
+        Ok(Box::new(db))
+    }
+
+    fn redis(&self) -> Result<Box<dyn delivery::Redis>, delivery::RedisError> {
+        Ok(Box::new(redis()?))
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_unix_ms()
+    }
+
+    fn consumer_settings(&self) -> delivery::ConsumerSettings {
+        consumer_settings()
+    }
+
+    fn tick_secs(&self) -> u64 {
+        housekeeping_interval_secs()
     }
 }
 

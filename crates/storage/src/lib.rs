@@ -91,7 +91,10 @@ pub fn transaction<T, E: From<StorageError>>(
 /// when the component instance ends, which rolls back too.
 fn rollback(db: &dyn Database) {
     if let Err(error) = db.execute("ROLLBACK", &[]) {
-        eprintln!("storage: ROLLBACK after a failed transaction also failed: {error}");
+        log_line::error(
+            "storage",
+            &format!("ROLLBACK after a failed transaction also failed: {error}"),
+        );
     }
 }
 

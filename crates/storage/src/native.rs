@@ -34,7 +34,10 @@ impl NativeDatabase {
     pub fn with_busy_timeout(self, timeout: Duration) -> Self {
         if let Err(error) = self.lock().busy_timeout(timeout) {
             // Only fails on a closed connection, which every later call reports anyway.
-            eprintln!("storage: could not set the busy timeout: {error}");
+            log_line::warn(
+                "storage",
+                &format!("could not set the busy timeout: {error}"),
+            );
         }
         self
     }

@@ -74,7 +74,7 @@ impl TicketsApi<'_> {
         let id = TicketId::new_random();
         let ticket = storage::transaction(self.db, |tx| -> Result<Ticket, ApiError> {
             let ticket = store::insert(tx, &id, &title, price, &user.id, now)?;
-            store::publish(tx, &ticket.created_event(), now)?;
+            store::enqueue(tx, &ticket.created_event(), now)?;
             Ok(ticket)
         })?;
         Ok(Response::json(201, &ticket))
@@ -148,7 +148,7 @@ impl TicketsApi<'_> {
                 return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()));
             }
             let updated = store::update_details(tx, &id, &title, price)?;
-            store::publish(tx, &updated.updated_event(), now)?;
+            store::enqueue(tx, &updated.updated_event(), now)?;
             Ok(updated)
         })?;
         Ok(Response::json(200, &ticket))
@@ -363,7 +363,7 @@ mod tests {
         ] {
             let response = app.post_ticket(Some(ALICE), &json!({"title": "Gig", "price": price}));
             assert_eq!(json(&response)["price"], shown, "{price}");
-            let Some(Event::TicketCreated(created)) = app.published().pop() else {
+            let Some(Event::TicketCreated(created)) = app.enqueued().pop() else {
                 panic!("expected ticket:created");
             };
             assert_eq!(created.price_cents, cents, "{price}");
@@ -714,7 +714,7 @@ mod tests {
         versions.sort_unstable();
         assert_eq!(versions, (1..=WRITERS).collect::<Vec<_>>());
         let updates: Vec<events::TicketUpdated> = app
-            .published()
+            .enqueued()
             .into_iter()
             .filter_map(|event| match event {
                 Event::TicketUpdated(updated) => Some(updated),

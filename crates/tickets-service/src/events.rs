@@ -24,7 +24,7 @@ const ORDER: &str = "order";
 /// The tickets service's [`Handler`] of order events. Other subjects are acknowledged and
 /// ignored.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OrderEvents;
+pub struct TicketsEvents;
 
 /// What an order event asks of its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ enum Action {
     Sell,
 }
 
-impl Handler for OrderEvents {
+impl Handler for TicketsEvents {
     fn apply(
         &self,
         tx: &dyn Database,
@@ -88,7 +88,7 @@ impl Handler for OrderEvents {
                 {
                     store::record_order_placed(tx, &ticket_id, placed)?;
                 }
-                store::publish(tx, &changed.updated_event(), now_ms)?;
+                store::enqueue(tx, &changed.updated_event(), now_ms)?;
             }
             Change::None => {}
             Change::WaitForHolder => {
@@ -190,7 +190,7 @@ mod tests {
 
     /// The `ticket:updated` events in the outbox, oldest first.
     fn updates(app: &TestApp) -> Vec<TicketUpdated> {
-        app.published()
+        app.enqueued()
             .into_iter()
             .filter_map(|event| match event {
                 Event::TicketUpdated(updated) => Some(updated),

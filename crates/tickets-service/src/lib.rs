@@ -4,7 +4,7 @@
 //! variables (through a [`VariableSource`]), opens the `tickets` database and calls
 //! [`TicketsApi::handle`], which never fails: every error is already a response in the
 //! reference's `{"errors":[...]}` format. The event component hands order events to
-//! [`OrderEvents`], the [`delivery::Handler`] that reserves, releases and sells tickets.
+//! [`TicketsEvents`], the [`delivery::Handler`] that reserves, releases and sells tickets.
 //!
 //! - `config`: the typed configuration and its [`ConfigError`].
 //! - `api`: the route table and one handler per route.
@@ -34,7 +34,7 @@ mod testing;
 
 pub use crate::api::TicketsApi;
 pub use crate::config::{ConfigError, TicketsConfig, VariableSource};
-pub use crate::events::OrderEvents;
+pub use crate::events::TicketsEvents;
 pub use crate::ticket::{Ticket, TicketStatus};
 pub use domain::Clock;
 

@@ -240,8 +240,8 @@ fn update(
 }
 
 /// Puts `event` in the outbox, in the caller's transaction, under a fresh event id.
-pub(crate) fn publish(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
-    delivery::publish(db, event, now_ms)
+pub(crate) fn enqueue(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::Result<()> {
+    delivery::enqueue(db, event, now_ms)
         .with_context(|| format!("putting a {} event in the outbox", event.subject()))
 }
 

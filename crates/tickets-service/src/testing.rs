@@ -14,7 +14,7 @@ use session::{SigningKey, TokenSigner};
 use storage::{Database, NativeDatabase, SqlValue};
 use tempfile::TempDir;
 
-use crate::{Clock, MIGRATIONS, OrderEvents, TicketsApi, TicketsConfig};
+use crate::{Clock, MIGRATIONS, TicketsApi, TicketsConfig, TicketsEvents};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -145,7 +145,7 @@ impl TestApp {
     }
 
     /// The events in the outbox, oldest first, each checked to decode.
-    pub(crate) fn published(&self) -> Vec<Event> {
+    pub(crate) fn enqueued(&self) -> Vec<Event> {
         self.outbox()
             .iter()
             .map(|envelope| envelope.decode().expect("an event of the contract"))
@@ -159,7 +159,7 @@ impl TestApp {
         let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(NOW_MS));
         let sink = DatabaseSink {
             db: &self.db,
-            handler: &OrderEvents,
+            handler: &TicketsEvents,
         };
         Ok(match sink.accept("tickets", &envelope, &event, NOW_MS)? {
             Accepted::Applied | Accepted::Duplicate => Applied::Done,

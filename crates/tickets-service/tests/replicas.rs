@@ -11,7 +11,7 @@ use harness::RedisServer;
 use serde_json::{Value, json};
 use session::{SigningKey, TokenSigner, TokenVerifier};
 use storage::{Database, NativeDatabase};
-use tickets_service::{Clock, MIGRATIONS, OrderEvents, TicketsApi, TicketsConfig};
+use tickets_service::{Clock, MIGRATIONS, TicketsApi, TicketsConfig, TicketsEvents};
 
 const STREAM: &str = "events:order";
 const GROUP: &str = "tickets";
@@ -160,7 +160,7 @@ fn replicas_sell_every_ticket_to_the_order_placed_after_the_first_was_cancelled(
                 };
                 let sink = DatabaseSink {
                     db: &db,
-                    handler: &OrderEvents,
+                    handler: &TicketsEvents,
                 };
                 loop {
                     let report = consumer.run(&sink, now_ms()).expect("a wake-up");
