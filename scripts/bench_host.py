@@ -1,7 +1,7 @@
 """Drives target/host/spin-host with wrk and prints the figures issue #2 asks for.
 
 Everything runs on loopback: a private redis-server on a free port, the host serving the probe
-app (crates/spin-host/tests/apps/probe), and wrk with 2 threads and 32 connections. Host CPU
+app (host/spin-host/tests/apps/probe), and wrk with 2 threads and 32 connections. Host CPU
 per request is the host process's user+sys time over the measured run divided by the requests
 wrk completed; peak RSS is the host's VmHWM.
 """
@@ -18,7 +18,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.path.join(ROOT, "target/host/spin-host")
-APP = os.path.join(ROOT, "crates/spin-host/tests/apps/probe")
+APP = os.path.join(ROOT, "host/spin-host/tests/apps/probe")
 SCENARIOS = [
     ("trivial", "/trivial"),
     ("one key-value read", "/kv-read-bench"),

@@ -7,7 +7,7 @@ run), it prints:
 1. Start-up: from starting `spin-host up` (as scripts/up runs it) to the first 200, with an empty
    compile cache (cold) and with the cache the cold start filled (warm, best of three), and the
    time until every HTTP component has answered once.
-2. The trivial handler of the probe app (crates/spin-host/tests/apps/probe), the reference for
+2. The trivial handler of the probe app (host/spin-host/tests/apps/probe), the reference for
    what a request costs the host at all.
 3. Every route under load (wrk, 2 threads, 32 connections, a 2-second warm-up each; requests
    carry `accept-encoding: gzip` as browsers' do): requests/s, p50/p99, host CPU per request

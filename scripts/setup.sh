@@ -116,9 +116,10 @@ ensure_browser_tools() {
     fi
 }
 
-# Every component crate under components/, as cargo package flags.
+# Every component crate: the app's (components/) and the host's test probes (host/probes/), as
+# cargo package flags.
 component_packages() {
-    for manifest in components/*/Cargo.toml; do
+    for manifest in components/*/Cargo.toml host/probes/*/Cargo.toml; do
         printf -- '-p %s ' "$(basename "$(dirname "$manifest")")"
     done
 }

@@ -26,6 +26,8 @@ mod outbound;
 mod paging;
 pub mod query;
 mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod validation;
 
 pub use auth::{current_user, require_user};

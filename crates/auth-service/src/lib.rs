@@ -13,24 +13,24 @@
 //!   counters (`migrations/auth/`, [`MIGRATIONS`]).
 //! - `password`: Argon2id hashing, with a dummy verification so that an unknown email costs the
 //!   same as a wrong password.
-//! - `service`: the route table and one handler per route.
+//! - `api`: the route table and one handler per route.
 //!
 //! A sign-in flows as: route → JSON body → validation (every field error at once) → rate limit
 //! per email and per client address (the peer, or the address a trusted proxy forwarded for) →
 //! user lookup → password check → signed token in the
 //! `session` cookie. Passwords, hashes and tokens are never logged.
 
+mod api;
 mod config;
 mod password;
 mod ports;
-mod service;
 mod store;
 
+pub use api::AuthApi;
 pub use config::{AuthConfig, ConfigError, RateLimit, VariableSource};
 pub use domain::Clock;
 pub use password::PasswordHasher;
 pub use ports::{AttemptCounter, Attempts, InsertUserError, NewUser, StoredUser, UserStore};
-pub use service::AuthApi;
 pub use store::{SqliteAttempts, SqliteUsers};
 
 /// The auth database's migrations, in order (`migrations/auth/`), applied on first use.

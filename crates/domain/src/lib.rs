@@ -23,6 +23,9 @@ mod time;
 mod title;
 mod version;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use email::Email;
 pub use error::DomainError;
 pub use ids::{EventId, InvalidId, OrderId, TicketId, UserId};

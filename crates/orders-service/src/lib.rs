@@ -71,26 +71,12 @@ mod tests {
 
     #[test]
     fn the_migration_contains_every_event_delivery_statement_verbatim() {
-        for statement in delivery::SCHEMA {
-            assert!(
-                MIGRATIONS
-                    .iter()
-                    .any(|m| m.sql.contains(&format!("{statement};\n"))),
-                "migrations/orders/ lacks: {statement}"
-            );
-        }
+        delivery::testing::assert_migrations_hold_the_schema(MIGRATIONS, "orders");
     }
 
     #[test]
     fn a_database_made_by_the_old_startup_script_adopts_the_migrations() {
-        let db = NativeDatabase::open_in_memory().expect("database");
-        // As the old `--sqlite` start-up flag left it, then adopted as version 1.
-        storage::apply_script(&db, MIGRATIONS[0].sql).expect("the old start-up script");
-        assert_eq!(
-            storage::migrate(&db, MIGRATIONS).expect("adopted"),
-            MIGRATIONS.len()
-        );
-        assert_eq!(storage::migrate(&db, MIGRATIONS).expect("up to date"), 0);
+        storage::testing::assert_adopts_a_database_made_by_the_startup_script(MIGRATIONS);
     }
 
     fn plan(db: &NativeDatabase, sql: &str, params: &[storage::SqlValue]) -> Vec<String> {

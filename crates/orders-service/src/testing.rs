@@ -1,17 +1,15 @@
 //! An orders service on a real SQLite file with the real migration applied, driven through its
 //! public API and its event handler, for the unit tests.
 
-use std::cell::Cell;
-use std::path::PathBuf;
-
 use api::{Method, Request, Response};
-use delivery::{Accepted, Applied, DatabaseSink, Sink};
-use domain::{Clock, EventId, rfc3339_millis};
+use delivery::Applied;
+use domain::Clock;
+pub(crate) use domain::testing::FixedClock;
 use events::{Envelope, Event, TicketCreated};
 use serde_json::{Value, json};
 use session::{SigningKey, TokenSigner};
 use storage::NativeDatabase;
-use tempfile::TempDir;
+use storage::testing::TempDatabase;
 
 use crate::{MIGRATIONS, OrdersApi, OrdersConfig, OrdersEvents};
 
@@ -23,24 +21,8 @@ pub(crate) const ALICE: &str = "6f1c2a9e-3b7d-4c8e-9a0b-1d2e3f4a5b6c";
 pub(crate) const BOB: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
 pub(crate) const CAROL: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 
-pub(crate) struct FixedClock(Cell<u64>);
-
-impl FixedClock {
-    pub(crate) fn at(ms: u64) -> FixedClock {
-        FixedClock(Cell::new(ms))
-    }
-}
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-}
-
 pub(crate) struct TestApp {
-    // Kept for the database file's lifetime.
-    _dir: TempDir,
-    pub(crate) path: PathBuf,
+    file: TempDatabase,
     pub(crate) db: NativeDatabase,
     pub(crate) config: OrdersConfig,
     pub(crate) clock: FixedClock,
@@ -49,19 +31,15 @@ pub(crate) struct TestApp {
 
 impl TestApp {
     pub(crate) fn new() -> TestApp {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("orders.sqlite");
-        let db = NativeDatabase::open(&path).expect("open the database");
-        storage::migrate(&db, MIGRATIONS).expect("apply migrations/orders/");
+        let file = TempDatabase::migrated("orders.sqlite", MIGRATIONS);
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = OrdersConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),
             order_window_ms: WINDOW_MS,
         };
         TestApp {
-            _dir: dir,
-            path,
-            db,
+            db: file.open(),
+            file,
             config,
             clock: FixedClock::at(NOW_MS),
             signer: TokenSigner::new(key, 24 * 3600),
@@ -70,11 +48,11 @@ impl TestApp {
 
     /// Another connection to the same database file, as a second component instance has.
     pub(crate) fn connect(&self) -> NativeDatabase {
-        NativeDatabase::open(&self.path).expect("open another connection")
+        self.file.open()
     }
 
     pub(crate) fn advance(&self, ms: u64) {
-        self.clock.0.set(self.clock.0.get() + ms);
+        self.clock.advance(ms);
     }
 
     pub(crate) fn token(&self, user: &str) -> String {
@@ -100,16 +78,8 @@ impl TestApp {
         user: Option<&str>,
         body: Option<&Value>,
     ) -> Request {
-        let mut request = Request::new(method, path);
-        if let Some(body) = body {
-            request = request
-                .with_header("content-type", "application/json")
-                .with_body(body.to_string());
-        }
-        match user {
-            Some(user) => request.with_header("cookie", &format!("session={}", self.token(user))),
-            None => request,
-        }
+        let token = user.map(|user| self.token(user));
+        api::testing::request(method, path, token.as_deref(), body)
     }
 
     pub(crate) fn post_order(&self, user: Option<&str>, ticket_id: &str) -> Response {
@@ -163,38 +133,19 @@ impl TestApp {
 
     /// Every envelope in the outbox, oldest first.
     pub(crate) fn outbox(&self) -> Vec<Envelope> {
-        delivery::outbox_envelopes(&self.db).expect("read the outbox")
+        delivery::testing::outbox(&self.db)
     }
 
     /// The events in the outbox, oldest first, each checked to decode.
     pub(crate) fn enqueued(&self) -> Vec<Event> {
-        self.outbox()
-            .iter()
-            .map(|envelope| envelope.decode().expect("an event of the contract"))
-            .collect()
+        delivery::testing::enqueued(&self.db)
     }
 
-    /// Applies `event` as the consumer does: through a [`DatabaseSink`], in a transaction that
-    /// commits on `Done` and rolls back otherwise.
+    /// Applies `event` as the consumer does ([`delivery::testing::deliver`]).
     pub(crate) fn deliver(&self, event: impl Into<Event>) -> anyhow::Result<Applied> {
-        let event = event.into();
         let now = self.clock.now_ms();
-        let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now));
-        let sink = DatabaseSink {
-            db: &self.db,
-            handler: &OrdersEvents,
-        };
-        Ok(match sink.accept("orders", &envelope, &event, now)? {
-            Accepted::Applied | Accepted::Duplicate => Applied::Done,
-            Accepted::NotYet(reason) => Applied::NotYet(reason),
-        })
+        delivery::testing::deliver(&self.db, "orders", &OrdersEvents, event, now)
     }
 }
 
-pub(crate) fn json(response: &Response) -> Value {
-    serde_json::from_slice(&response.body).expect("a JSON body")
-}
-
-pub(crate) fn text(response: &Response) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
-}
+pub(crate) use api::testing::{json, text};

@@ -634,7 +634,7 @@ mod tests {
             201
         );
         let (_, intent, _) = app.payment(&order).expect("a payment");
-        let other = storage::NativeDatabase::open(&app.path).expect("a second connection");
+        let other = app.file.open();
         let settle_intent = intent.clone();
         *app.stripe.during_confirm.borrow_mut() = Some(Box::new(move || {
             let gateway = crate::testing::FakeStripe::default();

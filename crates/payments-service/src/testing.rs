@@ -6,15 +6,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use api::{Method, Request, Response, Secret};
-use delivery::{Accepted, Applied, DatabaseSink, Sink};
-use domain::{Clock, EventId, rfc3339_millis};
+use delivery::Applied;
+use domain::testing::FixedClock;
+use domain::{Clock, rfc3339_millis};
 use events::{
     Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef,
 };
 use serde_json::{Value, json};
 use session::{SigningKey, TokenSigner};
 use storage::NativeDatabase;
-use tempfile::TempDir;
+use storage::testing::TempDatabase;
 
 use crate::stripe::{
     Charge, ChargeRef, Customer, Intent, PaymentGateway, Refund, SetupIntent, StripeApi,
@@ -28,14 +29,6 @@ pub(crate) const WINDOW_MS: u64 = 900_000;
 pub(crate) const BUYER: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
 pub(crate) const STRANGER: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_test";
-
-pub(crate) struct FixedClock(Cell<u64>);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-}
 
 /// A fake Stripe: intents it created, what confirming does next, whether it answers at all,
 /// and every call made.
@@ -224,8 +217,7 @@ pub(crate) fn declined() -> StripeError {
 }
 
 pub(crate) struct TestApp {
-    _dir: TempDir,
-    pub(crate) path: std::path::PathBuf,
+    pub(crate) file: TempDatabase,
     pub(crate) db: NativeDatabase,
     pub(crate) config: PaymentsConfig,
     pub(crate) clock: FixedClock,
@@ -235,10 +227,7 @@ pub(crate) struct TestApp {
 
 impl TestApp {
     pub(crate) fn new() -> TestApp {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("payments.sqlite");
-        let db = NativeDatabase::open(&path).expect("database");
-        storage::migrate(&db, MIGRATIONS).expect("apply migrations/payments/");
+        let file = TempDatabase::migrated("payments.sqlite", MIGRATIONS);
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = PaymentsConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),
@@ -252,11 +241,10 @@ impl TestApp {
             js_url: "https://js.stripe.com/v3/".to_owned(),
         };
         TestApp {
-            _dir: dir,
-            path,
-            db,
+            db: file.open(),
+            file,
             config,
-            clock: FixedClock(Cell::new(NOW_MS)),
+            clock: FixedClock::at(NOW_MS),
             stripe: FakeStripe {
                 now_ms: Cell::new(NOW_MS),
                 ..FakeStripe::default()
@@ -267,8 +255,8 @@ impl TestApp {
 
     /// Moves our clock and Stripe's on by `ms`.
     pub(crate) fn advance(&self, ms: u64) {
-        self.clock.0.set(self.clock.0.get() + ms);
-        self.stripe.now_ms.set(self.clock.0.get());
+        self.clock.advance(ms);
+        self.stripe.now_ms.set(self.clock.now_ms());
     }
 
     pub(crate) fn handle(&self, request: &Request) -> Response {
@@ -352,23 +340,14 @@ impl TestApp {
         .expect("order:completed applies");
     }
 
-    /// Applies `event` as the consumer does.
+    /// Applies `event` as the consumer does ([`delivery::testing::deliver`]).
     pub(crate) fn deliver(&self, event: impl Into<Event>) -> anyhow::Result<Applied> {
-        let event = event.into();
         let now = self.clock.now_ms();
-        let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(now));
-        let sink = DatabaseSink {
-            db: &self.db,
-            handler: &PaymentsEvents,
-        };
-        Ok(match sink.accept("payments", &envelope, &event, now)? {
-            Accepted::Applied | Accepted::Duplicate => Applied::Done,
-            Accepted::NotYet(reason) => Applied::NotYet(reason),
-        })
+        delivery::testing::deliver(&self.db, "payments", &PaymentsEvents, event, now)
     }
 
     pub(crate) fn outbox(&self) -> Vec<Envelope> {
-        delivery::outbox_envelopes(&self.db).expect("read the outbox")
+        delivery::testing::outbox(&self.db)
     }
 
     /// The status of an order's payment, if it has one.
@@ -397,13 +376,7 @@ fn ticket(price_cents: u64) -> TicketRef {
     }
 }
 
-pub(crate) fn json(response: &Response) -> Value {
-    serde_json::from_slice(&response.body).expect("a JSON body")
-}
-
-pub(crate) fn text(response: &Response) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
-}
+pub(crate) use api::testing::{json, text};
 
 /// A `payment_intent.succeeded` event as Stripe sends it, created at [`NOW_MS`].
 pub(crate) fn succeeded_event(intent_id: &str) -> Value {

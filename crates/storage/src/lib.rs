@@ -24,6 +24,9 @@ mod value;
 #[cfg(feature = "native")]
 mod native;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 #[cfg(feature = "native")]
 pub use native::NativeDatabase;
 pub use row::{Row, Rows};

@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn a_search_reads_the_full_text_index_newest_first_without_sorting() {
         let app = TestApp::new();
-        let details = crate::testing::query_plan(
+        let details = storage::testing::query_plan(
             &app.db,
             "SELECT t.seq FROM tickets_search s CROSS JOIN tickets t ON t.seq = s.rowid \
                  WHERE tickets_search MATCH ? AND s.rowid < ? AND t.status = ? \

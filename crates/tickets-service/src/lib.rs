@@ -70,26 +70,12 @@ mod tests {
 
     #[test]
     fn the_migration_contains_every_event_delivery_statement_verbatim() {
-        for statement in delivery::SCHEMA {
-            assert!(
-                MIGRATIONS
-                    .iter()
-                    .any(|m| m.sql.contains(&format!("{statement};\n"))),
-                "migrations/tickets/ lacks: {statement}"
-            );
-        }
+        delivery::testing::assert_migrations_hold_the_schema(MIGRATIONS, "tickets");
     }
 
     #[test]
     fn a_database_made_by_the_old_startup_script_adopts_the_migrations() {
-        let db = NativeDatabase::open_in_memory().expect("database");
-        // As the old `--sqlite` start-up flag left it, then adopted as version 1.
-        storage::apply_script(&db, MIGRATIONS[0].sql).expect("the old start-up script");
-        assert_eq!(
-            storage::migrate(&db, MIGRATIONS).expect("adopted"),
-            MIGRATIONS.len()
-        );
-        assert_eq!(storage::migrate(&db, MIGRATIONS).expect("up to date"), 0);
+        let db = storage::testing::assert_adopts_a_database_made_by_the_startup_script(MIGRATIONS);
         let tables = db
             .execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name",
@@ -142,7 +128,7 @@ mod tests {
             ("status", "tickets_by_status_newest"),
             ("user_id", "tickets_by_seller_newest"),
         ] {
-            let details = crate::testing::query_plan(
+            let details = storage::testing::query_plan(
                 &db,
                 &format!(
                     "SELECT seq FROM tickets WHERE {column} = ? AND seq < ? \

@@ -1,47 +1,27 @@
 //! A tickets service on a real SQLite file with the real migration applied, driven through its
 //! public API, for the unit tests.
 
-use std::path::PathBuf;
-
 use api::{Method, Request, Response};
-use delivery::{Accepted, Applied, DatabaseSink, Sink};
-use domain::{EventId, rfc3339_millis};
+use delivery::Applied;
+use domain::rfc3339_millis;
+pub(crate) use domain::testing::FixedClock;
 use events::{
     Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, TicketRef,
 };
 use serde_json::Value;
 use session::{SigningKey, TokenSigner};
-use storage::{Database, NativeDatabase, SqlValue};
-use tempfile::TempDir;
+use storage::testing::TempDatabase;
+use storage::{Database, NativeDatabase};
 
-use crate::{Clock, MIGRATIONS, TicketsApi, TicketsConfig, TicketsEvents};
+use crate::{MIGRATIONS, TicketsApi, TicketsConfig, TicketsEvents};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
 pub(crate) const ALICE: &str = "6f1c2a9e-3b7d-4c8e-9a0b-1d2e3f4a5b6c";
 pub(crate) const BOB: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
 
-/// The `detail` lines of SQLite's plan for `sql`, to check which index a query uses.
-pub(crate) fn query_plan(db: &dyn Database, sql: &str, params: &[SqlValue]) -> Vec<String> {
-    db.execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
-        .expect("plan")
-        .iter()
-        .map(|row| row.text("detail").expect("detail").to_owned())
-        .collect()
-}
-
-pub(crate) struct FixedClock(pub(crate) u64);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        self.0
-    }
-}
-
 pub(crate) struct TestApp {
-    // Kept for the database file's lifetime.
-    _dir: TempDir,
-    pub(crate) path: PathBuf,
+    file: TempDatabase,
     pub(crate) db: NativeDatabase,
     pub(crate) config: TicketsConfig,
     pub(crate) clock: FixedClock,
@@ -50,27 +30,23 @@ pub(crate) struct TestApp {
 
 impl TestApp {
     pub(crate) fn new() -> TestApp {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("tickets.sqlite");
-        let db = NativeDatabase::open(&path).expect("open the database");
-        storage::migrate(&db, MIGRATIONS).expect("apply migrations/tickets/");
+        let file = TempDatabase::migrated("tickets.sqlite", MIGRATIONS);
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = TicketsConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),
         };
         TestApp {
-            _dir: dir,
-            path,
-            db,
+            db: file.open(),
+            file,
             config,
-            clock: FixedClock(NOW_MS),
+            clock: FixedClock::at(NOW_MS),
             signer: TokenSigner::new(key, 3600),
         }
     }
 
     /// Another connection to the same database file, as a second component instance has.
     pub(crate) fn connect(&self) -> NativeDatabase {
-        NativeDatabase::open(&self.path).expect("open another connection")
+        self.file.open()
     }
 
     pub(crate) fn token(&self, user: &str) -> String {
@@ -100,13 +76,8 @@ impl TestApp {
         user: Option<&str>,
         body: &Value,
     ) -> Request {
-        let request = Request::new(method, path)
-            .with_header("content-type", "application/json")
-            .with_body(body.to_string());
-        match user {
-            Some(user) => request.with_header("cookie", &format!("session={}", self.token(user))),
-            None => request,
-        }
+        let token = user.map(|user| self.token(user));
+        api::testing::request(method, path, token.as_deref(), Some(body))
     }
 
     pub(crate) fn post_ticket(&self, user: Option<&str>, body: &Value) -> Response {
@@ -141,40 +112,21 @@ impl TestApp {
 
     /// Every envelope in the outbox, oldest first.
     pub(crate) fn outbox(&self) -> Vec<Envelope> {
-        delivery::outbox_envelopes(&self.db).expect("read the outbox")
+        delivery::testing::outbox(&self.db)
     }
 
     /// The events in the outbox, oldest first, each checked to decode.
     pub(crate) fn enqueued(&self) -> Vec<Event> {
-        self.outbox()
-            .iter()
-            .map(|envelope| envelope.decode().expect("an event of the contract"))
-            .collect()
+        delivery::testing::enqueued(&self.db)
     }
 
-    /// Applies `event` as the consumer does: through a [`DatabaseSink`], in a transaction that
-    /// commits on `Done` and rolls back otherwise.
+    /// Applies `event` as the consumer does ([`delivery::testing::deliver`]).
     pub(crate) fn deliver(&self, event: impl Into<Event>) -> anyhow::Result<Applied> {
-        let event = event.into();
-        let envelope = event.to_envelope(EventId::new_random().to_string(), rfc3339_millis(NOW_MS));
-        let sink = DatabaseSink {
-            db: &self.db,
-            handler: &TicketsEvents,
-        };
-        Ok(match sink.accept("tickets", &envelope, &event, NOW_MS)? {
-            Accepted::Applied | Accepted::Duplicate => Applied::Done,
-            Accepted::NotYet(reason) => Applied::NotYet(reason),
-        })
+        delivery::testing::deliver(&self.db, "tickets", &TicketsEvents, event, NOW_MS)
     }
 }
 
-pub(crate) fn json(response: &Response) -> Value {
-    serde_json::from_slice(&response.body).expect("a JSON body")
-}
-
-pub(crate) fn text(response: &Response) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
-}
+pub(crate) use api::testing::{json, text};
 
 pub(crate) fn id_of(ticket: &Value) -> String {
     ticket["id"].as_str().expect("a ticket id").to_owned()

@@ -49,6 +49,8 @@ mod wakeup;
 
 #[cfg(feature = "native")]
 mod native;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use consumer::{
     Accepted, Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, Handler, Sink,

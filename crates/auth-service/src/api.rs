@@ -250,9 +250,10 @@ fn credentials(request: &Request) -> Result<(Email, Password), ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::collections::HashMap;
 
+    use domain::testing::FixedClock;
     use serde_json::json;
     use session::{SigningKey, TokenSigner, TokenVerifier};
 
@@ -325,15 +326,6 @@ mod tests {
         }
     }
 
-    /// Seconds since the Unix epoch, settable.
-    struct FixedClock(Cell<u64>);
-
-    impl Clock for FixedClock {
-        fn now_ms(&self) -> u64 {
-            self.0.get() * 1000
-        }
-    }
-
     /// One auth service with in-memory ports, and named calls for its routes.
     struct TestApp {
         config: AuthConfig,
@@ -361,7 +353,7 @@ mod tests {
                 },
                 counter_fails: false,
                 hasher: PasswordHasher::with_params(8, 1),
-                clock: FixedClock(Cell::new(NOW)),
+                clock: FixedClock::at(NOW * 1000),
             }
         }
 
@@ -382,7 +374,7 @@ mod tests {
         }
 
         fn advance(&self, secs: u64) {
-            self.clock.0.set(self.clock.0.get() + secs);
+            self.clock.advance(secs * 1000);
         }
 
         fn sign_up(&self, email: &str, password: &str) -> Response {
