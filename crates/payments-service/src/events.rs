@@ -31,38 +31,64 @@ impl Handler for PaymentsEvents {
         event: &Event,
         now_ms: u64,
     ) -> anyhow::Result<Applied> {
-        let (id, version, user_id, status, price_cents, expires_at) = match event {
+        if let Event::ExpirationComplete(expired) = event {
+            let order_id = OrderId::parse(&expired.order_id)
+                .with_context(|| format!("order id {:?}", expired.order_id))?;
+            return settlement::close_window(tx, &order_id, now_ms);
+        }
+        match OrderChange::of(event) {
+            Some(change) => change.replicate(tx, now_ms),
+            None => Ok(Applied::Done),
+        }
+    }
+}
+
+/// What an order event says of its order, for the replica.
+struct OrderChange<'a> {
+    id: &'a str,
+    version: u64,
+    user_id: &'a str,
+    status: OrderStatus,
+    price_cents: u64,
+    /// Only `order:created` says when the order expires; later events keep what it said.
+    expires_at: Option<&'a str>,
+}
+
+impl<'a> OrderChange<'a> {
+    fn of(event: &'a Event) -> Option<Self> {
+        let (order, status, expires_at) = match event {
             Event::OrderCreated(order) => (
-                &order.id,
-                order.version,
-                &order.user_id,
+                (&order.id, order.version, &order.user_id, &order.ticket),
                 order.status,
-                order.ticket.price_cents,
-                Some(&order.expires_at),
+                Some(order.expires_at.as_str()),
             ),
             Event::OrderCancelled(order) => (
-                &order.id,
-                order.version,
-                &order.user_id,
+                (&order.id, order.version, &order.user_id, &order.ticket),
                 OrderStatus::Cancelled,
-                order.ticket.price_cents,
                 None,
             ),
             Event::OrderCompleted(order) => (
-                &order.id,
-                order.version,
-                &order.user_id,
+                (&order.id, order.version, &order.user_id, &order.ticket),
                 OrderStatus::Complete,
-                order.ticket.price_cents,
                 None,
             ),
-            Event::ExpirationComplete(expired) => {
-                let order_id = OrderId::parse(&expired.order_id)
-                    .with_context(|| format!("order id {:?}", expired.order_id))?;
-                return settlement::close_window(tx, &order_id, now_ms);
-            }
-            _ => return Ok(Applied::Done),
+            _ => return None,
         };
+        let (id, version, user_id, ticket) = order;
+        Some(Self {
+            id,
+            version,
+            user_id,
+            status,
+            price_cents: ticket.price_cents,
+            expires_at,
+        })
+    }
+
+    /// Applies the change in version order; a cancellation of an order whose payment already
+    /// succeeded makes that payment `refund_pending`.
+    fn replicate(&self, tx: &dyn Database, now_ms: u64) -> anyhow::Result<Applied> {
+        let (id, version) = (self.id, self.version);
         let order_id = OrderId::parse(id).with_context(|| format!("order id {id:?}"))?;
         let stored = store::order(tx, &order_id)?;
         match VersionCheck::of(stored.as_ref().map(|o| o.version.value()), version) {
@@ -75,7 +101,7 @@ impl Handler for PaymentsEvents {
                 )));
             }
         }
-        let expires_at_ms = match (expires_at, &stored) {
+        let expires_at_ms = match (self.expires_at, &stored) {
             (Some(text), _) => parse_rfc3339_millis(text)
                 .with_context(|| format!("expiresAt {text:?} of order {id}"))?,
             (None, Some(stored)) => stored.expires_at_ms,
@@ -85,15 +111,15 @@ impl Handler for PaymentsEvents {
             tx,
             &Order {
                 id: order_id,
-                user_id: user_id.clone(),
-                status,
-                price_cents,
+                user_id: self.user_id.to_owned(),
+                status: self.status,
+                price_cents: self.price_cents,
                 expires_at_ms,
                 version: Version::new(version),
                 window: None,
             },
         )?;
-        if status == OrderStatus::Cancelled
+        if self.status == OrderStatus::Cancelled
             && let Some(payment) = store::payment_for_order(tx, id)?
             && payment.status == PaymentStatus::Succeeded
         {

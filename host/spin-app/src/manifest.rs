@@ -346,9 +346,46 @@ fn validate(raw: RawManifest, dir: PathBuf, manifest_path: PathBuf) -> Result<Ap
     {
         return Err(BASE_ERROR.to_string());
     }
+    let variables = app_variables(raw.variables)?;
+    let scope = Scope {
+        variables: &variables,
+    };
+    let redis_address = application
+        .trigger
+        .redis
+        .and_then(|r| r.address)
+        .map(|address| scope.template("[application.trigger.redis] address", &address))
+        .transpose()?;
+    let mut components = BTreeMap::new();
+    for (id, raw_component) in raw.component {
+        let component = validate_component(&id, raw_component, &dir, &scope)?;
+        components.insert(id, component);
+    }
+    let http_triggers = http_triggers(raw.trigger.http, &components)?;
+    let redis_triggers = redis_triggers(
+        raw.trigger.redis,
+        &components,
+        &scope,
+        redis_address.is_some(),
+    )?;
+    Ok(App {
+        dir,
+        manifest_path,
+        name: application.name,
+        version: Some(application.version).filter(|v| !v.is_empty()),
+        variables,
+        redis_address,
+        http_triggers,
+        redis_triggers,
+        components,
+    })
+}
 
+fn app_variables(
+    raw: BTreeMap<String, RawVariable>,
+) -> Result<BTreeMap<String, AppVariable>, String> {
     let mut variables = BTreeMap::new();
-    for (name, variable) in raw.variables {
+    for (name, variable) in raw {
         check_manifest_name(&name)
             .map_err(|e| format!("variables: invalid variable name {name:?}: {e}"))?;
         if variable.required == variable.default.is_some() {
@@ -365,52 +402,62 @@ fn validate(raw: RawManifest, dir: PathBuf, manifest_path: PathBuf) -> Result<Ap
             },
         );
     }
-    let template = |context: &str, text: &str| -> Result<Template, String> {
+    Ok(variables)
+}
+
+/// The application variables a template of the manifest may refer to.
+struct Scope<'a> {
+    variables: &'a BTreeMap<String, AppVariable>,
+}
+
+impl Scope<'_> {
+    /// Parses `text`, found at `context`, as a template of known variables only.
+    fn template(&self, context: &str, text: &str) -> Result<Template, String> {
         let parsed = Template::parse(text)
             .map_err(|e| format!("{context}: invalid template {text:?}: {e}"))?;
-        if let Some(unknown) = parsed.references().find(|r| !variables.contains_key(*r)) {
+        if let Some(unknown) = parsed
+            .references()
+            .find(|r| !self.variables.contains_key(*r))
+        {
             return Err(format!(
                 "{context} refers to unknown application variable {unknown:?}"
             ));
         }
         Ok(parsed)
-    };
-
-    let redis_address = application
-        .trigger
-        .redis
-        .and_then(|r| r.address)
-        .map(|address| template("[application.trigger.redis] address", &address))
-        .transpose()?;
-
-    let mut components = BTreeMap::new();
-    for (id, raw_component) in raw.component {
-        let component = validate_component(&id, raw_component, &dir, &template)?;
-        components.insert(id, component);
     }
+}
 
-    let component_ref = |context: &str, value: &toml::Value| -> Result<String, String> {
-        match value {
-            toml::Value::String(id) if components.contains_key(id) => Ok(id.clone()),
-            toml::Value::String(id) => Err(format!(
-                "{context}: component {id:?} does not exist (no [component.{id}])"
-            )),
-            toml::Value::Table(_) => Err(format!(
-                "{context}: inline components are not supported by this host; declare it as [component.<id>] and refer to it by id"
-            )),
-            other => Err(format!(
-                "{context}: component must be a component id string, found {other}"
-            )),
-        }
-    };
+/// The id of the component a trigger names at `context`, which must be declared.
+fn component_ref(
+    components: &BTreeMap<String, Component>,
+    context: &str,
+    value: &toml::Value,
+) -> Result<String, String> {
+    match value {
+        toml::Value::String(id) if components.contains_key(id) => Ok(id.clone()),
+        toml::Value::String(id) => Err(format!(
+            "{context}: component {id:?} does not exist (no [component.{id}])"
+        )),
+        toml::Value::Table(_) => Err(format!(
+            "{context}: inline components are not supported by this host; declare it as [component.<id>] and refer to it by id"
+        )),
+        other => Err(format!(
+            "{context}: component must be a component id string, found {other}"
+        )),
+    }
+}
 
-    let mut http_triggers = Vec::new();
-    for (index, trigger) in raw.trigger.http.into_iter().enumerate() {
+fn http_triggers(
+    raw: Vec<RawHttpTrigger>,
+    components: &BTreeMap<String, Component>,
+) -> Result<Vec<HttpTrigger>, String> {
+    let mut triggers = Vec::new();
+    for (index, trigger) in raw.into_iter().enumerate() {
         let context = trigger_context("http", index, trigger.id.as_deref());
         let component = trigger
             .component
             .as_ref()
-            .map(|c| component_ref(&context, c))
+            .map(|c| component_ref(components, &context, c))
             .transpose()?;
         let static_response = trigger.static_response.map(|r| StaticResponse {
             status_code: r.status_code.unwrap_or(200),
@@ -430,46 +477,45 @@ fn validate(raw: RawManifest, dir: PathBuf, manifest_path: PathBuf) -> Result<Ap
         if let Some(executor) = &trigger.executor {
             check_executor(&context, executor)?;
         }
-        http_triggers.push(HttpTrigger {
+        triggers.push(HttpTrigger {
             id: trigger.id,
             route,
             component,
             static_response,
         });
     }
+    Ok(triggers)
+}
 
-    let mut redis_triggers = Vec::new();
-    for (index, trigger) in raw.trigger.redis.into_iter().enumerate() {
+/// The Redis triggers; each needs an address of its own unless the application has one
+/// (`app_address`).
+fn redis_triggers(
+    raw: Vec<RawRedisTrigger>,
+    components: &BTreeMap<String, Component>,
+    scope: &Scope<'_>,
+    app_address: bool,
+) -> Result<Vec<RedisTrigger>, String> {
+    let mut triggers = Vec::new();
+    for (index, trigger) in raw.into_iter().enumerate() {
         let context = trigger_context("redis", index, trigger.id.as_deref());
-        let component = component_ref(&context, &trigger.component)?;
-        let channel = template(&format!("{context}: channel"), &trigger.channel)?;
+        let component = component_ref(components, &context, &trigger.component)?;
+        let channel = scope.template(&format!("{context}: channel"), &trigger.channel)?;
         let address = trigger
             .address
-            .map(|a| template(&format!("{context}: address"), &a))
+            .map(|a| scope.template(&format!("{context}: address"), &a))
             .transpose()?;
-        if address.is_none() && redis_address.is_none() {
+        if address.is_none() && !app_address {
             return Err(format!(
                 "{context}: no Redis address: set `address` on the trigger or in [application.trigger.redis]"
             ));
         }
-        redis_triggers.push(RedisTrigger {
+        triggers.push(RedisTrigger {
             address,
             channel,
             component,
         });
     }
-
-    Ok(App {
-        dir,
-        manifest_path,
-        name: application.name,
-        version: Some(application.version).filter(|v| !v.is_empty()),
-        variables,
-        redis_address,
-        http_triggers,
-        redis_triggers,
-        components,
-    })
+    Ok(triggers)
 }
 
 fn trigger_context(kind: &str, index: usize, id: Option<&str>) -> String {
@@ -511,11 +557,10 @@ fn validate_component(
     id: &str,
     raw: RawComponent,
     dir: &Path,
-    template: &dyn Fn(&str, &str) -> Result<Template, String>,
+    scope: &Scope<'_>,
 ) -> Result<Component, String> {
     let context = format!("component {id:?}");
     ids::check_kebab(id).map_err(|e| format!("{context}: invalid component id: {e}"))?;
-
     let source = match &raw.source {
         toml::Value::String(path) => dir.join(path),
         toml::Value::Table(_) => {
@@ -525,34 +570,73 @@ fn validate_component(
         }
         other => return Err(format!("{context}: source: expected a path, found {other}")),
     };
-
     let mut variables = BTreeMap::new();
     for (name, text) in &raw.variables {
         check_manifest_name(name)
             .map_err(|e| format!("{context}: invalid variable name {name:?}: {e}"))?;
-        let parsed = template(&format!("{context}: variable {name:?}"), text)?;
+        let parsed = scope.template(&format!("{context}: variable {name:?}"), text)?;
         variables.insert(name.clone(), parsed);
     }
+    let allowed_outbound_hosts = allowed_outbound_hosts(&context, &raw, scope)?;
+    check_stores_and_unsupported(&context, &raw)?;
+    let files = raw
+        .files
+        .into_iter()
+        .map(|mount| match mount {
+            RawFileMount::Pattern(pattern) => FileMount::Pattern(pattern),
+            RawFileMount::Mapping(m) => FileMount::Mapping {
+                source: m.source,
+                destination: m.destination,
+            },
+        })
+        .collect();
+    let build = raw
+        .build
+        .map(|build| build_config(&context, build, dir))
+        .transpose()?;
+    Ok(Component {
+        id: id.to_string(),
+        source,
+        files,
+        exclude_files: raw.exclude_files,
+        environment: raw.environment,
+        key_value_stores: raw.key_value_stores,
+        sqlite_databases: raw.sqlite_databases,
+        allowed_outbound_hosts,
+        variables,
+        build,
+    })
+}
 
+/// The component's `allowed_outbound_hosts` as templates; the literal ones are checked now,
+/// those with templates only once rendered, at run time.
+fn allowed_outbound_hosts(
+    context: &str,
+    raw: &RawComponent,
+    scope: &Scope<'_>,
+) -> Result<Vec<Template>, String> {
     if !raw.allowed_http_hosts.is_empty() {
         return Err(format!(
             "{context}: allowed_http_hosts is deprecated and not supported by this host; use allowed_outbound_hosts (e.g. \"https://example.com\")"
         ));
     }
-    let mut allowed_outbound_hosts = Vec::new();
+    let mut allowed = Vec::new();
     for entry in &raw.allowed_outbound_hosts {
-        let parsed = template(
+        let parsed = scope.template(
             &format!("{context}: allowed_outbound_hosts entry {entry:?}"),
             entry,
         )?;
-        // Entries with templates can only be checked once rendered, at run time.
         if parsed.is_literal() {
             AllowedHosts::parse(std::slice::from_ref(entry))
                 .map_err(|e| format!("{context}: allowed_outbound_hosts: {e}"))?;
         }
-        allowed_outbound_hosts.push(parsed);
+        allowed.push(parsed);
     }
+    Ok(allowed)
+}
 
+/// Store labels must be valid; AI models and component dependencies are not supported.
+fn check_stores_and_unsupported(context: &str, raw: &RawComponent) -> Result<(), String> {
     for (field, labels) in [
         ("key_value_stores", &raw.key_value_stores),
         ("sqlite_databases", &raw.sqlite_databases),
@@ -572,54 +656,27 @@ fn validate_component(
             "{context}: component dependencies are not supported by this host"
         ));
     }
+    Ok(())
+}
 
-    let files = raw
-        .files
-        .into_iter()
-        .map(|mount| match mount {
-            RawFileMount::Pattern(pattern) => FileMount::Pattern(pattern),
-            RawFileMount::Mapping(m) => FileMount::Mapping {
-                source: m.source,
-                destination: m.destination,
-            },
-        })
-        .collect();
-
-    let build = match raw.build {
+fn build_config(context: &str, build: RawBuild, dir: &Path) -> Result<BuildConfig, String> {
+    let workdir = match build.workdir {
         None => None,
-        Some(build) => {
-            let workdir = match build.workdir {
-                None => None,
-                Some(workdir) if Path::new(&workdir).is_absolute() => {
-                    return Err(format!(
-                        "{context}: build.workdir {workdir:?} must be relative to the manifest directory"
-                    ));
-                }
-                Some(workdir) => Some(dir.join(workdir)),
-            };
-            let command = match build.command {
-                RawCommands::One(command) => vec![command],
-                RawCommands::Many(commands) => commands,
-            };
-            Some(BuildConfig {
-                command,
-                workdir,
-                watch: build.watch,
-            })
+        Some(workdir) if Path::new(&workdir).is_absolute() => {
+            return Err(format!(
+                "{context}: build.workdir {workdir:?} must be relative to the manifest directory"
+            ));
         }
+        Some(workdir) => Some(dir.join(workdir)),
     };
-
-    Ok(Component {
-        id: id.to_string(),
-        source,
-        files,
-        exclude_files: raw.exclude_files,
-        environment: raw.environment,
-        key_value_stores: raw.key_value_stores,
-        sqlite_databases: raw.sqlite_databases,
-        allowed_outbound_hosts,
-        variables,
-        build,
+    let command = match build.command {
+        RawCommands::One(command) => vec![command],
+        RawCommands::Many(commands) => commands,
+    };
+    Ok(BuildConfig {
+        command,
+        workdir,
+        watch: build.watch,
     })
 }
 
@@ -634,106 +691,158 @@ impl Component {
     /// app-relative path of each file. Patterns outside the app directory, patterns ending in
     /// `.` or `..`, and non-glob patterns that match nothing are errors.
     pub fn resolve_files(&self, app_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LoadError> {
-        let fail =
-            |message: String| LoadError::new(format!("component {:?}: files: {message}", self.id));
-        let root = app_dir
-            .canonicalize()
-            .map_err(|e| fail(format!("cannot resolve {}: {e}", app_dir.display())))?;
-        let mut excludes = Vec::new();
-        for pattern in &self.exclude_files {
-            excludes.push(glob::Pattern::new(pattern).map_err(|e| {
-                LoadError::new(format!(
-                    "component {:?}: exclude_files: invalid pattern {pattern:?}: {e}",
-                    self.id
-                ))
-            })?);
-        }
-        let included = |app_relative: &Path| !excludes.iter().any(|p| p.matches_path(app_relative));
-        let relative = |file: &Path| -> Result<PathBuf, LoadError> {
-            file.strip_prefix(&root)
-                .map(Path::to_path_buf)
-                .map_err(|_| {
-                    fail(format!(
-                        "{} is outside the application directory",
-                        file.display()
-                    ))
-                })
-        };
-
+        let resolver = FileResolver::new(self, app_dir)?;
         let mut resolved = Vec::new();
         for mount in &self.files {
             match mount {
-                FileMount::Pattern(pattern) => {
-                    let path = contained_path(&root, pattern).map_err(&fail)?;
-                    if path.is_dir() {
-                        for file in files_under(&path).map_err(&fail)? {
-                            let rel = relative(&file)?;
-                            if included(&rel) {
-                                resolved.push((file, rel));
-                            }
-                        }
-                    } else if path.exists() {
-                        let rel = relative(&path)?;
-                        if included(&rel) {
-                            resolved.push((path, rel));
-                        }
-                    } else if looks_like_glob(pattern) {
-                        let root_text = root.to_str().ok_or_else(|| {
-                            fail(format!("{} is not valid UTF-8", root.display()))
-                        })?;
-                        let full = format!("{}/{pattern}", glob::Pattern::escape(root_text));
-                        let matches = glob::glob(&full)
-                            .map_err(|e| fail(format!("invalid pattern {pattern:?}: {e}")))?;
-                        let mut files = Vec::new();
-                        for entry in matches {
-                            let file = entry.map_err(|e| fail(format!("{pattern:?}: {e}")))?;
-                            if file.is_file() {
-                                files.push(file);
-                            }
-                        }
-                        files.sort();
-                        for file in files {
-                            let rel = relative(&file)?;
-                            if included(&rel) {
-                                resolved.push((file, rel));
-                            }
-                        }
-                    } else {
-                        return Err(fail(format!(
-                            "{pattern:?} does not exist and doesn't appear to be a glob pattern"
-                        )));
-                    }
-                }
+                FileMount::Pattern(pattern) => resolver.pattern(pattern, &mut resolved)?,
                 FileMount::Mapping {
                     source,
                     destination,
-                } => {
-                    let path = contained_path(&root, source).map_err(&fail)?;
-                    let guest_root = PathBuf::from(destination.trim_start_matches('/'));
-                    if path.is_dir() {
-                        for file in files_under(&path).map_err(&fail)? {
-                            let rel = relative(&file)?;
-                            if !included(&rel) {
-                                continue;
-                            }
-                            let inside = file.strip_prefix(&path).map_err(|_| {
-                                fail(format!("{} escaped {}", file.display(), path.display()))
-                            })?;
-                            let guest = guest_root.join(inside);
-                            resolved.push((file, guest));
-                        }
-                    } else if path.exists() {
-                        let rel = relative(&path)?;
-                        if included(&rel) {
-                            resolved.push((path, guest_root));
-                        }
-                    } else {
-                        return Err(fail(format!("source {source:?} does not exist")));
-                    }
-                }
+                } => resolver.mapping(source, destination, &mut resolved)?,
             }
         }
         Ok(resolved)
+    }
+}
+
+/// Resolves one component's `files` against the app directory (`root`), leaving out what its
+/// `exclude_files` match.
+struct FileResolver<'a> {
+    id: &'a str,
+    root: PathBuf,
+    excludes: Vec<glob::Pattern>,
+}
+
+impl<'a> FileResolver<'a> {
+    fn new(component: &'a Component, app_dir: &Path) -> Result<Self, LoadError> {
+        let id = component.id.as_str();
+        let root = app_dir.canonicalize().map_err(|e| {
+            LoadError::new(format!(
+                "component {id:?}: files: cannot resolve {}: {e}",
+                app_dir.display()
+            ))
+        })?;
+        let mut excludes = Vec::new();
+        for pattern in &component.exclude_files {
+            excludes.push(glob::Pattern::new(pattern).map_err(|e| {
+                LoadError::new(format!(
+                    "component {id:?}: exclude_files: invalid pattern {pattern:?}: {e}"
+                ))
+            })?);
+        }
+        Ok(Self { id, root, excludes })
+    }
+
+    fn fail(&self, message: String) -> LoadError {
+        LoadError::new(format!("component {:?}: files: {message}", self.id))
+    }
+
+    fn included(&self, app_relative: &Path) -> bool {
+        !self.excludes.iter().any(|p| p.matches_path(app_relative))
+    }
+
+    /// `file`'s path relative to the app directory, which it must be inside.
+    fn relative(&self, file: &Path) -> Result<PathBuf, LoadError> {
+        file.strip_prefix(&self.root)
+            .map(Path::to_path_buf)
+            .map_err(|_| {
+                self.fail(format!(
+                    "{} is outside the application directory",
+                    file.display()
+                ))
+            })
+    }
+
+    /// Adds `file` at its app-relative path unless it is excluded.
+    fn add_as_is(
+        &self,
+        file: PathBuf,
+        resolved: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<(), LoadError> {
+        let rel = self.relative(&file)?;
+        if self.included(&rel) {
+            resolved.push((file, rel));
+        }
+        Ok(())
+    }
+
+    /// A directory (recursively), a file, or a glob, each file at its app-relative path.
+    fn pattern(
+        &self,
+        pattern: &str,
+        resolved: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<(), LoadError> {
+        let path = contained_path(&self.root, pattern).map_err(|e| self.fail(e))?;
+        if path.is_dir() {
+            for file in files_under(&path).map_err(|e| self.fail(e))? {
+                self.add_as_is(file, resolved)?;
+            }
+        } else if path.exists() {
+            self.add_as_is(path, resolved)?;
+        } else if looks_like_glob(pattern) {
+            for file in self.glob(pattern)? {
+                self.add_as_is(file, resolved)?;
+            }
+        } else {
+            return Err(self.fail(format!(
+                "{pattern:?} does not exist and doesn't appear to be a glob pattern"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The files (not directories) `pattern` matches under the app directory, sorted.
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, LoadError> {
+        let root_text = self
+            .root
+            .to_str()
+            .ok_or_else(|| self.fail(format!("{} is not valid UTF-8", self.root.display())))?;
+        let full = format!("{}/{pattern}", glob::Pattern::escape(root_text));
+        let matches = glob::glob(&full)
+            .map_err(|e| self.fail(format!("invalid pattern {pattern:?}: {e}")))?;
+        let mut files = Vec::new();
+        for entry in matches {
+            let file = entry.map_err(|e| self.fail(format!("{pattern:?}: {e}")))?;
+            if file.is_file() {
+                files.push(file);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// `{ source, destination }`: a directory's contents under `destination`, or a file as
+    /// exactly `destination`.
+    fn mapping(
+        &self,
+        source: &str,
+        destination: &str,
+        resolved: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<(), LoadError> {
+        let path = contained_path(&self.root, source).map_err(|e| self.fail(e))?;
+        let guest_root = PathBuf::from(destination.trim_start_matches('/'));
+        if path.is_dir() {
+            for file in files_under(&path).map_err(|e| self.fail(e))? {
+                let rel = self.relative(&file)?;
+                if !self.included(&rel) {
+                    continue;
+                }
+                let inside = file.strip_prefix(&path).map_err(|_| {
+                    self.fail(format!("{} escaped {}", file.display(), path.display()))
+                })?;
+                let guest = guest_root.join(inside);
+                resolved.push((file, guest));
+            }
+        } else if path.exists() {
+            let rel = self.relative(&path)?;
+            if self.included(&rel) {
+                resolved.push((path, guest_root));
+            }
+        } else {
+            return Err(self.fail(format!("source {source:?} does not exist")));
+        }
+        Ok(())
     }
 }
 

@@ -20,9 +20,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::assembly::Assembly;
 use crate::instance::{ComponentContext, InstanceState};
 use crate::live_reload::{self, LiveReload};
-use crate::up::Assembly;
 
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,

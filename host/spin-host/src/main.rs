@@ -9,6 +9,7 @@
 //! outbound network policy in [`outbound_http`]. The manifest's meaning lives in the `spin-app`
 //! crate.
 
+mod assembly;
 mod bindings;
 mod build_cmd;
 mod engine;

@@ -14,9 +14,9 @@ use anyhow::Result;
 use futures::StreamExt;
 use wasmtime::Store;
 
+use crate::assembly::Assembly;
 use crate::bindings::{RedisHandlerError, RedisTriggerPre};
 use crate::instance::{ComponentContext, InstanceState};
-use crate::up::Assembly;
 
 pub struct RedisComponent {
     pub pre: RedisTriggerPre<InstanceState>,

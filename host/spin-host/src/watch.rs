@@ -22,9 +22,10 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use spin_app::App;
 use tokio::sync::mpsc;
 
+use crate::assembly::Assembly;
 use crate::build_cmd::build_captured;
 use crate::live_reload::LiveReload;
-use crate::up::{Assembly, UpOptions};
+use crate::up::UpOptions;
 
 pub struct Dev {
     live_reload: Arc<LiveReload>,
