@@ -497,7 +497,6 @@ def main():
     args = parser.parse_args()
     print(f"chaos: {args.users} users for {args.duration} s, a fault every {args.fault_every} s, "
           f"seed {args.seed} (replay with --seed {args.seed})", flush=True)
-    rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="chaos-")
     p = Processes(work)
     ok = True
@@ -506,70 +505,10 @@ def main():
         p.start_stripe()
         p.start_host()
         p.register_webhook()
-        stats = Stats()
-        tickets_seen = []
-        deadline = time.time() + args.duration
-        users = [threading.Thread(target=user, args=(n, p.base, stats, random.Random(rng.random()), deadline,
-                                                      tickets_seen), daemon=True) for n in range(args.users)]
-        for thread in users:
-            thread.start()
-        memory = Memory(p, deadline)
-        faults = Faults(p, stats, rng)
-        faults.run(deadline, args.fault_every)
-        for thread in users:
-            thread.join()
-        memory.thread.join()
-
-        print("\ninvariants, once quiet:")
-        results, took = settle(p, 120)
-        ok = chaos_check.report(results) and ok
-        print(f"  consistent {took:.1f} s after the load stopped")
-        letters = chaos_check.dead_letters(Resp(p.redis_port))
-        print(f"  {len(letters)} dead letter(s)")
-        for stream, entry_id, record in letters[:20]:
-            print(f"    {stream} {entry_id}: {record['reason']}")
-        if letters:
-            print("  FAIL an event was dead-lettered")
-            ok = False
-
-        print("\nhealing without traffic (Redis restarted empty, an order's event in an outbox):")
-        results, took = quiet_heal(p)
-        healed = chaos_check.report(results, out=lambda line: print("  " + line))
-        print(f"  healed in {took:.1f} s after the order's window ended" if healed else "  DID NOT HEAL")
-        ok = ok and healed
-
-        print("\nfigures:")
-        print(f"  purchases completed: {stats.purchases} ({stats.purchases / args.duration:.2f}/s)")
-        for route, values in sorted(stats.latency.items()):
-            print(f"  {route:<24} {len(values):>6} requests  p50 {percentile(values, .5) * 1000:7.1f} ms  "
-                  f"p99 {percentile(values, .99) * 1000:7.1f} ms")
-        for name, times in sorted(faults.recoveries.items()):
-            print(f"  after {name:<22} a whole purchase again in {max(times):.1f} s (worst of {len(times)})")
-        failed_canaries = [name for name, times in faults.recoveries.items() if float("inf") in times]
-        if failed_canaries:
-            print(f"  FAIL no canary purchase completed within 60 s after: {', '.join(sorted(failed_canaries))}")
-            ok = False
-        unexplained = [e for e in stats.server_errors if not stats.host_was_down(e[0])]
-        print(f"  5xx: {len(stats.server_errors)}, {len(unexplained)} while the host was up")
-        for at, route, status in unexplained[:10]:
-            print(f"    {status} on {route}")
-        ok = ok and not unexplained
-        hung = [e for e in stats.unanswered if not stats.host_was_down(e[0])]
-        print(f"  requests without an answer: {len(stats.unanswered)}, {len(hung)} while the host was up")
-        for at, route in hung[:10]:
-            print(f"    no answer on {route}")
-        if hung:
-            print("  FAIL requests got no answer while the host was up")
-            ok = False
-        if memory.warm and memory.end:
-            growth = (memory.end - memory.warm) / memory.warm
-            print(f"  host RSS: {memory.warm:.0f} MB once warmed up, {memory.end:.0f} MB at the end "
-                  f"({growth:+.0%}); every 10 s: {memory.series}")
-            if growth > 0.2:
-                print("  FAIL the host's memory grew by more than 20%")
-                ok = False
-        else:
-            print("  host RSS: not measured (the host restarted too close to the end of the load)")
+        stats, faults, memory = run_load(p, args, random.Random(args.seed))
+        ok = check_quiet(p)
+        ok = check_healing(p) and ok
+        ok = report_figures(stats, faults, memory, args.duration) and ok
     finally:
         p.stop()
         if ok:
@@ -578,6 +517,91 @@ def main():
             print(f"\nthe run's files are kept in {work}")
     print("\nchaos: " + ("every invariant held" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
+
+
+def run_load(p, args, rng):
+    """The users buying and the faults striking until the run's duration is over."""
+    stats = Stats()
+    tickets_seen = []
+    deadline = time.time() + args.duration
+    users = [threading.Thread(target=user, args=(n, p.base, stats, random.Random(rng.random()), deadline,
+                                                  tickets_seen), daemon=True) for n in range(args.users)]
+    for thread in users:
+        thread.start()
+    memory = Memory(p, deadline)
+    faults = Faults(p, stats, rng)
+    faults.run(deadline, args.fault_every)
+    for thread in users:
+        thread.join()
+    memory.thread.join()
+    return stats, faults, memory
+
+
+def check_quiet(p):
+    """The invariants once the app is quiet, and no dead letters."""
+    print("\ninvariants, once quiet:")
+    results, took = settle(p, 120)
+    ok = chaos_check.report(results)
+    print(f"  consistent {took:.1f} s after the load stopped")
+    letters = chaos_check.dead_letters(Resp(p.redis_port))
+    print(f"  {len(letters)} dead letter(s)")
+    for stream, entry_id, record in letters[:20]:
+        print(f"    {stream} {entry_id}: {record['reason']}")
+    if letters:
+        print("  FAIL an event was dead-lettered")
+        ok = False
+    return ok
+
+
+def check_healing(p):
+    print("\nhealing without traffic (Redis restarted empty, an order's event in an outbox):")
+    results, took = quiet_heal(p)
+    healed = chaos_check.report(results, out=lambda line: print("  " + line))
+    print(f"  healed in {took:.1f} s after the order's window ended" if healed else "  DID NOT HEAL")
+    return healed
+
+
+def report_figures(stats, faults, memory, duration):
+    """Prints the run's figures; false when one of them is a failure (a canary that never
+    completed, a 5xx or an unanswered request while the host was up, memory growth)."""
+    ok = True
+    print("\nfigures:")
+    print(f"  purchases completed: {stats.purchases} ({stats.purchases / duration:.2f}/s)")
+    for route, values in sorted(stats.latency.items()):
+        print(f"  {route:<24} {len(values):>6} requests  p50 {percentile(values, .5) * 1000:7.1f} ms  "
+              f"p99 {percentile(values, .99) * 1000:7.1f} ms")
+    for name, times in sorted(faults.recoveries.items()):
+        print(f"  after {name:<22} a whole purchase again in {max(times):.1f} s (worst of {len(times)})")
+    failed_canaries = [name for name, times in faults.recoveries.items() if float("inf") in times]
+    if failed_canaries:
+        print(f"  FAIL no canary purchase completed within 60 s after: {', '.join(sorted(failed_canaries))}")
+        ok = False
+    unexplained = [e for e in stats.server_errors if not stats.host_was_down(e[0])]
+    print(f"  5xx: {len(stats.server_errors)}, {len(unexplained)} while the host was up")
+    for at, route, status in unexplained[:10]:
+        print(f"    {status} on {route}")
+    ok = ok and not unexplained
+    hung = [e for e in stats.unanswered if not stats.host_was_down(e[0])]
+    print(f"  requests without an answer: {len(stats.unanswered)}, {len(hung)} while the host was up")
+    for at, route in hung[:10]:
+        print(f"    no answer on {route}")
+    if hung:
+        print("  FAIL requests got no answer while the host was up")
+        ok = False
+    return report_memory(memory) and ok
+
+
+def report_memory(memory):
+    if not (memory.warm and memory.end):
+        print("  host RSS: not measured (the host restarted too close to the end of the load)")
+        return True
+    growth = (memory.end - memory.warm) / memory.warm
+    print(f"  host RSS: {memory.warm:.0f} MB once warmed up, {memory.end:.0f} MB at the end "
+          f"({growth:+.0%}); every 10 s: {memory.series}")
+    if growth > 0.2:
+        print("  FAIL the host's memory grew by more than 20%")
+        return False
+    return True
 
 
 if __name__ == "__main__":

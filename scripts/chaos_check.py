@@ -73,30 +73,51 @@ def rows(db, sql, *args):
     return [dict(row) for row in db.execute(sql, args)]
 
 
-def check(state, expiry_grace_ms=10_000):
-    tickets_db, orders_db, payments_db = (state.dbs[n] for n in ("tickets", "orders", "payments"))
-    tickets = {t["id"]: t for t in rows(tickets_db, "SELECT * FROM tickets")}
-    orders = {o["id"]: o for o in rows(orders_db, "SELECT * FROM orders")}
-    payments = {p["order_id"]: p for p in rows(payments_db, "SELECT * FROM payments")}
-    results = []
+class Facts:
+    """What the invariants read: the three services' rows, and what is derived from them once."""
 
-    # 1. No ticket held or sold by two orders.
+    def __init__(self, state, expiry_grace_ms):
+        self.state = state
+        self.expiry_grace_ms = expiry_grace_ms
+        self.tickets_db, self.orders_db, self.payments_db = (
+            state.dbs[n] for n in ("tickets", "orders", "payments"))
+        self.tickets = {t["id"]: t for t in rows(self.tickets_db, "SELECT * FROM tickets")}
+        self.orders = {o["id"]: o for o in rows(self.orders_db, "SELECT * FROM orders")}
+        self.payments = {p["order_id"]: p for p in rows(self.payments_db, "SELECT * FROM payments")}
+        # The orders holding or having bought each ticket.
+        self.by_ticket = {}
+        for order in self.orders.values():
+            if order["status"] != "cancelled":
+                self.by_ticket.setdefault(order["ticket_id"], []).append(order["id"])
+        # The intents Stripe says succeeded, by order.
+        self.succeeded = {}
+        if state.stripe is not None:
+            for intent in state.stripe["intents"]:
+                order_id = intent.get("metadata", {}).get("order_id")
+                if intent["status"] == "succeeded" and order_id:
+                    self.succeeded.setdefault(order_id, []).append(intent["id"])
+
+
+def check(state, expiry_grace_ms=10_000):
+    facts = Facts(state, expiry_grace_ms)
+    return [invariant(facts) for invariant in INVARIANTS]
+
+def no_ticket_held_twice(facts):
+    """No ticket held or sold by two orders."""
     held = Invariant("no ticket is held or sold by two orders")
-    by_ticket = {}
-    for order in orders.values():
-        if order["status"] != "cancelled":
-            by_ticket.setdefault(order["ticket_id"], []).append(order["id"])
-    held.checked = len(tickets)
-    for ticket_id, holders in by_ticket.items():
+    held.checked = len(facts.tickets)
+    for ticket_id, holders in facts.by_ticket.items():
         if len(holders) > 1:
             held.fail(f"ticket {ticket_id} is held by orders {sorted(holders)}")
-    results.append(held)
+    return held
 
-    # 2. The tickets service and the orders service agree on every ticket.
+
+def tickets_match_orders(facts):
+    """The tickets service and the orders service agree on every ticket."""
     agree = Invariant("every ticket's status matches its orders")
-    agree.checked = len(tickets)
-    for ticket in tickets.values():
-        holders = [orders[o] for o in by_ticket.get(ticket["id"], [])]
+    agree.checked = len(facts.tickets)
+    for ticket in facts.tickets.values():
+        holders = [facts.orders[o] for o in facts.by_ticket.get(ticket["id"], [])]
         status, order_id = ticket["status"], ticket["order_id"]
         if status == "available" and holders:
             agree.fail(f"ticket {ticket['id']} is for sale but order {holders[0]['id']} holds it")
@@ -104,81 +125,85 @@ def check(state, expiry_grace_ms=10_000):
             agree.fail(f"ticket {ticket['id']} is reserved for {order_id}, which is not an open order of it")
         elif status == "sold" and not any(h["id"] == order_id and h["status"] == "complete" for h in holders):
             agree.fail(f"ticket {ticket['id']} is sold to {order_id}, which is not its complete order")
-    results.append(agree)
+    return agree
 
-    # 3. Every sold ticket has exactly one complete order and one payment.
+
+def sold_tickets_paid_once(facts):
+    """Every sold ticket has exactly one complete order and one payment."""
     sold = Invariant("every sold ticket has one complete order and one payment")
-    for ticket in tickets.values():
+    for ticket in facts.tickets.values():
         if ticket["status"] != "sold":
             continue
         sold.checked += 1
-        complete = [o for o in orders.values() if o["ticket_id"] == ticket["id"] and o["status"] == "complete"]
+        complete = [o for o in facts.orders.values() if o["ticket_id"] == ticket["id"] and o["status"] == "complete"]
         if len(complete) != 1:
             sold.fail(f"sold ticket {ticket['id']} has {len(complete)} complete orders")
             continue
-        payment = payments.get(complete[0]["id"])
+        payment = facts.payments.get(complete[0]["id"])
         if payment is None or payment["status"] != "succeeded":
             sold.fail(f"sold ticket {ticket['id']}: order {complete[0]['id']} has no succeeded payment")
-    results.append(sold)
+    return sold
 
-    # 4. Every complete order was paid exactly once, as Stripe records it too.
+
+def complete_orders_paid_once(facts):
+    """Every complete order was paid exactly once, as Stripe records it too."""
     paid = Invariant("every complete order was paid exactly once")
-    succeeded = {}
-    if state.stripe is not None:
-        for intent in state.stripe["intents"]:
-            order_id = intent.get("metadata", {}).get("order_id")
-            if intent["status"] == "succeeded" and order_id:
-                succeeded.setdefault(order_id, []).append(intent["id"])
-    for order in orders.values():
+    for order in facts.orders.values():
         if order["status"] != "complete":
             continue
         paid.checked += 1
-        payment = payments.get(order["id"])
+        payment = facts.payments.get(order["id"])
         if payment is None or payment["status"] != "succeeded":
             paid.fail(f"complete order {order['id']} has no succeeded payment")
-        if state.stripe is not None and len(succeeded.get(order["id"], [])) != 1:
-            paid.fail(f"complete order {order['id']} was charged {len(succeeded.get(order['id'], []))} times")
-    results.append(paid)
+        if facts.state.stripe is not None and len(facts.succeeded.get(order["id"], [])) != 1:
+            paid.fail(f"complete order {order['id']} was charged {len(facts.succeeded.get(order['id'], []))} times")
+    return paid
 
-    # 5. A success for an order that did not complete was refunded.
+
+def late_successes_refunded(facts):
+    """A success for an order that did not complete was refunded."""
     refunded = Invariant("every success for an order not completed was refunded")
     refunds = {}
-    if state.stripe is not None:
-        for refund in state.stripe["refunds"]:
+    if facts.state.stripe is not None:
+        for refund in facts.state.stripe["refunds"]:
             if refund.get("status") in ("succeeded", "pending"):
                 refunds.setdefault(refund.get("payment_intent"), []).append(refund["id"])
-        for order_id, intents in succeeded.items():
-            order = orders.get(order_id)
+        for order_id, intents in facts.succeeded.items():
+            order = facts.orders.get(order_id)
             if order is not None and order["status"] == "complete":
                 intents = intents[1:]  # the one that paid it; any other must be refunded
             for intent in intents:
                 refunded.checked += 1
                 if not refunds.get(intent):
                     refunded.fail(f"payment {intent} for order {order_id} succeeded and was not refunded")
-    for payment in payments.values():
-        order = orders.get(payment["order_id"])
+    for payment in facts.payments.values():
+        order = facts.orders.get(payment["order_id"])
         if payment["status"] in ("succeeded", "refund_pending", "refunding", "refunded", "refund_failed") and (order is None or order["status"] != "complete"):
             refunded.checked += 1
             # `refunding` is Stripe's to finish; `refund_failed` would be an operator's case, and
             # localstripe never fails a refund, so here it is a defect too.
             if payment["status"] not in ("refunded", "refunding"):
                 refunded.fail(f"payment of order {payment['order_id']} is {payment['status']}, the order is not complete")
-    results.append(refunded)
+    return refunded
 
-    # 6. Every unpaid order past its window is cancelled, and its ticket is for sale again.
+
+def overdue_orders_cancelled(facts):
+    """Every unpaid order past its window is cancelled, and its ticket is for sale again."""
     expired = Invariant("every unpaid order past its window is cancelled")
-    for order in orders.values():
-        if order["expires_at_ms"] + expiry_grace_ms >= state.now_ms:
+    for order in facts.orders.values():
+        if order["expires_at_ms"] + facts.expiry_grace_ms >= facts.state.now_ms:
             continue
         expired.checked += 1
         if order["status"] in LIVE:
-            expired.fail(f"order {order['id']} is {order['status']} {state.now_ms - order['expires_at_ms']} ms after its window")
-    results.append(expired)
+            expired.fail(f"order {order['id']} is {order['status']} {facts.state.now_ms - order['expires_at_ms']} ms after its window")
+    return expired
 
-    # 7. Every event in the outboxes was delivered.
+
+def outboxes_delivered(facts):
+    """Every event in the outboxes was delivered."""
     on_streams = {}
     outboxes = Invariant("every event in the outboxes was delivered")
-    for name, db in state.dbs.items():
+    for name, db in facts.state.dbs.items():
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
             continue
         outboxes.checked += db.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -187,15 +212,17 @@ def check(state, expiry_grace_ms=10_000):
                 outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
             # Sent is not enough: the entry must still be on its stream (a Redis crash can lose
             # the last writes it acknowledged; delivery must notice and send them again).
-            elif state.redis is not None and \
-                    row["event_id"] not in stream_event_ids(state.redis, row["stream"], on_streams):
+            elif facts.state.redis is not None and \
+                    row["event_id"] not in stream_event_ids(facts.state.redis, row["stream"], on_streams):
                 outboxes.fail(f"{name}: event {row['event_id']} is marked sent but not on {row['stream']}")
-    results.append(outboxes)
+    return outboxes
 
-    # 8. Replicas equal their owners, version by version.
+
+def replicas_equal_owners(facts):
+    """Replicas equal their owners, version by version."""
     replicas = Invariant("every replica equals its owner")
-    ticket_copies = {t["id"]: t for t in rows(orders_db, "SELECT * FROM tickets")}
-    for ticket in tickets.values():
+    ticket_copies = {t["id"]: t for t in rows(facts.orders_db, "SELECT * FROM tickets")}
+    for ticket in facts.tickets.values():
         replicas.checked += 1
         copy = ticket_copies.get(ticket["id"])
         fields = ("version", "title", "price_cents", "user_id")
@@ -203,8 +230,8 @@ def check(state, expiry_grace_ms=10_000):
             replicas.fail(f"orders has no copy of ticket {ticket['id']} (version {ticket['version']})")
         elif any(copy[f] != ticket[f] for f in fields):
             replicas.fail(f"orders' copy of ticket {ticket['id']} is version {copy['version']}, the ticket is {ticket['version']}")
-    order_copies = {o["id"]: o for o in rows(payments_db, "SELECT * FROM orders")}
-    for order in orders.values():
+    order_copies = {o["id"]: o for o in rows(facts.payments_db, "SELECT * FROM orders")}
+    for order in facts.orders.values():
         replicas.checked += 1
         copy = order_copies.get(order["id"])
         fields = ("version", "status", "price_cents", "expires_at_ms", "user_id")
@@ -212,15 +239,17 @@ def check(state, expiry_grace_ms=10_000):
             replicas.fail(f"payments has no copy of order {order['id']} (version {order['version']})")
         elif any(copy[f] != order[f] for f in fields):
             replicas.fail(f"payments' copy of order {order['id']} is version {copy['version']} ({copy['status']}), the order is {order['version']} ({order['status']})")
-    results.append(replicas)
+    return replicas
 
-    # 9. Every consumer group has read and acknowledged everything (dead letters aside).
+
+def groups_caught_up(facts):
+    """Every consumer group has read and acknowledged everything (dead letters aside)."""
     groups = Invariant("every consumer group has nothing pending")
-    if state.redis is not None:
+    if facts.state.redis is not None:
         for stream in STREAMS:
-            if not state.redis.send(("EXISTS", stream))[0]:
+            if not facts.state.redis.send(("EXISTS", stream))[0]:
                 continue
-            for group in state.redis.send(("XINFO", "GROUPS", stream))[0]:
+            for group in facts.state.redis.send(("XINFO", "GROUPS", stream))[0]:
                 info = dict(zip(group[::2], group[1::2]))
                 name = info[b"name"].decode()
                 groups.checked += 1
@@ -229,8 +258,14 @@ def check(state, expiry_grace_ms=10_000):
                 lag = info.get(b"lag")
                 if lag:
                     groups.fail(f"{stream} group {name}: {lag} entries not read")
-    results.append(groups)
-    return results
+    return groups
+
+
+INVARIANTS = [
+    no_ticket_held_twice, tickets_match_orders, sold_tickets_paid_once, complete_orders_paid_once,
+    late_successes_refunded, overdue_orders_cancelled, outboxes_delivered, replicas_equal_owners,
+    groups_caught_up,
+]
 
 
 def stream_event_ids(redis, stream, cache):

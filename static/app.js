@@ -494,21 +494,35 @@ async function orderPage() {
   tick();
   timer = setInterval(tick, 1000);
 
+  const form = await cardForm();
+  if (!form) return;
+  if (Date.now() < expiresAt) payForm.hidden = false;
+  payOnSubmit(payForm, form, order.id, settle, () => order.status);
+}
+
+/** Loads Stripe.js and mounts its card form in #card; null, with the page saying why, when it
+ * cannot. */
+async function cardForm() {
   const config = await api("GET", "/api/payments/config");
   if (config.status !== 200) {
     pageError(messagesOf(config));
-    return;
+    return null;
   }
   try {
     await loadScript(config.data.stripeJsUrl);
   } catch {
     pageError("The card form cannot be loaded right now. Reload the page to try again.");
-    return;
+    return null;
   }
   const stripe = window.Stripe(config.data.publishableKey);
   const card = stripe.elements().create("card");
   card.mount("#card");
-  if (Date.now() < expiresAt) payForm.hidden = false;
+  return { stripe, card };
+}
+
+/** On submit, pays order `orderId` with the card in the form, then waits for the order to be
+ * settled (`settle`); `status()` is the order's status as the page last saw it. */
+function payOnSubmit(payForm, { stripe, card }, orderId, settle, status) {
   const payButton = $("#pay-button");
   payForm.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -530,7 +544,7 @@ async function orderPage() {
     }
     const paymentMethod = confirmed.setupIntent.payment_method;
     const paid = await api("POST", "/api/payments", {
-      orderId: order.id,
+      orderId,
       paymentMethodId: typeof paymentMethod === "string" ? paymentMethod : paymentMethod.id,
     });
     if (paid.status !== 201) return fail(messagesOf(paid));
@@ -541,8 +555,8 @@ async function orderPage() {
     }
     payButton.textContent = "Confirming…";
     await settle();
-    if (order.status !== "complete" && order.status !== "cancelled") {
-      showAlert(outcome, ["Your payment went through; the order is not confirmed yet. Reload this page in a minute."], "warn");
+    if (status() !== "complete" && status() !== "cancelled") {
+      showAlert($("#outcome"), ["Your payment went through; the order is not confirmed yet. Reload this page in a minute."], "warn");
     }
   });
 }

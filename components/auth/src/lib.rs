@@ -7,22 +7,9 @@ use anyhow::{Context, Result};
 use auth_service::{AuthApi, AuthConfig, PasswordHasher, SqliteAttempts, SqliteUsers};
 use spin_adapter::SpinDatabase;
 
-/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
-#[allow(unsafe_code)]
-mod entrypoint {
-    use spin_sdk::http::{Request, Response};
-
-    #[spin_sdk::http_component]
-    fn handle(request: Request) -> Response {
-        super::handle(&request)
-    }
-}
+spin_adapter::http_component!("auth", serve);
 
 const DATABASE: &str = "auth";
-
-fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http("auth", request, serve)
-}
 
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = AuthConfig::from_variables(&spin_adapter::SpinVariables)

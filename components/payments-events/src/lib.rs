@@ -12,14 +12,7 @@ use anyhow::Context;
 use payments_service::PaymentsEvents;
 use payments_service::settlement::Settlement;
 
-/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
-#[allow(unsafe_code)]
-mod entrypoint {
-    #[spin_sdk::redis_component]
-    fn on_message(payload: Vec<u8>) -> anyhow::Result<()> {
-        super::on_message(&payload)
-    }
-}
+spin_adapter::redis_component!(on_message);
 
 fn on_message(payload: &[u8]) -> anyhow::Result<()> {
     let settlement = Settlement {

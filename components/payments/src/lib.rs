@@ -6,22 +6,9 @@ use anyhow::{Context, Result};
 use payments_service::{PaymentsApi, PaymentsConfig, Stripe};
 use spin_adapter::{SpinDatabase, SpinHttp};
 
-/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
-#[allow(unsafe_code)]
-mod entrypoint {
-    use spin_sdk::http::{Request, Response};
-
-    #[spin_sdk::http_component]
-    fn handle(request: Request) -> Response {
-        super::handle(&request)
-    }
-}
+spin_adapter::http_component!("payments", serve);
 
 const DATABASE: &str = "payments";
-
-fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http("payments", request, serve)
-}
 
 fn serve(request: &api::Request) -> Result<api::Response> {
     let config = PaymentsConfig::from_variables(&spin_adapter::SpinVariables)

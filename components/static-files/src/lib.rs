@@ -23,20 +23,13 @@ use std::path::Path;
 
 use api::{ApiError, Method, Request, Response};
 
-/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
-#[allow(unsafe_code)]
-mod entrypoint {
-    use spin_sdk::http::{Request, Response};
+spin_adapter::http_component!("static-files", serve);
 
-    #[spin_sdk::http_component]
-    fn serve(request: Request) -> Response {
-        spin_adapter::handle_http("static-files", &request, |request| {
-            Ok(super::serve(request))
-        })
-    }
+fn serve(request: &Request) -> anyhow::Result<Response> {
+    Ok(respond(request))
 }
 
-fn serve(request: &Request) -> Response {
+fn respond(request: &Request) -> Response {
     let include_body = match request.method {
         Method::Get => true,
         Method::Head => false,

@@ -12,24 +12,11 @@ use anyhow::{Context, Result};
 use spin_adapter::SpinDatabase;
 use tickets_service::{TicketsApi, TicketsConfig};
 
-/// spin-sdk's export macro expands to `unsafe` ABI glue; this module is the one place it may.
-#[allow(unsafe_code)]
-mod entrypoint {
-    use spin_sdk::http::{Request, Response};
-
-    #[spin_sdk::http_component]
-    fn handle(request: Request) -> Response {
-        super::handle(&request)
-    }
-}
+spin_adapter::http_component!("tickets", serve);
 
 const DATABASE: &str = "tickets";
 /// The probes' route (spin.toml), which keeps the housekeeping tick armed.
 const HEARTBEAT: &str = "/api/heartbeat";
-
-fn handle(request: &spin_sdk::http::Request) -> spin_sdk::http::Response {
-    spin_adapter::handle_http("tickets", request, serve)
-}
 
 fn serve(request: &api::Request) -> Result<api::Response> {
     if request.path == HEARTBEAT {

@@ -34,15 +34,7 @@ pub use ports::{AttemptCounter, Attempts, InsertUserError, NewUser, StoredUser, 
 pub use store::{SqliteAttempts, SqliteUsers};
 
 /// The auth database's migrations, in order (`migrations/auth/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[
-    storage::Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations/auth/0001_initial.sql"),
-    },
-    storage::Migration {
-        version: 2,
-        name: "attempt windows",
-        sql: include_str!("../../../migrations/auth/0002_attempt_windows.sql"),
-    },
-];
+pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("auth":
+    1 "initial" => "0001_initial.sql",
+    2 "attempt windows" => "0002_attempt_windows.sql",
+);

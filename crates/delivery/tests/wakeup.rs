@@ -3,7 +3,6 @@
 //! going when Redis lost its data, a stream cannot be read, or the tick key is gone.
 
 use std::cell::Cell;
-use std::path::PathBuf;
 
 use delivery::{
     Applied, ConsumerSettings, Handler, Housekeeping, NativeRedis, NoHousekeeping, Platform, Redis,
@@ -11,6 +10,7 @@ use delivery::{
 };
 use events::{Envelope, Event, OrderCancelled, TicketCreated, TicketRef};
 use harness::RedisServer;
+use storage::testing::TempDatabase;
 use storage::{Database, NativeDatabase};
 
 const TICK_SECS: u64 = 30;
@@ -18,17 +18,15 @@ const TICK_SECS: u64 = 30;
 /// A service's database file and Redis, handed to the wake-up as its platform, counting how
 /// often it opened the database.
 struct TestPlatform {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+    file: TempDatabase,
     redis_server: RedisServer,
     opened: Cell<usize>,
 }
 
 impl TestPlatform {
     fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("service.db");
-        let db = NativeDatabase::open(&path).expect("open database");
+        let file = TempDatabase::migrated("service.db", &[]);
+        let db = file.open();
         delivery::create_schema(&db).expect("schema");
         db.execute(
             "CREATE TABLE applied (event_id TEXT PRIMARY KEY, subject TEXT NOT NULL)",
@@ -36,15 +34,14 @@ impl TestPlatform {
         )
         .expect("applied table");
         Self {
-            _dir: dir,
-            path,
+            file,
             redis_server: RedisServer::start(),
             opened: Cell::new(0),
         }
     }
 
     fn db(&self) -> NativeDatabase {
-        NativeDatabase::open(&self.path).expect("open database")
+        self.file.open()
     }
 
     fn redis(&self) -> NativeRedis {

@@ -40,28 +40,12 @@ pub use crate::events::OrdersEvents;
 pub use crate::order::{Order, OrderStatus, Ticket};
 
 /// The orders database's migrations, in order (`migrations/orders/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[
-    storage::Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations/orders/0001_initial.sql"),
-    },
-    storage::Migration {
-        version: 2,
-        name: "open orders by expiry",
-        sql: include_str!("../../../migrations/orders/0002_open_orders_by_expiry.sql"),
-    },
-    storage::Migration {
-        version: 3,
-        name: "delivery state",
-        sql: include_str!("../../../migrations/orders/0003_delivery_state.sql"),
-    },
-    storage::Migration {
-        version: 4,
-        name: "outbox verification",
-        sql: include_str!("../../../migrations/orders/0004_outbox_verification.sql"),
-    },
-];
+pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("orders":
+    1 "initial" => "0001_initial.sql",
+    2 "open orders by expiry" => "0002_open_orders_by_expiry.sql",
+    3 "delivery state" => "0003_delivery_state.sql",
+    4 "outbox verification" => "0004_outbox_verification.sql",
+);
 
 #[cfg(test)]
 mod tests {

@@ -47,28 +47,12 @@ fn warn(message: &str) {
 }
 
 /// The payments database's migrations, in order (`migrations/payments/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[
-    storage::Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations/payments/0001_initial.sql"),
-    },
-    storage::Migration {
-        version: 2,
-        name: "delivery state",
-        sql: include_str!("../../../migrations/payments/0002_delivery_state.sql"),
-    },
-    storage::Migration {
-        version: 3,
-        name: "customers, payment windows, refund outcomes",
-        sql: include_str!("../../../migrations/payments/0003_customers_windows_refunds.sql"),
-    },
-    storage::Migration {
-        version: 4,
-        name: "outbox verification",
-        sql: include_str!("../../../migrations/payments/0004_outbox_verification.sql"),
-    },
-];
+pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("payments":
+    1 "initial" => "0001_initial.sql",
+    2 "delivery state" => "0002_delivery_state.sql",
+    3 "customers, payment windows, refund outcomes" => "0003_customers_windows_refunds.sql",
+    4 "outbox verification" => "0004_outbox_verification.sql",
+);
 
 #[cfg(test)]
 mod tests {

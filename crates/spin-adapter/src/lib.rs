@@ -8,6 +8,40 @@ use api::{Method, Request, Response};
 pub use log_line;
 use spin_sdk::http::Method as SpinMethod;
 
+/// Exports an HTTP component whose requests go through [`handle_http`] as `component`, to the
+/// `serve` function of the calling module: `spin_adapter::http_component!("tickets", serve);`.
+/// spin-sdk's export macro expands to `unsafe` ABI glue; the module this makes is the one place
+/// it may.
+#[macro_export]
+macro_rules! http_component {
+    ($component:literal, $serve:ident) => {
+        #[allow(unsafe_code)]
+        mod entrypoint {
+            #[spin_sdk::http_component]
+            fn handle(request: spin_sdk::http::Request) -> spin_sdk::http::Response {
+                $crate::handle_http($component, &request, super::$serve)
+            }
+        }
+    };
+}
+
+/// Exports a Redis-triggered component whose every message goes to the `on_message` function
+/// of the calling module (`fn(&[u8]) -> anyhow::Result<()>`):
+/// `spin_adapter::redis_component!(on_message);`. The export's `unsafe` ABI glue stays in the
+/// module this makes.
+#[macro_export]
+macro_rules! redis_component {
+    ($on_message:ident) => {
+        #[allow(unsafe_code)]
+        mod entrypoint {
+            #[spin_sdk::redis_component]
+            fn on_message(payload: Vec<u8>) -> anyhow::Result<()> {
+                super::$on_message(&payload)
+            }
+        }
+    };
+}
+
 /// Copies a Spin request into the service-facing [`Request`] (header names lower-cased).
 fn request_from_spin(request: &spin_sdk::http::Request) -> Request {
     let method = match request.method() {

@@ -101,6 +101,28 @@ fn rollback(db: &dyn Database) {
     }
 }
 
+/// A service's migrations, compiled in from `migrations/<database>/` of the workspace: each
+/// `version name => file` is a [`Migration`] of that file's SQL.
+///
+/// ```text
+/// pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("tickets":
+///     1 "initial" => "0001_initial.sql",
+///     2 "delivery state" => "0002_delivery_state.sql",
+/// );
+/// ```
+#[macro_export]
+macro_rules! migrations {
+    ($database:literal: $($version:literal $name:literal => $file:literal),+ $(,)?) => {
+        &[$($crate::Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"), "/../../migrations/", $database, "/", $file
+            )),
+        }),+]
+    };
+}
+
 /// One numbered change to a service's schema, compiled into the service.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {

@@ -39,28 +39,12 @@ pub use crate::ticket::{Ticket, TicketStatus};
 pub use domain::Clock;
 
 /// The tickets database's migrations, in order (`migrations/tickets/`), applied on first use.
-pub const MIGRATIONS: &[storage::Migration] = &[
-    storage::Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations/tickets/0001_initial.sql"),
-    },
-    storage::Migration {
-        version: 2,
-        name: "delivery state",
-        sql: include_str!("../../../migrations/tickets/0002_delivery_state.sql"),
-    },
-    storage::Migration {
-        version: 3,
-        name: "order placement",
-        sql: include_str!("../../../migrations/tickets/0003_order_placement.sql"),
-    },
-    storage::Migration {
-        version: 4,
-        name: "outbox verification",
-        sql: include_str!("../../../migrations/tickets/0004_outbox_verification.sql"),
-    },
-];
+pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("tickets":
+    1 "initial" => "0001_initial.sql",
+    2 "delivery state" => "0002_delivery_state.sql",
+    3 "order placement" => "0003_order_placement.sql",
+    4 "outbox verification" => "0004_outbox_verification.sql",
+);
 
 #[cfg(test)]
 mod tests {
