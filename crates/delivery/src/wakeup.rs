@@ -136,7 +136,7 @@ impl Subscription<'_> {
     fn warn_resent(&self, events: usize, reason: &str) -> log_line::Line {
         log_line::Line::new(log_line::Level::Warn, "delivery")
             .field("database", self.database)
-            .field("outcome", "republished")
+            .field("outcome", "resent")
             .field("reason", reason)
             .field("events", events)
     }

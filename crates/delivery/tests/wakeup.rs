@@ -332,3 +332,16 @@ fn a_stream_that_cannot_be_read_starves_neither_the_others_nor_the_relay_nor_the
     assert_eq!(platform.unsent(), 0, "the outbox was relayed");
     assert!(platform.tick_armed(), "the tick was re-armed");
 }
+
+#[test]
+fn a_request_that_enqueued_an_event_is_told_from_one_that_did_not() {
+    let platform = TestPlatform::start();
+    let db = platform.db();
+    assert!(!delivery::take_enqueued(), "nothing enqueued yet");
+    storage::transaction(&db, |tx| enqueue(tx, &ticket("t1").into(), now_ms())).expect("enqueue");
+    assert!(delivery::take_enqueued());
+    assert!(!delivery::take_enqueued(), "taking it clears it");
+    // A read-only request enqueues nothing.
+    platform.applied();
+    assert!(!delivery::take_enqueued());
+}

@@ -119,7 +119,7 @@ fn complete(tx: &dyn Database, paid: &PaymentCreated, now_ms: u64) -> anyhow::Re
     close(tx, &paid.order_id, OrderStatus::Complete, now_ms)
 }
 
-/// Moves an open order to `outcome` (cancelled on expiry, complete on payment) and publishes
+/// Moves an open order to `outcome` (cancelled on expiry, complete on payment) and enqueues
 /// the matching event; an order that is already cancelled or complete stays as it is, so a late
 /// expiry of a paid order, or a payment for an expired one, changes nothing here. (The payments
 /// service refunds a payment whose order was cancelled first.)

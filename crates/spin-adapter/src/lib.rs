@@ -112,7 +112,7 @@ pub fn handle_http(
 pub fn heartbeat() -> Response {
     let armed = redis()
         .map_err(delivery::DeliveryError::from)
-        .and_then(|redis| arm_tick(&redis));
+        .and_then(|redis| delivery::arm_tick(&redis, housekeeping_interval_secs()));
     let redis = match armed {
         Ok(()) => "ok",
         Err(error) => {
@@ -138,11 +138,27 @@ pub fn heartbeat() -> Response {
     }
 }
 
-/// After a request: relays what its handler enqueued ([`delivery::take_enqueued`]), and nothing
-/// after one that enqueued nothing.
+/// After a request: relays what its handler enqueued ([`delivery::take_enqueued`]) and re-arms
+/// the housekeeping tick; nothing after a request that enqueued nothing. A Redis failure is only
+/// logged, since the rows stay in the outbox for the next relay or tick.
 pub fn relay_enqueued(db: &dyn storage::Database) {
-    if delivery::take_enqueued() {
-        relay_outbox(db);
+    if !delivery::take_enqueued() {
+        return;
+    }
+    let outcome = redis()
+        .map_err(delivery::DeliveryError::from)
+        .and_then(|redis| {
+            delivery::relay_and_arm(db, &redis, now_unix_ms(), housekeeping_interval_secs())
+        });
+    if let Err(error) = outcome {
+        log_line::Line::new(log_line::Level::Warn, "delivery")
+            .field("outcome", "kept")
+            .field(
+                "reason",
+                "events stay in the outbox until Redis is reachable",
+            )
+            .field("error", error.to_string())
+            .emit();
     }
 }
 
@@ -187,7 +203,7 @@ impl api::HttpClient for SpinHttp {
 }
 
 /// A Spin variable of this component, or `None` when it is not set.
-pub fn variable(name: &str) -> Option<String> {
+fn variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()
 }
 
@@ -198,14 +214,6 @@ impl api::VariableSource for SpinVariables {
     fn get(&self, name: &str) -> Option<String> {
         variable(name)
     }
-}
-
-/// Seconds since the Unix epoch from the host's wall clock.
-pub fn now_unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 /// The host's wall clock as the services' [`domain::Clock`].
@@ -357,26 +365,6 @@ pub fn redis() -> Result<SpinRedis, delivery::RedisError> {
     SpinRedis::open(&address)
 }
 
-/// Relays what the outbox holds and re-arms the housekeeping tick. A Redis failure is only
-/// logged, since the rows stay in the outbox for the next relay or tick.
-pub fn relay_outbox(db: &dyn storage::Database) {
-    let outcome = redis()
-        .map_err(delivery::DeliveryError::from)
-        .and_then(|redis| {
-            delivery::relay_and_arm(db, &redis, now_unix_ms(), housekeeping_interval_secs())
-        });
-    if let Err(error) = outcome {
-        log_line::Line::new(log_line::Level::Warn, "delivery")
-            .field("outcome", "kept")
-            .field(
-                "reason",
-                "events stay in the outbox until Redis is reachable",
-            )
-            .field("error", error.to_string())
-            .emit();
-    }
-}
-
 /// Consumer settings from the `event_*` variables, with the delivery crate's defaults.
 pub fn consumer_settings() -> delivery::ConsumerSettings {
     let defaults = delivery::ConsumerSettings::default();
@@ -441,9 +429,4 @@ impl delivery::Platform for SpinPlatform {
 /// How often the housekeeping tick fires: the `housekeeping_interval_seconds` variable.
 pub fn housekeeping_interval_secs() -> u64 {
     numeric_variable("housekeeping_interval_seconds", DEFAULT_HOUSEKEEPING_SECS)
-}
-
-/// Arms the next housekeeping tick unless one is armed.
-pub fn arm_tick(redis: &dyn delivery::Redis) -> Result<(), delivery::DeliveryError> {
-    delivery::arm_tick(redis, housekeeping_interval_secs())
 }
