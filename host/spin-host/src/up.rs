@@ -332,7 +332,7 @@ async fn probe(address: std::net::SocketAddr, path: String, every: std::time::Du
                         Ok(Err(error)) => error.to_string(),
                         Err(_) => "no answer in time".to_owned(),
                     };
-                    eprintln!("WARN probe {path} failed: {why}");
+                    eprintln!("Probe {path}: failing ({why})");
                 }
                 failing = true;
             }
