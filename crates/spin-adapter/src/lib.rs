@@ -1,8 +1,9 @@
-//! The one place the shared crates meet `spin_sdk`: converting Spin's HTTP request and response
-//! to and from the spin-free [`api`] types, the [`storage::Database`] and [`delivery::Redis`]
-//! ports over Spin's SQLite and outbound Redis, reading Spin variables, and the wall clock.
-//! Service logic stays in plain Rust behind ports; a component's glue uses this crate to wire
-//! it up.
+//! The one place the shared crates meet `spin_sdk`: the components' entry points
+//! ([`http_component!`], [`redis_component!`]), converting Spin's HTTP request and response to and
+//! from the spin-free [`api`] types, the [`storage::Database`] and [`delivery::Redis`] ports over
+//! Spin's SQLite and outbound Redis, a consumer's [`delivery::Platform`], Spin variables, and the
+//! wall clock. Service logic stays in plain Rust behind ports; a component's glue uses this crate
+//! to wire it up.
 
 use api::{Method, Request, Response};
 pub use log_line;
