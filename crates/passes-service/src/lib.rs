@@ -1,0 +1,38 @@
+//! The passes service: a pass for every sold ticket, and check-in at the door. Plain Rust over
+//! the [`storage::Database`] port; everything it knows it learns from events, like every other
+//! service.
+//!
+//! - `events`: [`PassesEvents`], the handler of ticket and order events. `ticket:created` names a
+//!   ticket's issuer (its first seller, who may check it in) and `ticket:updated` keeps its title;
+//!   `order:completed` gives the ticket a holder and a pass. A later sale of the same ticket
+//!   raises the pass's generation and revokes the one before.
+//! - `checkin`: [`check_in`], one scan at the door: `ok` the first time, `already_redeemed`
+//!   after, `revoked` for an older generation, `invalid` for anything this service did not sign
+//!   or does not know. A scan repeated under its nonce is one check-in.
+//! - `store`: the SQL (`migrations/passes/`, [`MIGRATIONS`]).
+
+mod checkin;
+mod events;
+mod store;
+
+pub use crate::checkin::{CheckIn, NotTheIssuer, ScanResult, check_in};
+pub use crate::events::PassesEvents;
+pub use crate::store::{CurrentPass, current_pass, revocations};
+
+/// The passes database's migrations, in order (`migrations/passes/`), applied on first use.
+pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("passes":
+    1 "initial" => "0001_initial.sql",
+);
+
+#[cfg(test)]
+mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_contains_every_event_delivery_statement_verbatim() {
+        delivery::testing::assert_migrations_hold_the_schema(MIGRATIONS, "passes");
+    }
+}
