@@ -183,7 +183,7 @@ mod tests {
         use domain::Clock;
         check_in(
             &app.db,
-            &app.signer.verifier(),
+            &app.signer().verifier(),
             scanner,
             secret,
             nonce,
@@ -260,7 +260,7 @@ mod tests {
             scan(&app, SELLER, &forged, "n1").map(|c| c.result),
             Ok(ScanResult::Invalid)
         );
-        let unknown = app.signer.sign(&passes::Pass {
+        let unknown = app.signer().sign(&passes::Pass {
             ticket_id: uuid::Uuid::from_bytes([5; 16]),
             generation: 1,
             seed: [0; 16],
@@ -268,7 +268,7 @@ mod tests {
         let answer = scan(&app, SELLER, &unknown, "n2").expect("answered");
         assert_eq!((answer.result, answer.ticket), (ScanResult::Invalid, None));
         // The current generation with another seed was never issued.
-        let reseeded = app.signer.sign(&passes::Pass {
+        let reseeded = app.signer().sign(&passes::Pass {
             seed: [1; 16],
             ..app.pass().pass().expect("a pass")
         });
@@ -294,7 +294,7 @@ mod tests {
     fn of_twenty_concurrent_scans_of_one_pass_exactly_one_lets_it_in() {
         let app = sold();
         let secret = app.secret();
-        let verifier = app.signer.verifier();
+        let verifier = app.signer().verifier();
         let results: Vec<ScanResult> = std::thread::scope(|scope| {
             let scans: Vec<_> = (0..20)
                 .map(|n| {

@@ -9,13 +9,20 @@
 //! - `checkin`: [`check_in`], one scan at the door: `ok` the first time, `already_redeemed`
 //!   after, `revoked` for an older generation, `invalid` for anything this service did not sign
 //!   or does not know. A scan repeated under its nonce is one check-in.
+//! - `api`: [`PassesApi`]: `GET /api/passes/key`, `GET /api/passes/revoked?since=`,
+//!   `GET /api/tickets/:id/pass` (the holder's), `POST /api/checkins` (the issuer's).
+//! - `config`: [`PassesConfig`], with the pass signing key.
 //! - `store`: the SQL (`migrations/passes/`, [`MIGRATIONS`]).
 
+mod api;
 mod checkin;
+mod config;
 mod events;
 mod store;
 
+pub use crate::api::PassesApi;
 pub use crate::checkin::{CheckIn, NotTheIssuer, ScanResult, check_in};
+pub use crate::config::{ConfigError, PassesConfig, VariableSource};
 pub use crate::events::PassesEvents;
 pub use crate::store::{CurrentPass, current_pass, revocations};
 

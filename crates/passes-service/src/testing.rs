@@ -1,15 +1,17 @@
 //! A passes service on a real SQLite file with the real migration, fed events as its consumer
 //! is, for the unit tests.
 
+use api::{Method, Request, Response};
 use delivery::Applied;
 use domain::Clock;
 use domain::testing::FixedClock;
 use events::{Event, OrderCompleted, TicketCreated, TicketRef, TicketUpdated};
 use passes::PassSigner;
+use session::{SigningKey, TokenSigner, TokenVerifier};
 use storage::NativeDatabase;
 use storage::testing::TempDatabase;
 
-use crate::{CurrentPass, MIGRATIONS, PassesEvents};
+use crate::{CurrentPass, MIGRATIONS, PassesApi, PassesConfig, PassesEvents};
 
 /// 2026-11-25T03:04:05.678Z.
 pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
@@ -22,18 +24,50 @@ pub(crate) struct TestApp {
     pub(crate) file: TempDatabase,
     pub(crate) db: NativeDatabase,
     pub(crate) clock: FixedClock,
-    pub(crate) signer: PassSigner,
+    pub(crate) config: PassesConfig,
+    sessions: TokenSigner,
 }
 
 impl TestApp {
     pub(crate) fn new() -> TestApp {
         let file = TempDatabase::migrated("passes.sqlite", MIGRATIONS);
+        let session_key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         TestApp {
             db: file.open(),
             file,
             clock: FixedClock::at(NOW_MS),
-            signer: PassSigner::from_seed(&[3; 32]),
+            config: PassesConfig {
+                verifier: TokenVerifier::new(session_key.verifying_key()),
+                signer: PassSigner::from_seed(&[3; 32]),
+            },
+            sessions: TokenSigner::new(session_key, 3600),
         }
+    }
+
+    pub(crate) fn signer(&self) -> &PassSigner {
+        &self.config.signer
+    }
+
+    /// `method path` signed in as `user` when given, with `body` as JSON when given.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        let token = user.map(|user| {
+            self.sessions
+                .sign(user, &format!("{user}@example.com"), NOW_MS / 1000)
+                .expect("sign a token")
+        });
+        let request: Request = api::testing::request(method, path, token.as_deref(), body);
+        PassesApi {
+            db: &self.db,
+            config: &self.config,
+            clock: &self.clock,
+        }
+        .handle(&request)
     }
 
     pub(crate) fn deliver(&self, event: impl Into<Event>) -> Applied {
@@ -93,7 +127,7 @@ impl TestApp {
 
     /// The secret of the ticket's current pass.
     pub(crate) fn secret(&self) -> String {
-        self.signer
+        self.signer()
             .sign(&self.pass().pass().expect("a pass to sign"))
     }
 }
