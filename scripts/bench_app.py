@@ -126,6 +126,7 @@ class App:
         port = free_port()
         env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
                "SPIN_VARIABLE_JWT_PRIVATE_KEY": private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
+               "SPIN_VARIABLE_PASS_SIGNING_KEY": generate_keys(self.work)[0],
                "SPIN_VARIABLE_PLAIN_HTTP": "true",
                # Every simulated user signs up from 127.0.0.1.
                "SPIN_VARIABLE_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS": "1000000"}

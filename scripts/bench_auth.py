@@ -75,6 +75,7 @@ def main():
         "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{redis_port}",
         "SPIN_VARIABLE_JWT_PRIVATE_KEY": private,
         "SPIN_VARIABLE_JWT_PUBLIC_KEY": public,
+        "SPIN_VARIABLE_PASS_SIGNING_KEY": generate_keys(work)[0],
         "SPIN_VARIABLE_PLAIN_HTTP": "true",
         "SPIN_VARIABLE_SIGNIN_MAX_ATTEMPTS_PER_ADDRESS": "1000000",
     }

@@ -57,6 +57,7 @@ class Processes:
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
         self.private, self.public = generate_keys(work)
+        self.pass_key, _ = generate_keys(work)
         shutil.copy(os.path.join(ROOT, "runtime-config.toml"), work)
         self.redis = self.stripe = self.host = None
         self.host_log = open(os.path.join(work, "host.log"), "ab")
@@ -83,6 +84,7 @@ class Processes:
     def start_host(self):
         env = {"PATH": os.environ["PATH"], "SPIN_VARIABLE_REDIS_ADDRESS": f"redis://127.0.0.1:{self.redis_port}",
                "SPIN_VARIABLE_JWT_PRIVATE_KEY": self.private, "SPIN_VARIABLE_JWT_PUBLIC_KEY": self.public,
+               "SPIN_VARIABLE_PASS_SIGNING_KEY": self.pass_key,
                "SPIN_VARIABLE_PLAIN_HTTP": "true", "SPIN_VARIABLE_STRIPE_API_BASE": self.stripe_base,
                "SPIN_VARIABLE_STRIPE_SECRET_KEY": "sk_test_chaos",
                "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,

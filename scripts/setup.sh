@@ -133,7 +133,10 @@ build_components() {
 # Writes a development Ed25519 session key pair (and plain-HTTP cookies) to .env, which both
 # spin-host and `spin up` read from the working directory, unless keys are already configured.
 ensure_dev_keys() {
-    if [ -n "${SPIN_VARIABLE_JWT_PRIVATE_KEY:-}" ] || grep -qs '^SPIN_VARIABLE_JWT_PRIVATE_KEY=' .env; then
+    local has_session has_pass
+    has_session=$([ -n "${SPIN_VARIABLE_JWT_PRIVATE_KEY:-}" ] || grep -qs '^SPIN_VARIABLE_JWT_PRIVATE_KEY=' .env && echo yes || true)
+    has_pass=$([ -n "${SPIN_VARIABLE_PASS_SIGNING_KEY:-}" ] || grep -qs '^SPIN_VARIABLE_PASS_SIGNING_KEY=' .env && echo yes || true)
+    if [ -n "$has_session" ] && [ -n "$has_pass" ]; then
         return
     fi
     if ! command -v openssl >/dev/null 2>&1; then
@@ -141,16 +144,23 @@ ensure_dev_keys() {
         as_root apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl
     fi
-    echo "==> writing a development session key pair to .env"
     local der
     der=$(mktemp)
-    openssl genpkey -algorithm ed25519 -outform DER -out "$der"
-    {
-        echo "# Development settings written by scripts/up. Never use these keys in production."
-        echo "SPIN_VARIABLE_JWT_PRIVATE_KEY=$(base64 -w0 <"$der")"
-        echo "SPIN_VARIABLE_JWT_PUBLIC_KEY=$(openssl pkey -inform DER -in "$der" -pubout -outform DER | tail -c 32 | base64 -w0)"
-        grep -qs '^SPIN_VARIABLE_PLAIN_HTTP=' .env || echo "SPIN_VARIABLE_PLAIN_HTTP=true"
-    } >>.env
+    if [ -z "$has_session" ]; then
+        echo "==> writing a development session key pair to .env"
+        openssl genpkey -algorithm ed25519 -outform DER -out "$der"
+        {
+            echo "# Development settings written by scripts/up. Never use these keys in production."
+            echo "SPIN_VARIABLE_JWT_PRIVATE_KEY=$(base64 -w0 <"$der")"
+            echo "SPIN_VARIABLE_JWT_PUBLIC_KEY=$(openssl pkey -inform DER -in "$der" -pubout -outform DER | tail -c 32 | base64 -w0)"
+            grep -qs '^SPIN_VARIABLE_PLAIN_HTTP=' .env || echo "SPIN_VARIABLE_PLAIN_HTTP=true"
+        } >>.env
+    fi
+    if [ -z "$has_pass" ]; then
+        echo "==> writing a development pass signing key to .env"
+        openssl genpkey -algorithm ed25519 -outform DER -out "$der"
+        echo "SPIN_VARIABLE_PASS_SIGNING_KEY=$(base64 -w0 <"$der")" >>.env
+    fi
     rm -f "$der"
 }
 

@@ -104,7 +104,7 @@ impl PassesApi<'_> {
             return Err(ApiError::NotAuthorized(NOT_HOLDER.to_owned()));
         }
         let secret = self.config.signer.sign(&current.pass()?);
-        let svg = passes::qr_svg(&secret)
+        let svg = pass_secret::qr_svg(&secret)
             .map_err(|error| anyhow::anyhow!("drawing the QR of a pass: {error:?}"))?;
         Ok(Response::json(
             200,

@@ -6,7 +6,7 @@
 //! again (a retry, an offline queue uploaded twice) gets the same answer and checks in nothing
 //! more.
 
-use passes::PassVerifier;
+use pass_secret::PassVerifier;
 use storage::{Database, SqlValue};
 
 use crate::store;
@@ -128,7 +128,7 @@ fn recorded_scan(tx: &dyn Database, nonce: &str) -> anyhow::Result<Option<(ScanR
 /// What a new scan of `pass` means now, checking the pass in when it is the current one.
 fn judge(
     tx: &dyn Database,
-    pass: &passes::Pass,
+    pass: &pass_secret::Pass,
     ticket_id: &str,
     now_ms: u64,
 ) -> anyhow::Result<(ScanResult, u64)> {
@@ -260,7 +260,7 @@ mod tests {
             scan(&app, SELLER, &forged, "n1").map(|c| c.result),
             Ok(ScanResult::Invalid)
         );
-        let unknown = app.signer().sign(&passes::Pass {
+        let unknown = app.signer().sign(&pass_secret::Pass {
             ticket_id: uuid::Uuid::from_bytes([5; 16]),
             generation: 1,
             seed: [0; 16],
@@ -268,7 +268,7 @@ mod tests {
         let answer = scan(&app, SELLER, &unknown, "n2").expect("answered");
         assert_eq!((answer.result, answer.ticket), (ScanResult::Invalid, None));
         // The current generation with another seed was never issued.
-        let reseeded = app.signer().sign(&passes::Pass {
+        let reseeded = app.signer().sign(&pass_secret::Pass {
             seed: [1; 16],
             ..app.pass().pass().expect("a pass")
         });

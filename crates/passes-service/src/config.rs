@@ -6,7 +6,7 @@
 //! | `pass_signing_key` | standard base64 of the PKCS#8 DER Ed25519 key that signs passes (secret; only the passes component is granted it) | required |
 
 pub use api::config::{ConfigError, VariableSource};
-use passes::PassSigner;
+use pass_secret::PassSigner;
 use session::TokenVerifier;
 
 pub const PASS_SIGNING_KEY: &str = "pass_signing_key";

@@ -17,8 +17,8 @@ pub struct CurrentPass {
 
 impl CurrentPass {
     /// What the pass's secret signs.
-    pub fn pass(&self) -> anyhow::Result<passes::Pass> {
-        Ok(passes::Pass {
+    pub fn pass(&self) -> anyhow::Result<pass_secret::Pass> {
+        Ok(pass_secret::Pass {
             ticket_id: uuid::Uuid::parse_str(&self.ticket_id)
                 .with_context(|| format!("ticket id {:?}", self.ticket_id))?,
             generation: self.generation,

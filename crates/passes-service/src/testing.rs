@@ -6,7 +6,7 @@ use delivery::Applied;
 use domain::Clock;
 use domain::testing::FixedClock;
 use events::{Event, OrderCompleted, TicketCreated, TicketRef, TicketUpdated};
-use passes::PassSigner;
+use pass_secret::PassSigner;
 use session::{SigningKey, TokenSigner, TokenVerifier};
 use storage::NativeDatabase;
 use storage::testing::TempDatabase;

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 pub const TEST_PRIVATE_KEY: &str =
     "MC4CAQAwBQYDK2VwBCIEIDSh5B0d0iKKxPdxLZmnLwJ17Y74sSfYxhTW8wv2MCA9";
 pub const TEST_PUBLIC_KEY: &str = "5L6IQVMOfmB9I98v6X+m0kogQUCikNR1hAYN+WmCUWE=";
+/// A test-only pass signing key (base64 PKCS#8 DER of the Ed25519 key whose seed is 32 threes).
+pub const TEST_PASS_SIGNING_KEY: &str =
+    "MC4CAQAwBQYDK2VwBCIEIAMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMD";
 
 pub fn repository_root() -> PathBuf {
     workspace_root()
@@ -65,6 +68,7 @@ fn app_without_stripe(redis: &RedisServer) -> HostBuilder {
         .env("SPIN_VARIABLE_REDIS_ADDRESS", &redis.url())
         .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", TEST_PRIVATE_KEY)
         .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", TEST_PUBLIC_KEY)
+        .env("SPIN_VARIABLE_PASS_SIGNING_KEY", TEST_PASS_SIGNING_KEY)
         .env("SPIN_VARIABLE_PLAIN_HTTP", "true")
         // Every test's clients sign up and in from 127.0.0.1; the tests of the per-address
         // limit set their own.
@@ -174,4 +178,38 @@ pub fn messages(reply: &Reply) -> Vec<String> {
 /// The `id` of a JSON object.
 pub fn id_of(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()
+}
+
+/// `buyer` orders `ticket_id`, once the orders replica knows it: the order's id.
+pub fn place_order(host: &Host, buyer: &str, ticket_id: &str) -> String {
+    let order = eventually("the ticket to reach the orders replica", || {
+        let reply = send(
+            host,
+            "POST",
+            "/api/orders",
+            buyer,
+            &json!({ "ticketId": ticket_id }),
+        );
+        (reply.status != 404).then_some(reply)
+    });
+    assert_eq!(order.status, 201, "{}", order.body);
+    id_of(&order.json())
+}
+
+/// `buyer` orders `ticket_id` and pays with a test card at the app's Stripe; answers the
+/// order's id once the order is complete.
+pub fn buy(host: &Host, buyer: &str, ticket_id: &str) -> String {
+    let order_id = place_order(host, buyer, ticket_id);
+    let body = json!({ "orderId": order_id, "paymentMethodId": "pm_card_visa" });
+    let paid = eventually("the order to reach the payments replica", || {
+        let reply = send(host, "POST", "/api/payments", buyer, &body);
+        (reply.status != 404).then_some(reply)
+    });
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    let path = format!("/api/orders/{order_id}");
+    eventually("the order to complete", || {
+        let reply = host.request_with("GET", &path, &[("cookie", buyer)], None);
+        (reply.json()["status"] == "complete").then_some(())
+    });
+    order_id
 }

@@ -5,7 +5,7 @@
 
 use e2e::{
     Host, LocalStripe, RedisServer, Reply, WEBHOOK_SECRET, create_ticket, eventually, id_of,
-    messages, send, sign_up, start_with_stripe, stream, ticket,
+    messages, place_order, send, sign_up, start_with_stripe, stream, ticket,
 };
 use serde_json::{Value, json};
 
@@ -54,18 +54,8 @@ impl Shop {
             &format!("seller-{}@example.com", price_key(price)),
         );
         let ticket_id = id_of(&create_ticket(&self.host, &seller, "Concert", price));
-        let order = eventually("the ticket to reach the orders replica", || {
-            let reply = send(
-                &self.host,
-                "POST",
-                "/api/orders",
-                buyer,
-                &json!({ "ticketId": ticket_id }),
-            );
-            (reply.status != 404).then_some(reply)
-        });
-        assert_eq!(order.status, 201, "{}", order.body);
-        (ticket_id, id_of(&order.json()))
+        let order_id = place_order(&self.host, buyer, &ticket_id);
+        (ticket_id, order_id)
     }
 
     /// `POST /api/payments`, once payments' replica knows the order (404 until then).
