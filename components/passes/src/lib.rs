@@ -1,6 +1,7 @@
 //! The passes HTTP component: Spin glue over `passes_service::PassesApi`. It alone is granted
 //! `pass_signing_key`: passes are signed here and nowhere else; everyone may fetch the public
-//! key that checks them. It writes no events, so it relays nothing.
+//! key that checks them. A pass's first check-in commits `pass:checked-in` in the same
+//! transaction (the outbox), relayed to Redis after the response is made.
 
 use anyhow::{Context, Result};
 use passes_service::{PassesApi, PassesConfig};
@@ -15,10 +16,12 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         .context("reading the passes configuration")?;
     let db = SpinDatabase::open(DATABASE, passes_service::MIGRATIONS)
         .context("opening the passes database")?;
-    Ok(PassesApi {
+    let response = PassesApi {
         db: &db,
         config: &config,
         clock: &spin_adapter::WallClock,
     }
-    .handle(request))
+    .handle(request);
+    spin_adapter::relay_enqueued(&db);
+    Ok(response)
 }

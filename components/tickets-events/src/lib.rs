@@ -1,8 +1,8 @@
-//! The tickets service's event consumer. Woken by `order:created`, `order:cancelled` and
-//! `order:completed` (and by the housekeeping tick's key expiry), it reads the `tickets` consumer
-//! group of the order stream, reserves, releases or sells tickets
-//! (`tickets_service::TicketsEvents`), and relays the `ticket:updated` events that produces. The
-//! message itself is only a wake-up.
+//! The tickets service's event consumer. Woken by `order:created`, `order:cancelled`,
+//! `order:completed` and `pass:checked-in` (and by the housekeeping tick's key expiry), it reads
+//! the `tickets` consumer group of the order and pass streams, reserves, releases or sells
+//! tickets and ends the resale of checked-in ones (`tickets_service::TicketsEvents`), and relays
+//! the `ticket:updated` events that produces. The message itself is only a wake-up.
 
 use anyhow::Context;
 use tickets_service::TicketsEvents;
@@ -13,7 +13,7 @@ fn on_message(payload: &[u8]) -> anyhow::Result<()> {
     let subscription = delivery::Subscription {
         database: "tickets",
         group: "tickets",
-        streams: &["events:order"],
+        streams: &["events:order", "events:pass"],
         handler: &TicketsEvents,
         housekeeping: &delivery::NoHousekeeping,
     };
@@ -23,6 +23,6 @@ fn on_message(payload: &[u8]) -> anyhow::Result<()> {
         tickets_service::MIGRATIONS,
         payload,
     )
-    .context("consuming order events")?;
+    .context("consuming order and pass events")?;
     Ok(())
 }

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 404, also for malformed ids and unknown routes.
     #[error("not found")]
     NotFound,
+    /// 410: the resource was the caller's and is no more (a pass whose ticket was resold).
+    #[error("gone: {0}")]
+    Gone(String),
     /// 405 with `Allow`: the route exists, but not for this method (the methods it takes).
     #[error("method not allowed (allowed: {allow})")]
     MethodNotAllowed { allow: &'static str },
@@ -104,6 +107,7 @@ impl ApiError {
             ApiError::NotAuthorized(_) => 401,
             ApiError::PaymentRefused(_) => 402,
             ApiError::NotFound => 404,
+            ApiError::Gone(_) => 410,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -132,6 +136,7 @@ impl ApiError {
             }
             ApiError::BadRequest(message)
             | ApiError::NotAuthorized(message)
+            | ApiError::Gone(message)
             | ApiError::PaymentRefused(message) => vec![message_only(message)],
             ApiError::Upstream(cause) => {
                 log_line::error("upstream", &format!("upstream unavailable: {cause}"));

@@ -93,6 +93,7 @@ pub const STREAMS: &[&str] = &[
     "events:order",
     "events:expiration",
     "events:payment",
+    "events:pass",
 ];
 
 /// The stream (and pub/sub channel) that carries events of `subject`: its aggregate type before
@@ -104,6 +105,7 @@ pub fn stream_for_subject(subject: &str) -> Option<&'static str> {
         "order" => Some("events:order"),
         "expiration" => Some("events:expiration"),
         "payment" => Some("events:payment"),
+        "pass" => Some("events:pass"),
         _ => None,
     }
 }

@@ -106,6 +106,7 @@ impl TestApp {
             version,
             order_id: None,
             status: TicketStatus::Available,
+            listing: None,
         })
     }
 

@@ -187,6 +187,7 @@ mod tests {
                 version: 2,
                 order_id: None,
                 status: TicketStatus::Available,
+                listing: None,
             })
         );
     }

@@ -2,7 +2,7 @@
 
 use crate::{
     DecodeError, Envelope, ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated,
-    PaymentCreated, PaymentExpired, TicketCreated, TicketUpdated, wire,
+    PassCheckedIn, PaymentCreated, PaymentExpired, TicketCreated, TicketUpdated, wire,
 };
 
 /// Builds everything that depends on the subject table, so a subject is written exactly once.
@@ -81,6 +81,7 @@ events! {
     ExpirationComplete => "expiration:complete",
     PaymentCreated => "payment:created",
     PaymentExpired => "payment:expired",
+    PassCheckedIn => "pass:checked-in",
 }
 
 impl Event {
@@ -143,6 +144,7 @@ mod tests {
                 version: 1,
                 order_id: Some("o1".into()),
                 status: TicketStatus::Reserved,
+                listing: None,
             }
             .into(),
             TicketUpdated {
@@ -153,6 +155,7 @@ mod tests {
                 version: 2,
                 order_id: None,
                 status: TicketStatus::Available,
+                listing: None,
             }
             .into(),
             OrderCreated {
@@ -194,6 +197,12 @@ mod tests {
                 order_id: "o2".into(),
             }
             .into(),
+            PassCheckedIn {
+                ticket_id: "t1".into(),
+                generation: 2,
+                at: "2024-05-02T19:30:00.125Z".into(),
+            }
+            .into(),
         ]
     }
 
@@ -228,6 +237,7 @@ mod tests {
                 Event::ExpirationComplete(_) => ExpirationComplete::SUBJECT,
                 Event::PaymentCreated(_) => PaymentCreated::SUBJECT,
                 Event::PaymentExpired(_) => PaymentExpired::SUBJECT,
+                Event::PassCheckedIn(_) => PassCheckedIn::SUBJECT,
             };
             assert_eq!(record_subject, event.subject());
         }
@@ -246,6 +256,7 @@ mod tests {
                 "expiration:complete",
                 "payment:created",
                 "payment:expired",
+                "pass:checked-in",
             ]
         );
     }

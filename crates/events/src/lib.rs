@@ -75,8 +75,8 @@ mod contract {
 }
 
 pub use contract::ticketing::events::events::{
-    ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, PaymentCreated,
-    PaymentExpired, TicketCreated, TicketRef, TicketStatus, TicketUpdated,
+    ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, PassCheckedIn,
+    PaymentCreated, PaymentExpired, TicketCreated, TicketRef, TicketStatus, TicketUpdated,
 };
 pub use envelope::{DecodeError, Envelope};
 pub use event::Event;

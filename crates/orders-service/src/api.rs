@@ -75,22 +75,25 @@ impl OrdersApi<'_> {
         let id = OrderId::new_random();
         let order = storage::transaction(self.db, |tx| -> Result<Order, ApiError> {
             let ticket = store::ticket(tx, &ticket_id)?.ok_or(ApiError::NotFound)?;
+            let listing = store::listing(tx, &ticket_id)?;
             if ticket.user_id == user.id {
                 // The seller learns the ticket is held before learning they cannot buy it; for
                 // everyone else the insert below is the check.
-                let message = if store::is_held(tx, &ticket_id)? {
+                let message = if listing.sold || store::is_held(tx, &ticket_id, listing)? {
                     TICKET_RESERVED
                 } else {
                     OWN_TICKET
                 };
                 return Err(ApiError::BadRequest(message.to_owned()));
             }
-            let order = store::place_order(tx, &id, &user.id, &ticket, expires_at, now).map_err(
-                |error| match error {
+            if listing.sold {
+                return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()));
+            }
+            let order = store::place_order(tx, &id, &user.id, (&ticket, listing), expires_at, now)
+                .map_err(|error| match error {
                     PlaceError::Reserved => ApiError::BadRequest(TICKET_RESERVED.to_owned()),
                     PlaceError::Other(cause) => ApiError::Internal(cause),
-                },
-            )?;
+                })?;
             store::enqueue(tx, &order.created_event(), now)?;
             Ok(order)
         })?;
@@ -393,6 +396,7 @@ mod tests {
             version: 1,
             order_id: None,
             status: events::TicketStatus::Available,
+            listing: None,
         });
         assert!(update.is_ok(), "{update:?}");
         let shown = json(&app.get_order(BOB, &order));

@@ -18,11 +18,11 @@
 use anyhow::Context;
 use delivery::{Applied, Handler, VersionCheck};
 use domain::{OrderId, Price, TicketId, Title, Version, parse_rfc3339_millis};
-use events::{Envelope, Event, PaymentCreated};
+use events::{Envelope, Event, PaymentCreated, TicketStatus};
 use storage::Database;
 
 use crate::order::{OrderStatus, Ticket, is_open};
-use crate::store;
+use crate::store::{self, Listing};
 
 /// The orders service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,6 +44,10 @@ impl Handler for OrdersEvents {
                 created.price_cents,
                 &created.user_id,
                 created.version,
+                Listing {
+                    number: 1,
+                    sold: false,
+                },
             ),
             Event::TicketUpdated(updated) => replicate(
                 tx,
@@ -52,6 +56,10 @@ impl Handler for OrdersEvents {
                 updated.price_cents,
                 &updated.user_id,
                 updated.version,
+                Listing {
+                    number: updated.listing.unwrap_or(1),
+                    sold: updated.status == TicketStatus::Sold,
+                },
             ),
             Event::PaymentExpired(expired) => {
                 close(tx, &expired.order_id, OrderStatus::Cancelled, now_ms)
@@ -63,6 +71,10 @@ impl Handler for OrdersEvents {
 }
 
 /// Applies one version of a ticket to the replica, if it is the next one.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the fields of the two ticket events"
+)]
 fn replicate(
     tx: &dyn Database,
     id: &str,
@@ -70,6 +82,7 @@ fn replicate(
     price_cents: u64,
     user_id: &str,
     version: u64,
+    listing: Listing,
 ) -> anyhow::Result<Applied> {
     let ticket = Ticket {
         id: TicketId::parse(id).with_context(|| format!("ticket id {id:?}"))?,
@@ -82,7 +95,7 @@ fn replicate(
     let have = store::ticket(tx, &ticket.id)?.map(|stored| stored.version.value());
     match VersionCheck::of(have, version) {
         VersionCheck::Apply => {
-            store::save_ticket(tx, &ticket)?;
+            store::save_ticket(tx, &ticket, listing)?;
             Ok(Applied::Done)
         }
         VersionCheck::AlreadyApplied => Ok(Applied::Done),
@@ -181,6 +194,7 @@ mod tests {
             version,
             order_id: None,
             status: events::TicketStatus::Available,
+            listing: None,
         }
     }
 
@@ -392,9 +406,49 @@ mod tests {
             order_events(&app),
             [("order:created", 0), ("order:completed", 1)]
         );
-        // A sold ticket stays reserved for good.
+        // A sold ticket takes no other order in the same listing.
         let other = app.post_order(Some(CAROL), &ticket);
         assert_eq!(other.status, 400, "{}", text(&other));
+    }
+
+    /// `ticket:updated` of the ticket at `version`, by `seller`, in `listing`.
+    fn in_listing(version: u64, seller: &str, listing: u32, status: TicketStatus) -> TicketUpdated {
+        TicketUpdated {
+            user_id: seller.to_owned(),
+            status,
+            listing: Some(listing),
+            ..updated(version, "Concert", 2400)
+        }
+    }
+
+    #[test]
+    fn each_listing_of_a_ticket_is_sold_once() {
+        let app = TestApp::new();
+        let ticket = app.replicate_ticket(TICKET, ALICE, "Concert", 2050);
+        let first = app.place(BOB, &ticket);
+        done(app.deliver(paid(&first)));
+        // The tickets service reserves and sells it; a sold ticket takes no order.
+        done(app.deliver(in_listing(1, ALICE, 1, TicketStatus::Reserved)));
+        done(app.deliver(in_listing(2, ALICE, 1, TicketStatus::Sold)));
+        let refused = app.post_order(Some(CAROL), &ticket);
+        assert_eq!(refused.status, 400, "{}", text(&refused));
+        // Its holder lists it again: one more order, in the new listing, at its price.
+        done(app.deliver(in_listing(3, BOB, 2, TicketStatus::Available)));
+        let own = app.post_order(Some(BOB), &ticket);
+        assert_eq!(own.status, 400, "{}", text(&own));
+        assert_eq!(
+            json(&own)["errors"][0]["message"],
+            "You cannot order your own ticket"
+        );
+        let second = app.place(CAROL, &ticket);
+        assert_eq!(json(&app.get_order(CAROL, &second))["price"], json!(24));
+        let third = app.post_order(Some(ALICE), &ticket);
+        assert_eq!(third.status, 400, "{}", text(&third));
+        // Withdrawn (sold again in the replica): no order until it is listed again.
+        app.delete_order(CAROL, &second);
+        done(app.deliver(in_listing(4, ALICE, 2, TicketStatus::Sold)));
+        let withdrawn = app.post_order(Some(CAROL), &ticket);
+        assert_eq!(withdrawn.status, 400, "{}", text(&withdrawn));
     }
 
     #[test]

@@ -16,9 +16,10 @@
 //! - `store`: the SQL over the `orders` and `tickets` tables (`migrations/orders/`,
 //!   [`MIGRATIONS`]) and the outbox.
 //!
-//! **No double booking.** A unique index over each ticket's orders that are not cancelled makes
-//! the insert itself the reservation: of any number of concurrent orders for one ticket exactly
-//! one is stored, the others fail with "Ticket is already reserved". There is no
+//! **No double booking.** A unique index over the orders that are not cancelled of each listing
+//! of a ticket (its first, then one per resale) makes the insert itself the reservation: of any
+//! number of concurrent orders for one ticket exactly one is stored, the others fail with
+//! "Ticket is already reserved". There is no
 //! read-then-write to race.
 //!
 //! Every change to an order is one `BEGIN IMMEDIATE` transaction that writes the row, bumps its
@@ -45,6 +46,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("orders":
     2 "open orders by expiry" => "0002_open_orders_by_expiry.sql",
     3 "delivery state" => "0003_delivery_state.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
+    5 "resale" => "0005_resale.sql",
 );
 
 #[cfg(test)]

@@ -28,31 +28,73 @@ pub(crate) fn ticket(db: &dyn Database, id: &TicketId) -> anyhow::Result<Option<
     rows.first().map(|row| ticket_from_row(&row)).transpose()
 }
 
-/// Stores `ticket` in the replica, replacing the version it held.
-pub(crate) fn save_ticket(db: &dyn Database, ticket: &Ticket) -> anyhow::Result<()> {
+/// Which listing of a ticket the replica holds, and whether it was sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listing {
+    /// 1 for the first listing, one more per resale.
+    pub number: u32,
+    /// Whether the tickets service said it was sold: no order is taken until it is listed again.
+    pub sold: bool,
+}
+
+/// Stores `ticket` in the replica, in `listing`, replacing the version it held.
+pub(crate) fn save_ticket(
+    db: &dyn Database,
+    ticket: &Ticket,
+    listing: Listing,
+) -> anyhow::Result<()> {
     db.execute(
-        "INSERT INTO tickets (id, title, price_cents, user_id, version) VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO tickets (id, title, price_cents, user_id, version, listing, sold) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, \
-         price_cents = excluded.price_cents, user_id = excluded.user_id, version = excluded.version",
+         price_cents = excluded.price_cents, user_id = excluded.user_id, \
+         version = excluded.version, listing = excluded.listing, sold = excluded.sold",
         &[
             ticket.id.to_string().into(),
             ticket.title.as_str().into(),
             SqlValue::from_u64(ticket.price.cents())?,
             ticket.user_id.as_str().into(),
             SqlValue::from_u64(ticket.version.value())?,
+            i64::from(listing.number).into(),
+            listing.sold.then_some(1_i64).into(),
         ],
     )
     .with_context(|| format!("saving ticket {} in the replica", ticket.id))?;
     Ok(())
 }
 
-/// Whether an order that is not cancelled holds the ticket (a read; placing an order relies on
-/// the unique index instead).
-pub(crate) fn is_held(db: &dyn Database, ticket_id: &TicketId) -> anyhow::Result<bool> {
+/// The listing the replica holds of a ticket it knows.
+pub(crate) fn listing(db: &dyn Database, ticket_id: &TicketId) -> anyhow::Result<Listing> {
     let rows = db
         .execute(
-            "SELECT 1 AS held FROM orders WHERE ticket_id = ? AND status <> 'cancelled'",
+            "SELECT listing, sold FROM tickets WHERE id = ?",
             &[ticket_id.to_string().into()],
+        )
+        .context("reading a ticket's listing")?;
+    let row = rows
+        .first()
+        .context("the listing of a ticket the replica lacks")?;
+    Ok(Listing {
+        number: u32::try_from(row.integer("listing")?).context("a stored listing out of range")?,
+        sold: row.optional_integer("sold")?.is_some(),
+    })
+}
+
+/// Whether an order that is not cancelled holds `listing` of the ticket (a read; placing an
+/// order relies on the unique index instead).
+pub(crate) fn is_held(
+    db: &dyn Database,
+    ticket_id: &TicketId,
+    listing: Listing,
+) -> anyhow::Result<bool> {
+    let rows = db
+        .execute(
+            "SELECT 1 AS held FROM orders WHERE ticket_id = ? AND listing = ? \
+             AND status <> 'cancelled'",
+            &[
+                ticket_id.to_string().into(),
+                i64::from(listing.number).into(),
+            ],
         )
         .context("checking whether a ticket is held")?;
     Ok(!rows.is_empty())
@@ -66,14 +108,14 @@ pub(crate) enum PlaceError {
     Other(anyhow::Error),
 }
 
-/// Inserts a new order for `ticket` at its current price, status `created`, version 0. The
-/// insert itself is the reservation: the unique index over a ticket's orders that are not
-/// cancelled lets exactly one of any number of concurrent orders in.
+/// Inserts a new order for `ticket` in `listing` at its current price, status `created`,
+/// version 0. The insert itself is the reservation: the unique index over a listing's orders
+/// that are not cancelled lets exactly one of any number of concurrent orders in.
 pub(crate) fn place_order(
     db: &dyn Database,
     id: &OrderId,
     user_id: &str,
-    ticket: &Ticket,
+    (ticket, listing): (&Ticket, Listing),
     expires_at_ms: u64,
     now_ms: u64,
 ) -> Result<Order, PlaceError> {
@@ -86,12 +128,13 @@ pub(crate) fn place_order(
             SqlValue::from_u64(ticket.price.cents())?,
             SqlValue::from_u64(expires_at_ms)?,
             SqlValue::from_u64(now_ms)?,
+            i64::from(listing.number).into(),
         ])
     };
     let values = values().map_err(|error| PlaceError::Other(error.into()))?;
     match db.execute(
         "INSERT INTO orders (id, user_id, ticket_id, status, price_cents, expires_at_ms, \
-         version, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+         version, created_at_ms, listing) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
         &values,
     ) {
         Ok(_) => {}

@@ -10,13 +10,15 @@ use storage::Database;
 use crate::checkin::{NotTheIssuer, check_in};
 use crate::{PassesConfig, store};
 
-/// `{"secret": "…", "nonce": "…"}`; anything bigger is not a scan.
-const MAX_BODY_BYTES: usize = 4 * 1024;
+/// `{"secret": "…", "nonce": "…"}`, each of at most 200 characters even written as JSON escapes;
+/// anything bigger is not a scan.
+const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Revocations listed per `GET /api/passes/revoked`.
 const REVOCATIONS_PAGE: u32 = 1000;
 
 pub(crate) const NOT_HOLDER: &str = "This ticket's pass is its holder's";
 pub(crate) const NOT_ISSUER: &str = "Only the ticket's issuer may check it in";
+pub(crate) const RESOLD: &str = "This ticket was resold: this pass is no longer valid";
 
 /// One request's view of the service: the configuration and the ports it may use.
 pub struct PassesApi<'a> {
@@ -101,6 +103,9 @@ impl PassesApi<'_> {
         let id = TicketId::parse(id).map_err(|_| ApiError::NotFound)?;
         let current = store::current_pass(self.db, &id.to_string())?.ok_or(ApiError::NotFound)?;
         if current.holder_id != user.id {
+            if store::held_before(self.db, &current.ticket_id, &user.id)? {
+                return Err(ApiError::Gone(RESOLD.to_owned()));
+            }
             return Err(ApiError::NotAuthorized(NOT_HOLDER.to_owned()));
         }
         let secret = self.config.signer.sign(&current.pass()?);
@@ -226,6 +231,21 @@ mod tests {
             None,
         );
         assert_eq!(malformed.status, 404);
+    }
+
+    #[test]
+    fn a_former_holder_is_told_the_ticket_was_resold() {
+        let app = TestApp::new();
+        app.list();
+        app.sell("o1", BUYER);
+        app.sell("o2", NEXT_BUYER);
+        let former = app.request(Method::Get, &pass_path(), Some(BUYER), None);
+        assert_eq!(former.status, 410, "{}", api::testing::text(&former));
+        assert_eq!(api::testing::json(&former)["errors"][0]["message"], RESOLD);
+        let current = app.request(Method::Get, &pass_path(), Some(NEXT_BUYER), None);
+        assert_eq!(api::testing::json(&current)["generation"], 2);
+        let stranger = app.request(Method::Get, &pass_path(), Some(SELLER), None);
+        assert_eq!(stranger.status, 401);
     }
 
     #[test]

@@ -152,6 +152,12 @@ fn judge(
         ],
     )?;
     if !inserted.is_empty() {
+        let checked_in = events::PassCheckedIn {
+            ticket_id: ticket_id.to_owned(),
+            generation: pass.generation,
+            at: domain::rfc3339_millis(now_ms),
+        };
+        delivery::enqueue(tx, &checked_in.into(), now_ms)?;
         return Ok((ScanResult::Ok, now_ms));
     }
     let first = tx.execute(
@@ -319,5 +325,33 @@ mod tests {
             .filter(|r| **r == ScanResult::AlreadyRedeemed)
             .count();
         assert_eq!((ok, redeemed), (1, 19), "{results:?}");
+        assert_eq!(checked_in_events(&app).len(), 1);
+    }
+
+    fn checked_in_events(app: &TestApp) -> Vec<events::PassCheckedIn> {
+        delivery::testing::enqueued(&app.db)
+            .into_iter()
+            .filter_map(|event| match event {
+                events::Event::PassCheckedIn(checked_in) => Some(checked_in),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_check_in_alone_is_published() {
+        let app = sold();
+        let secret = app.secret();
+        for nonce in ["n1", "n1", "n2"] {
+            scan(&app, SELLER, &secret, nonce).expect("the issuer");
+        }
+        assert_eq!(
+            checked_in_events(&app),
+            [events::PassCheckedIn {
+                ticket_id: crate::testing::TICKET.to_owned(),
+                generation: 1,
+                at: domain::rfc3339_millis(NOW_MS),
+            }]
+        );
     }
 }

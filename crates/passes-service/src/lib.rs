@@ -29,6 +29,7 @@ pub use crate::store::{CurrentPass, current_pass, revocations};
 /// The passes database's migrations, in order (`migrations/passes/`), applied on first use.
 pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("passes":
     1 "initial" => "0001_initial.sql",
+    2 "former holders" => "0002_former_holders.sql",
 );
 
 #[cfg(test)]

@@ -88,6 +88,19 @@ pub fn current_pass(db: &dyn Database, ticket_id: &str) -> anyhow::Result<Option
     }))
 }
 
+/// Whether `user_id` held an earlier, revoked pass of the ticket: it was sold on since.
+pub(crate) fn held_before(
+    db: &dyn Database,
+    ticket_id: &str,
+    user_id: &str,
+) -> anyhow::Result<bool> {
+    let rows = db.execute(
+        "SELECT 1 AS held FROM revocations WHERE holder_id = ? AND ticket_id = ? LIMIT 1",
+        &[user_id.into(), ticket_id.into()],
+    )?;
+    Ok(!rows.is_empty())
+}
+
 /// The order that holds the ticket's pass now, and its generation.
 pub(crate) fn pass_holder(
     tx: &dyn Database,
@@ -119,7 +132,8 @@ pub(crate) fn issue(
     let now = SqlValue::from_u64(now_ms)?;
     if generation > 1 {
         tx.execute(
-            "INSERT INTO revocations (ticket_id, generation, revoked_at_ms) VALUES (?, ?, ?) \
+            "INSERT INTO revocations (ticket_id, generation, revoked_at_ms, holder_id) \
+             SELECT ?1, ?2, ?3, (SELECT holder_id FROM passes WHERE ticket_id = ?1) \
              ON CONFLICT DO NOTHING",
             &[
                 ticket_id.into(),

@@ -102,6 +102,7 @@ impl TestApp {
             version,
             order_id: None,
             status: events::TicketStatus::Available,
+            listing: None,
         }
     }
 

@@ -13,11 +13,12 @@ use crate::ticket::{Ticket, TicketStatus};
 use crate::{Clock, TicketsConfig};
 
 /// A title and a price; anything bigger is not a ticket form.
-const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Also for a sold ticket: either way the seller can no longer change it.
-const TICKET_RESERVED: &str = "Ticket is reserved";
+pub(crate) const TICKET_RESERVED: &str = "Ticket is reserved";
 const NOT_OWNER: &str = "You do not own this ticket";
+const RESALE_KEEPS_TITLE: &str = "A resold ticket keeps its title";
 const SEARCH_TOO_LONG: &str = "Search must be at most 200 characters";
 
 /// One request's view of the service: the configuration and the ports it may use.
@@ -35,6 +36,8 @@ enum Route<'a> {
     Mine,
     /// `/api/tickets/:id`, with the id as written.
     Ticket(&'a str),
+    /// `/api/tickets/:id/resale`
+    Resale(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -43,10 +46,14 @@ fn route(path: &str) -> Option<Route<'_>> {
     match path.strip_prefix("/api/tickets")? {
         "" => Some(Route::Tickets),
         "/mine" => Some(Route::Mine),
-        rest => match rest.strip_prefix('/') {
-            Some(id) if !id.is_empty() && !id.contains('/') => Some(Route::Ticket(id)),
-            _ => None,
-        },
+        rest => {
+            let rest = rest.strip_prefix('/')?;
+            match rest.split_once('/') {
+                None if !rest.is_empty() => Some(Route::Ticket(rest)),
+                Some((id, "resale")) if !id.is_empty() => Some(Route::Resale(id)),
+                _ => None,
+            }
+        }
     }
 }
 
@@ -59,6 +66,8 @@ impl TicketsApi<'_> {
             (Method::Get, Some(Route::Mine)) => self.my_tickets(request),
             (Method::Get, Some(Route::Ticket(id))) => self.show_ticket(id),
             (Method::Put, Some(Route::Ticket(id))) => self.update_ticket(request, id),
+            (Method::Post, Some(Route::Resale(id))) => self.list_again(request, id),
+            (Method::Delete, Some(Route::Resale(id))) => self.withdraw(request, id),
             // As the reference's catch-all: a known path with another method is not found too.
             _ => Err(ApiError::NotFound),
         };
@@ -132,8 +141,9 @@ impl TicketsApi<'_> {
     }
 
     /// `PUT /api/tickets/:id`, checking in the reference's order: signed in (401), body (400),
-    /// ticket exists (404), not reserved or sold (400), caller owns it (401). The checks run in
-    /// the transaction that writes, so nothing changes between checking and writing.
+    /// ticket exists (404), not reserved or sold (400), caller owns it (401); a resale listing
+    /// also keeps its title and its price under the cap (400). The checks run in the transaction
+    /// that writes, so nothing changes between checking and writing.
     fn update_ticket(&self, request: &Request, id: &str) -> Result<Response, ApiError> {
         let user = self.signed_in_user(request)?;
         let (title, price) = ticket_details(request)?;
@@ -147,6 +157,12 @@ impl TicketsApi<'_> {
             if current.user_id != user.id {
                 return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()));
             }
+            if current.listing > 1 {
+                if title != current.title {
+                    return Err(ApiError::validation("title", RESALE_KEEPS_TITLE));
+                }
+                crate::resale::check_cap(&current, price, self.config.resale_cap_percent)?;
+            }
             let updated = store::update_details(tx, &id, &title, price)?;
             store::enqueue(tx, &updated.updated_event(), now)?;
             Ok(updated)
@@ -154,7 +170,7 @@ impl TicketsApi<'_> {
         Ok(Response::json(200, &ticket))
     }
 
-    fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
+    pub(crate) fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
         api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
     }
 }
@@ -176,19 +192,21 @@ struct TicketForm {
     price: Option<Value>,
 }
 
+/// The `price` of a form: a JSON number of dollars, or a 400 for field `price`.
+pub(crate) fn price_field(price: Option<&Value>) -> Result<Price, DomainError> {
+    match price {
+        Some(Value::Number(number)) => Price::from_dollars_json(number),
+        _ => Err(DomainError::InvalidPrice),
+    }
+}
+
 /// The title and price of a ticket form, or a 400 listing every field that is wrong. The price
 /// must be a JSON number of dollars; a string, even `"10"`, is not one.
 fn ticket_details(request: &Request) -> Result<(Title, Price), ApiError> {
     let form: TicketForm = parse_json(request, MAX_BODY_BYTES)?;
     let mut v = Validator::new();
     let title = v.check("title", Title::parse(string_or_empty(&form.title)));
-    let price = v.check(
-        "price",
-        match &form.price {
-            Some(Value::Number(number)) => Price::from_dollars_json(number),
-            _ => Err(DomainError::InvalidPrice),
-        },
-    );
+    let price = v.check("price", price_field(form.price.as_ref()));
     v.finish_with(|| Some((title?, price?)))
 }
 
@@ -261,6 +279,8 @@ mod tests {
                 "userId": ALICE,
                 "version": 0,
                 "status": "available",
+                "faceValue": 19.99,
+                "listing": 1,
             })
         );
         assert_eq!(app.ticket(&id), ticket);
@@ -658,6 +678,8 @@ mod tests {
                     "userId": ALICE,
                     "version": version,
                     "status": "available",
+                    "faceValue": 12.5,
+                    "listing": 1,
                 })
             );
             assert_eq!(app.ticket(&id), json(&response));
@@ -675,6 +697,7 @@ mod tests {
                     version,
                     order_id: None,
                     status: EventStatus::Available,
+                    listing: Some(1),
                 })
             );
         }

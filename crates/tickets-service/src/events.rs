@@ -1,5 +1,6 @@
-//! The tickets service's consumer of order events: an order reserves its ticket, a cancelled
-//! order releases it, a completed order sells it.
+//! The tickets service's consumer of order and pass events: an order reserves its ticket, a
+//! cancelled order releases it, a completed order sells it to its buyer, who holds it from then
+//! on; a pass checked in at the door ends the ticket's resale for good.
 //!
 //! Each event is applied at most once and in the order's version order: the order's version is
 //! checked against the one recorded for it (`check_replica_version`), and recorded again in the
@@ -28,13 +29,16 @@ pub struct TicketsEvents;
 
 /// What an order event asks of its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+enum Action<'a> {
     /// By an order with this place in the order orders were placed in (none in old events).
     Reserve {
         placed_seq: Option<u64>,
     },
     Release,
-    Sell,
+    /// To this buyer.
+    Sell {
+        buyer_id: &'a str,
+    },
 }
 
 impl Handler for TicketsEvents {
@@ -46,6 +50,7 @@ impl Handler for TicketsEvents {
         now_ms: u64,
     ) -> anyhow::Result<Applied> {
         let (action, order_id, version, ticket_id) = match event {
+            Event::PassCheckedIn(checked_in) => return check_in(tx, checked_in, now_ms),
             Event::OrderCreated(order) => (
                 Action::Reserve {
                     placed_seq: order.placed_seq,
@@ -57,9 +62,14 @@ impl Handler for TicketsEvents {
             Event::OrderCancelled(order) => {
                 (Action::Release, &order.id, order.version, &order.ticket.id)
             }
-            Event::OrderCompleted(order) => {
-                (Action::Sell, &order.id, order.version, &order.ticket.id)
-            }
+            Event::OrderCompleted(order) => (
+                Action::Sell {
+                    buyer_id: &order.user_id,
+                },
+                &order.id,
+                order.version,
+                &order.ticket.id,
+            ),
             _ => return Ok(Applied::Done),
         };
         match check_replica_version(tx, ORDER, order_id, version)
@@ -79,14 +89,21 @@ impl Handler for TicketsEvents {
         let ticket = store::find(tx, &ticket_id)?
             .with_context(|| format!("ticket {ticket_id} of order {order_id} does not exist"))?;
         let last_placed = store::last_order_placed(tx, &ticket_id)?;
-        match change(action, &ticket, last_placed, order_id) {
-            Change::To(holder, status) => {
-                let changed = store::set_holder(tx, &ticket_id, holder, status)?;
-                if let Action::Reserve {
-                    placed_seq: Some(placed),
-                } = action
-                {
-                    store::record_order_placed(tx, &ticket_id, placed)?;
+        let withdrawn = resale_withdrawn(tx, &ticket)?;
+        match change(action, &ticket, last_placed, order_id, withdrawn) {
+            change @ (Change::To(..) | Change::ReserveWithdrawn) => {
+                let changed = match change {
+                    Change::To(holder, status) => {
+                        store::set_holder(tx, &ticket_id, holder, status)?
+                    }
+                    _ => store::reserve_withdrawn(tx, &ticket_id, order_id, order_price(event))?,
+                };
+                match action {
+                    Action::Reserve {
+                        placed_seq: Some(placed),
+                    } => store::record_order_placed(tx, &ticket_id, placed)?,
+                    Action::Sell { buyer_id } => store::record_sale(tx, &ticket_id, buyer_id)?,
+                    Action::Reserve { placed_seq: None } | Action::Release => {}
                 }
                 store::enqueue(tx, &changed.updated_event(), now_ms)?;
             }
@@ -106,14 +123,54 @@ impl Handler for TicketsEvents {
     }
 }
 
-impl Action {
+impl Action<'_> {
     fn verb(self) -> &'static str {
         match self {
             Action::Reserve { .. } => "reserve",
             Action::Release => "release",
-            Action::Sell => "buy",
+            Action::Sell { .. } => "buy",
         }
     }
+}
+
+/// Whether `ticket` is sold because its holder withdrew a resale listing (which stands again
+/// for an order placed before the withdrawal).
+fn resale_withdrawn(tx: &dyn Database, ticket: &Ticket) -> anyhow::Result<bool> {
+    let sale = store::sale(tx, &ticket.id)?;
+    Ok(ticket.status == TicketStatus::Sold
+        && sale.listing.is_some_and(|sold| ticket.listing > sold))
+}
+
+/// The price the order of an order event was placed at.
+fn order_price(event: &Event) -> u64 {
+    match event {
+        Event::OrderCreated(order) => order.ticket.price_cents,
+        Event::OrderCancelled(order) => order.ticket.price_cents,
+        Event::OrderCompleted(order) => order.ticket.price_cents,
+        _ => 0,
+    }
+}
+
+/// The ticket's pass was checked in: it can never be resold, and a resale listing that is still
+/// for sale ends. One an order already holds goes on to its sale: the buyer has been told the
+/// ticket is theirs to pay for.
+fn check_in(
+    tx: &dyn Database,
+    checked_in: &events::PassCheckedIn,
+    now_ms: u64,
+) -> anyhow::Result<Applied> {
+    let ticket_id = TicketId::parse(&checked_in.ticket_id)
+        .with_context(|| format!("a check-in names ticket {:?}", checked_in.ticket_id))?;
+    let ticket = store::find(tx, &ticket_id)?
+        .with_context(|| format!("checked-in ticket {ticket_id} does not exist"))?;
+    let at_ms = domain::parse_rfc3339_millis(&checked_in.at).unwrap_or(now_ms);
+    store::record_check_in(tx, &ticket_id, at_ms)?;
+    let sale = store::sale(tx, &ticket_id)?;
+    if ticket.status == TicketStatus::Available && crate::resale::is_listed_again(&ticket, &sale) {
+        let withdrawn = store::withdraw(tx, &ticket_id)?;
+        store::enqueue(tx, &withdrawn.updated_event(), now_ms)?;
+    }
+    Ok(Applied::Done)
 }
 
 /// What an order event does to its ticket.
@@ -127,6 +184,9 @@ enum Change<'a> {
     /// Another order holds the ticket (or this order's hold was never applied): wait until its
     /// release arrives.
     WaitForHolder,
+    /// The holder withdrew the resale listing this order was placed in, after it was placed:
+    /// the order stands, and the listing with it.
+    ReserveWithdrawn,
 }
 
 /// What `action` by order `order_id` does to `ticket`, which was last reserved by the order
@@ -138,11 +198,16 @@ enum Change<'a> {
 /// service keeps at most one open order per ticket, so an order placed later than the holder
 /// must wait for the holder's release, and one placed earlier than the last order that
 /// reserved the ticket had ended before that one was placed: its reservation is stale.
+///
+/// A ticket whose resale listing was `withdrawn` is sold; a fresh reservation of it was placed
+/// while that listing stood (orders sells each listing once, so no other order could), and it
+/// stands.
 fn change<'a>(
-    action: Action,
+    action: Action<'_>,
     ticket: &Ticket,
     last_placed: Option<u64>,
     order_id: &'a str,
+    withdrawn: bool,
 ) -> Change<'a> {
     let held_by_this_order = ticket.order_id.as_deref() == Some(order_id);
     match (action, ticket.status) {
@@ -155,18 +220,19 @@ fn change<'a>(
         (Action::Reserve { .. }, TicketStatus::Available) => {
             Change::To(Some(order_id), TicketStatus::Reserved)
         }
+        (Action::Reserve { .. }, TicketStatus::Sold) if withdrawn => Change::ReserveWithdrawn,
         (Action::Release, TicketStatus::Reserved) if held_by_this_order => {
             Change::To(None, TicketStatus::Available)
         }
-        (Action::Sell, TicketStatus::Reserved) if held_by_this_order => {
+        (Action::Sell { .. }, TicketStatus::Reserved) if held_by_this_order => {
             Change::To(Some(order_id), TicketStatus::Sold)
         }
         // Applied before: this order holds it already, or bought it.
-        (Action::Reserve { .. } | Action::Sell, _) if held_by_this_order => Change::None,
+        (Action::Reserve { .. } | Action::Sell { .. }, _) if held_by_this_order => Change::None,
         // Releasing is the holder's alone: a late cancellation of an order that no longer holds
         // the ticket (or of its own sold ticket) must leave the ticket as it is.
         (Action::Release, _) => Change::None,
-        (Action::Reserve { .. } | Action::Sell, _) => Change::WaitForHolder,
+        (Action::Reserve { .. } | Action::Sell { .. }, _) => Change::WaitForHolder,
     }
 }
 
@@ -227,6 +293,7 @@ mod tests {
                 version: 1,
                 order_id: Some("o1".to_owned()),
                 status: EventStatus::Reserved,
+                listing: Some(1),
             }]
         );
     }

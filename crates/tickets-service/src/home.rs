@@ -82,6 +82,8 @@ mod tests {
             id: TicketId::parse("3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f").expect("valid"),
             title: Title::parse(title).expect("valid"),
             price: Price::from_cents(cents).expect("valid"),
+            face_value: Price::from_cents(cents).expect("valid"),
+            listing: 1,
             user_id: "u1".to_owned(),
             version: Version::new(0),
             order_id: None,

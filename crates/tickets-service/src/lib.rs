@@ -8,8 +8,10 @@
 //!
 //! - `config`: the typed configuration and its [`ConfigError`].
 //! - `api`: the route table and one handler per route.
-//! - `events`: the consumer of `order:created`, `order:cancelled` and `order:completed`.
+//! - `events`: the consumer of `order:created`, `order:cancelled`, `order:completed` and
+//!   `pass:checked-in`.
 //! - `home`: the home page, `/`, with the first page of tickets rendered into its HTML.
+//! - `resale`: listing a sold ticket again under the price cap, and withdrawing it.
 //! - `search`: the search box's text as a full-text query over titles.
 //! - `ticket`: the [`Ticket`] as the API shows it and as events carry it, and [`TicketStatus`].
 //! - `store`: the SQL over the `tickets` table (`migrations/tickets/`, [`MIGRATIONS`]) and
@@ -25,6 +27,7 @@ mod api;
 mod config;
 mod events;
 mod home;
+mod resale;
 mod search;
 mod store;
 mod ticket;
@@ -44,6 +47,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("tickets":
     2 "delivery state" => "0002_delivery_state.sql",
     3 "order placement" => "0003_order_placement.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
+    5 "resale" => "0005_resale.sql",
 );
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use storage::{Database, Row, SqlValue};
 
 use crate::ticket::{Ticket, TicketStatus};
 
-const COLUMNS: &str = "seq, id, title, price_cents, user_id, version, order_id, status";
+const COLUMNS: &str =
+    "seq, id, title, price_cents, face_value_cents, listing, user_id, version, order_id, status";
 
 /// Inserts a new, available ticket at version 0.
 pub(crate) fn insert(
@@ -25,8 +26,9 @@ pub(crate) fn insert(
     let rows = db
         .execute(
             &format!(
-                "INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, status, created_at_ms) \
-                 VALUES (?, ?, ?, ?, 0, NULL, ?, ?) RETURNING {COLUMNS}"
+                "INSERT INTO tickets (id, title, price_cents, face_value_cents, listing, user_id, \
+                 version, order_id, status, created_at_ms) \
+                 VALUES (?, ?, ?3, ?3, 1, ?, 0, NULL, ?, ?) RETURNING {COLUMNS}"
             ),
             &[
                 id.to_string().into(),
@@ -108,8 +110,9 @@ fn list_newest(
     rows.iter().map(|row| ticket_from_row(&row)).collect()
 }
 
-/// Sets a ticket's title and price and bumps its version. The version is incremented by SQLite
-/// inside the caller's `BEGIN IMMEDIATE` transaction, so concurrent edits each get their own.
+/// Sets a ticket's title and price and bumps its version; in the first listing the price is
+/// also the face value. The version is incremented by SQLite inside the caller's
+/// `BEGIN IMMEDIATE` transaction, so concurrent edits each get their own.
 pub(crate) fn update_details(
     db: &dyn Database,
     id: &TicketId,
@@ -120,8 +123,9 @@ pub(crate) fn update_details(
     let ticket = update(
         db,
         id,
-        "title = ?, price_cents = ?",
-        [title.as_str().into(), price],
+        "title = ?, price_cents = ?2, \
+         face_value_cents = CASE WHEN listing = 1 THEN ?2 ELSE face_value_cents END",
+        &[title.as_str().into(), price],
         "updating a ticket",
     )?;
     db.execute(
@@ -182,9 +186,111 @@ pub(crate) fn set_holder(
         db,
         id,
         "order_id = ?, status = ?",
-        values,
+        &values,
         "changing who holds a ticket",
     )
+}
+
+/// A ticket's last completed sale and what it means for a resale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sale {
+    /// Who bought it; `None` before its first sale (and for sales before resale existed).
+    pub holder_id: Option<String>,
+    /// The listing that sale was in; the ticket's own listing is later while it is listed again
+    /// or that listing was withdrawn.
+    pub listing: Option<u32>,
+    /// Whether its pass was checked in at the door.
+    pub checked_in: bool,
+}
+
+/// The ticket's last sale (all `None` before one).
+pub(crate) fn sale(db: &dyn Database, id: &TicketId) -> anyhow::Result<Sale> {
+    let rows = db
+        .execute(
+            "SELECT holder_id, sold_listing, checked_in_at_ms FROM tickets WHERE id = ?",
+            &[id.to_string().into()],
+        )
+        .context("reading a ticket's last sale")?;
+    let row = rows
+        .first()
+        .context("reading the sale of a missing ticket")?;
+    Ok(Sale {
+        holder_id: row.optional_text("holder_id")?.map(str::to_owned),
+        listing: row
+            .optional_integer("sold_listing")?
+            .map(u32::try_from)
+            .transpose()
+            .context("a stored listing out of range")?,
+        checked_in: row.optional_integer("checked_in_at_ms")?.is_some(),
+    })
+}
+
+/// Records that the order holding the ticket bought it for `buyer_id`, as the ticket is now
+/// (sold, its order, seller, price and listing).
+pub(crate) fn record_sale(db: &dyn Database, id: &TicketId, buyer_id: &str) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE tickets SET holder_id = ?, sold_order_id = order_id, sold_by = user_id, \
+         sold_price_cents = price_cents, sold_listing = listing WHERE id = ?",
+        &[buyer_id.into(), id.to_string().into()],
+    )
+    .context("recording a ticket's sale")?;
+    Ok(())
+}
+
+/// Lists a sold ticket again, by its holder at `price`: available, in the next listing.
+pub(crate) fn list_again(db: &dyn Database, id: &TicketId, price: Price) -> anyhow::Result<Ticket> {
+    update(
+        db,
+        id,
+        "status = ?, price_cents = ?, order_id = NULL, user_id = holder_id, listing = listing + 1",
+        &[
+            TicketStatus::Available.as_str().into(),
+            SqlValue::from_u64(price.cents())?,
+        ],
+        "listing a ticket again",
+    )
+}
+
+/// Ends a resale listing: the ticket is the holder's again, sold as it was by its last sale.
+pub(crate) fn withdraw(db: &dyn Database, id: &TicketId) -> anyhow::Result<Ticket> {
+    update(
+        db,
+        id,
+        "status = ?, order_id = sold_order_id, user_id = sold_by, price_cents = sold_price_cents",
+        &[TicketStatus::Sold.as_str().into()],
+        "withdrawing a resale listing",
+    )
+}
+
+/// Reserves a ticket whose resale listing was withdrawn for an order placed while it was
+/// listed: the listing stands again, at the price the order was placed at.
+pub(crate) fn reserve_withdrawn(
+    db: &dyn Database,
+    id: &TicketId,
+    order_id: &str,
+    price_cents: u64,
+) -> anyhow::Result<Ticket> {
+    update(
+        db,
+        id,
+        "status = ?, order_id = ?, price_cents = ?, user_id = holder_id",
+        &[
+            TicketStatus::Reserved.as_str().into(),
+            order_id.into(),
+            SqlValue::from_u64(price_cents)?,
+        ],
+        "reserving a withdrawn resale for an order placed before",
+    )
+}
+
+/// Records the first check-in of the ticket's pass (later ones change nothing).
+pub(crate) fn record_check_in(db: &dyn Database, id: &TicketId, at_ms: u64) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE tickets SET checked_in_at_ms = coalesce(checked_in_at_ms, ?) WHERE id = ?",
+        &[SqlValue::from_u64(at_ms)?, id.to_string().into()],
+    )
+    .context("recording a check-in")?;
+    Ok(())
 }
 
 /// The `placedSeq` of the last order that reserved the ticket, if any did with one.
@@ -219,21 +325,24 @@ pub(crate) fn record_order_placed(
 }
 
 /// `UPDATE tickets SET <assignments>, version = version + 1 WHERE id = ?`, returning the row.
+/// `values` fill the assignments' `?`s, numbered from 1; the id comes after them.
 fn update(
     db: &dyn Database,
     id: &TicketId,
     assignments: &str,
-    values: [SqlValue; 2],
+    values: &[SqlValue],
     doing: &str,
 ) -> anyhow::Result<Ticket> {
-    let [first, second] = values;
+    let mut values = values.to_vec();
+    values.push(id.to_string().into());
+    let id_param = values.len();
     let rows = db
         .execute(
             &format!(
                 "UPDATE tickets SET {assignments}, version = version + 1 \
-                 WHERE id = ? RETURNING {COLUMNS}"
+                 WHERE id = ?{id_param} RETURNING {COLUMNS}"
             ),
-            &[first, second, id.to_string().into()],
+            &values,
         )
         .with_context(|| doing.to_owned())?;
     returned_ticket(&rows.first(), doing)
@@ -256,6 +365,8 @@ fn ticket_from_row(row: &Row<'_>) -> anyhow::Result<Ticket> {
     let id = row.text("id")?;
     let status = row.text("status")?;
     let cents = row.integer("price_cents")?;
+    let face_value = row.integer("face_value_cents")?;
+    let listing = row.integer("listing")?;
     let version = row.integer("version")?;
     Ok(Ticket {
         seq: row.integer("seq")?,
@@ -266,6 +377,12 @@ fn ticket_from_row(row: &Row<'_>) -> anyhow::Result<Ticket> {
             .ok()
             .and_then(|cents| Price::from_cents(cents).ok())
             .with_context(|| format!("stored price {cents} of ticket {id}"))?,
+        face_value: u64::try_from(face_value)
+            .ok()
+            .and_then(|cents| Price::from_cents(cents).ok())
+            .with_context(|| format!("stored face value {face_value} of ticket {id}"))?,
+        listing: u32::try_from(listing)
+            .with_context(|| format!("stored listing {listing} of ticket {id}"))?,
         user_id: row.text("user_id")?.to_owned(),
         version: Version::new(
             u64::try_from(version)

@@ -34,6 +34,7 @@ impl TestApp {
         let key = SigningKey::from_seed(&[7; 32]).expect("valid seed");
         let config = TicketsConfig {
             verifier: session::TokenVerifier::new(key.verifying_key()),
+            resale_cap_percent: 120,
         };
         TestApp {
             db: file.open(),

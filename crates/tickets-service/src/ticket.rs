@@ -9,8 +9,8 @@ use serde::{Serialize, Serializer};
 pub use events::TicketStatus;
 
 /// A ticket as stored. Serializes as the API's ticket JSON:
-/// `{"id","title","price","userId","version","status"}`, plus `"orderId"` while an order holds
-/// or bought it.
+/// `{"id","title","price","userId","version","status","faceValue","listing"}`, plus `"orderId"`
+/// while an order holds or bought it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     /// Insertion order: newest first in listings, and the paging cursor.
@@ -18,7 +18,11 @@ pub struct Ticket {
     pub id: TicketId,
     pub title: Title,
     pub price: Price,
-    /// The seller.
+    /// The price of the first listing, which caps a resale's.
+    pub face_value: Price,
+    /// 1 for the first listing, one more for each resale.
+    pub listing: u32,
+    /// The seller: the first seller, or the holder who listed it again.
     pub user_id: String,
     pub version: Version,
     /// The order holding the ticket (reserved) or that bought it (sold).
@@ -37,6 +41,8 @@ struct TicketJson<'a> {
     status: TicketStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<&'a str>,
+    face_value: Price,
+    listing: u32,
 }
 
 impl Serialize for Ticket {
@@ -49,6 +55,8 @@ impl Serialize for Ticket {
             version: self.version,
             status: self.status,
             order_id: self.order_id.as_deref(),
+            face_value: self.face_value,
+            listing: self.listing,
         }
         .serialize(serializer)
     }
@@ -77,6 +85,7 @@ impl Ticket {
             version: self.version.value(),
             order_id: self.order_id.clone(),
             status: self.status,
+            listing: Some(self.listing),
         }
         .into()
     }
@@ -94,6 +103,8 @@ mod tests {
             id: TicketId::parse("3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f").expect("valid id"),
             title: Title::parse("Concert").expect("valid title"),
             price: Price::from_cents(1999).expect("valid price"),
+            face_value: Price::from_cents(1999).expect("valid price"),
+            listing: 1,
             user_id: "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a".to_owned(),
             version: Version::new(2),
             order_id: order_id.map(str::to_owned),
@@ -112,6 +123,8 @@ mod tests {
                 "userId": "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a",
                 "version": 2,
                 "status": "available",
+                "faceValue": 19.99,
+                "listing": 1,
             })
         );
     }
@@ -137,6 +150,7 @@ mod tests {
                 version: 2,
                 order_id: Some("o1".to_owned()),
                 status: events::TicketStatus::Sold,
+                listing: Some(1),
             })
         );
         assert_eq!(

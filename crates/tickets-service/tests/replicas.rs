@@ -109,6 +109,7 @@ fn replicas_sell_every_ticket_to_the_order_placed_after_the_first_was_cancelled(
     let key = SigningKey::from_seed(&[7; 32]).expect("seed");
     let config = TicketsConfig {
         verifier: TokenVerifier::new(key.verifying_key()),
+        resale_cap_percent: 120,
     };
     let token = TokenSigner::new(key, 3600)
         .sign(SELLER, "seller@example.com", now_ms() / 1000)

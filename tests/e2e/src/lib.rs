@@ -200,6 +200,12 @@ pub fn place_order(host: &Host, buyer: &str, ticket_id: &str) -> String {
 /// order's id once the order is complete.
 pub fn buy(host: &Host, buyer: &str, ticket_id: &str) -> String {
     let order_id = place_order(host, buyer, ticket_id);
+    pay_and_complete(host, buyer, &order_id);
+    order_id
+}
+
+/// `buyer` pays `order_id` with a test card and waits for the order to complete.
+pub fn pay_and_complete(host: &Host, buyer: &str, order_id: &str) {
     let body = json!({ "orderId": order_id, "paymentMethodId": "pm_card_visa" });
     let paid = eventually("the order to reach the payments replica", || {
         let reply = send(host, "POST", "/api/payments", buyer, &body);
@@ -211,5 +217,4 @@ pub fn buy(host: &Host, buyer: &str, ticket_id: &str) -> String {
         let reply = host.request_with("GET", &path, &[("cookie", buyer)], None);
         (reply.json()["status"] == "complete").then_some(())
     });
-    order_id
 }

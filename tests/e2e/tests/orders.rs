@@ -588,6 +588,15 @@ fn every_subjects_channel_carries_each_envelope_exactly_once() {
                 && ticket(&host, &expired_ticket)["version"] == 2)
                 .then_some(())
         });
+        // The buyer's pass, checked in at the door by the seller.
+        let pass_path = format!("/api/tickets/{paid_ticket}/pass");
+        let secret = eventually("the buyer's pass", || {
+            let reply = host.request_with("GET", &pass_path, &[("cookie", &buyer)], None);
+            (reply.status == 200).then(|| reply.json()["secret"].clone())
+        });
+        let scan = json!({ "secret": secret, "nonce": "door-1" });
+        let checked_in = send(&host, "POST", "/api/checkins", &seller, &scan);
+        assert_eq!(checked_in.json()["result"], "ok", "{}", checked_in.body);
         // Quiet: the streams stop growing.
         let lengths = || -> Vec<usize> {
             [
@@ -595,6 +604,7 @@ fn every_subjects_channel_carries_each_envelope_exactly_once() {
                 "events:order",
                 "events:expiration",
                 "events:payment",
+                "events:pass",
             ]
             .iter()
             .map(|name| stream(&redis, name).len())
@@ -618,6 +628,7 @@ fn every_subjects_channel_carries_each_envelope_exactly_once() {
         "events:order",
         "events:expiration",
         "events:payment",
+        "events:pass",
     ] {
         let mut connection = redis.client().get_connection().expect("redis");
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use e2e::{Host, buy, create_ticket, id_of, send, sign_up, start_with_stripe};
+use e2e::{Host, buy, create_ticket, id_of, messages, send, sign_up, start_with_stripe};
 use pass_secret::PassVerifier;
 use serde_json::{Value, json};
 
@@ -190,4 +190,158 @@ fn a_tampered_pass_is_invalid() {
     }
     // The pass itself is untouched by the forgeries.
     assert_eq!(scan(&host, &sale.seller, &secret, "real")["result"], "ok");
+}
+
+fn resell(host: &Host, holder: &str, ticket_id: &str, price: f64) -> e2e::Reply {
+    send(
+        host,
+        "POST",
+        &format!("/api/tickets/{ticket_id}/resale"),
+        holder,
+        &json!({ "price": price }),
+    )
+}
+
+/// `buyer` buys the resale listing of `ticket_id` and holds its next pass.
+fn buy_resale(host: &Host, buyer: &str, ticket_id: &str, generation: u64) -> String {
+    // The orders replica takes a moment to learn of the new listing.
+    let order = e2e::eventually("the orders replica to learn of the resale", || {
+        let reply = send(
+            host,
+            "POST",
+            "/api/orders",
+            buyer,
+            &json!({ "ticketId": ticket_id }),
+        );
+        (reply.status == 201).then_some(reply)
+    });
+    e2e::pay_and_complete(host, buyer, &id_of(&order.json()));
+    e2e::eventually("the next pass to be issued", || {
+        let reply = pass(host, buyer, ticket_id);
+        (reply.status == 200 && reply.json()["generation"] == generation)
+            .then(|| reply.json()["secret"].as_str().expect("secret").to_owned())
+    })
+}
+
+#[test]
+fn a_resale_reissues_the_pass_and_revokes_the_old_one_within_the_cap() {
+    let (host, _stripe, _redis) = start_with_stripe(&[]);
+    let sale = sell(&host, "Jazz night");
+    let old_secret = sale.secret(&host);
+
+    // Face value 30.00, cap 120%: at most 36.00.
+    let above = resell(&host, &sale.buyer, &sale.ticket_id, 36.01);
+    assert_eq!(above.status, 400, "{}", above.body);
+    assert_eq!(above.json()["errors"][0]["field"], "price");
+    assert!(above.body.contains("$36.00"), "{}", above.body);
+    let by_issuer = resell(&host, &sale.seller, &sale.ticket_id, 30.0);
+    assert_eq!(by_issuer.status, 401, "{}", by_issuer.body);
+    let listed = resell(&host, &sale.buyer, &sale.ticket_id, 36.0);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let ticket = listed.json();
+    assert_eq!(ticket["status"], "available");
+    assert_eq!(ticket["faceValue"], 30.0);
+    assert_eq!(ticket["price"], 36.0);
+    assert!(e2e::listed_ids(&host).contains(&sale.ticket_id));
+
+    let next = sign_up(&host, "next-holder@example.com");
+    let new_secret = buy_resale(&host, &next, &sale.ticket_id, 2);
+    assert_ne!(new_secret, old_secret);
+    let former = pass(&host, &sale.buyer, &sale.ticket_id);
+    assert_eq!(former.status, 410, "{}", former.body);
+    let revoked = host.get("/api/passes/revoked?since=0").json();
+    assert_eq!(
+        revoked["revoked"],
+        json!([{ "ticketId": sale.ticket_id, "generation": 1 }])
+    );
+    assert_eq!(
+        scan(&host, &sale.seller, &old_secret, "old")["result"],
+        "revoked"
+    );
+    assert_eq!(
+        scan(&host, &sale.seller, &new_secret, "new")["result"],
+        "ok"
+    );
+
+    // Checked in at the door, the ticket can never be resold.
+    let refused = e2e::eventually("tickets to learn of the check-in", || {
+        // Asked before tickets learns of it, it may be listed, and then unlisted by it.
+        let reply = resell(&host, &next, &sale.ticket_id, 30.0);
+        (reply.status == 400 && reply.body.contains("checked in")).then_some(reply)
+    });
+    assert_eq!(
+        messages(&refused),
+        ["This ticket was checked in at the door and cannot be resold"]
+    );
+}
+
+#[test]
+fn the_cap_carries_over_and_a_checked_in_ticket_cannot_be_resold() {
+    let (host, _stripe, _redis) = start_with_stripe(&[]);
+    let sale = sell(&host, "Rock night");
+    assert_eq!(
+        resell(&host, &sale.buyer, &sale.ticket_id, 33.0).status,
+        200
+    );
+    let next = sign_up(&host, "second-holder@example.com");
+    let secret = buy_resale(&host, &next, &sale.ticket_id, 2);
+    // The second resale is capped at the face value's 120% (36.00), not the 33.00 paid.
+    let above = e2e::eventually("tickets to record the resale", || {
+        let reply = resell(&host, &next, &sale.ticket_id, 36.01);
+        (reply.status == 400).then_some(reply)
+    });
+    assert_eq!(
+        above.json()["errors"][0]["field"],
+        "price",
+        "{}",
+        above.body
+    );
+    let relisted = resell(&host, &next, &sale.ticket_id, 36.0);
+    assert_eq!(relisted.status, 200, "{}", relisted.body);
+    assert_eq!(relisted.json()["faceValue"], 30.0);
+
+    // Checked in while listed: the listing ends and no resale is possible any more.
+    assert_eq!(scan(&host, &sale.seller, &secret, "door")["result"], "ok");
+    e2e::eventually("the check-in to end the listing", || {
+        (e2e::ticket(&host, &sale.ticket_id)["status"] == "sold").then_some(())
+    });
+    assert!(!e2e::listed_ids(&host).contains(&sale.ticket_id));
+    let refused = resell(&host, &next, &sale.ticket_id, 30.0);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("checked in"), "{}", refused.body);
+}
+
+#[test]
+fn a_withdrawn_resale_is_the_holders_again() {
+    let (host, _stripe, _redis) = start_with_stripe(&[]);
+    let sale = sell(&host, "Poetry");
+    let before = e2e::ticket(&host, &sale.ticket_id);
+    assert_eq!(
+        resell(&host, &sale.buyer, &sale.ticket_id, 25.0).status,
+        200
+    );
+    let path = format!("/api/tickets/{}/resale", sale.ticket_id);
+    let withdrawn = send(&host, "DELETE", &path, &sale.buyer, &json!({}));
+    assert_eq!(withdrawn.status, 200, "{}", withdrawn.body);
+    let after = withdrawn.json();
+    for field in ["status", "userId", "price", "orderId"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(
+        pass(&host, &sale.buyer, &sale.ticket_id).json()["generation"],
+        1
+    );
+    // The orders replica learns the ticket is sold again and takes no order.
+    let buyer = sign_up(&host, "late-buyer@example.com");
+    let refused = e2e::eventually("orders to learn of the withdrawal", || {
+        let reply = send(
+            &host,
+            "POST",
+            "/api/orders",
+            &buyer,
+            &json!({ "ticketId": sale.ticket_id }),
+        );
+        (reply.status == 400).then_some(reply)
+    });
+    assert!(refused.body.contains("reserved"), "{}", refused.body);
 }
