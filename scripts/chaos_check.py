@@ -84,11 +84,18 @@ class Facts:
         self.tickets = {t["id"]: t for t in rows(self.tickets_db, "SELECT * FROM tickets")}
         self.orders = {o["id"]: o for o in rows(self.orders_db, "SELECT * FROM orders")}
         self.payments = {p["order_id"]: p for p in rows(self.payments_db, "SELECT * FROM payments")}
-        # The orders holding or having bought each ticket.
-        self.by_ticket = {}
+        # The orders holding or having bought each listing of a ticket (1, then one per resale),
+        # and those of each ticket's current listing.
+        self.by_listing = {}
         for order in self.orders.values():
             if order["status"] != "cancelled":
-                self.by_ticket.setdefault(order["ticket_id"], []).append(order["id"])
+                key = (order["ticket_id"], order.get("listing", 1))
+                self.by_listing.setdefault(key, []).append(order["id"])
+        self.by_ticket = {}
+        for (ticket_id, number), holders in self.by_listing.items():
+            ticket = self.tickets.get(ticket_id)
+            if ticket is None or ticket.get("listing", 1) == number:
+                self.by_ticket[ticket_id] = holders
         # The intents Stripe says succeeded, by order.
         self.succeeded = {}
         if state.stripe is not None:
@@ -103,12 +110,12 @@ def check(state, expiry_grace_ms=10_000):
     return [invariant(facts) for invariant in INVARIANTS]
 
 def no_ticket_held_twice(facts):
-    """No ticket held or sold by two orders."""
+    """No listing of a ticket held or sold by two orders."""
     held = Invariant("no ticket is held or sold by two orders")
     held.checked = len(facts.tickets)
-    for ticket_id, holders in facts.by_ticket.items():
+    for (ticket_id, number), holders in facts.by_listing.items():
         if len(holders) > 1:
-            held.fail(f"ticket {ticket_id} is held by orders {sorted(holders)}")
+            held.fail(f"ticket {ticket_id} (listing {number}) is held by orders {sorted(holders)}")
     return held
 
 

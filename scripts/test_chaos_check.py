@@ -106,7 +106,7 @@ class ChaosCheckTest(unittest.TestCase):
 
     def test_a_ticket_held_by_two_orders(self):
         o = self.dbs["orders"]
-        o.execute("DROP INDEX orders_one_live_per_ticket")  # what the database would refuse
+        o.execute("DROP INDEX orders_one_live_per_listing")  # what the database would refuse
         o.execute("INSERT INTO orders (id, user_id, ticket_id, status, price_cents, expires_at_ms, version, "
                   "created_at_ms) VALUES ('o4', 'other', 't3', 'created', 1000, ?, 0, 0)", (NOW + HOUR,))
         self.dbs["payments"].execute("INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, "
