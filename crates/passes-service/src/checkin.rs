@@ -142,6 +142,17 @@ fn judge(
         return Ok((ScanResult::Invalid, now_ms));
     }
     let generation = i64::from(pass.generation);
+    // A ticket gets in once. A check-in that arrived while an order already held the ticket's
+    // resale listing did not stop that sale, so the next generation exists; it is used all the same.
+    let earlier = tx.execute(
+        "SELECT checked_in_at_ms FROM checkins WHERE ticket_id = ? AND generation < ? \
+         ORDER BY generation LIMIT 1",
+        &[ticket_id.into(), generation.into()],
+    )?;
+    if let Some(row) = earlier.first() {
+        let at = u64::try_from(row.integer("checked_in_at_ms")?)?;
+        return Ok((ScanResult::AlreadyRedeemed, at));
+    }
     let inserted = tx.execute(
         "INSERT INTO checkins (ticket_id, generation, checked_in_at_ms) VALUES (?, ?, ?) \
          ON CONFLICT DO NOTHING RETURNING checked_in_at_ms",
@@ -325,6 +336,24 @@ mod tests {
             .filter(|r| **r == ScanResult::AlreadyRedeemed)
             .count();
         assert_eq!((ok, redeemed), (1, 19), "{results:?}");
+        assert_eq!(checked_in_events(&app).len(), 1);
+    }
+
+    #[test]
+    fn a_pass_issued_after_its_ticket_was_checked_in_does_not_get_in_again() {
+        let app = sold();
+        assert_eq!(
+            scan(&app, SELLER, &app.secret(), "n1").map(|c| c.result),
+            Ok(ScanResult::Ok)
+        );
+        // A resale whose order held the listing before the check-in reached tickets.
+        app.sell("o2", NEXT_BUYER);
+        app.clock.advance(60_000);
+        let next = scan(&app, SELLER, &app.secret(), "n2").expect("the issuer");
+        assert_eq!(
+            (next.result, next.at_ms),
+            (ScanResult::AlreadyRedeemed, NOW_MS)
+        );
         assert_eq!(checked_in_events(&app).len(), 1);
     }
 
