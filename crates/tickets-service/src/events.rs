@@ -30,9 +30,11 @@ pub struct TicketsEvents;
 /// What an order event asks of its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action<'a> {
-    /// By an order with this place in the order orders were placed in (none in old events).
+    /// By an order with this place in the order orders were placed in (none in old events),
+    /// at this price.
     Reserve {
         placed_seq: Option<u64>,
+        price_cents: u64,
     },
     Release,
     /// To this buyer.
@@ -54,6 +56,7 @@ impl Handler for TicketsEvents {
             Event::OrderCreated(order) => (
                 Action::Reserve {
                     placed_seq: order.placed_seq,
+                    price_cents: order.ticket.price_cents,
                 },
                 &order.id,
                 order.version,
@@ -89,25 +92,18 @@ impl Handler for TicketsEvents {
         let ticket = store::find(tx, &ticket_id)?
             .with_context(|| format!("ticket {ticket_id} of order {order_id} does not exist"))?;
         let last_placed = store::last_order_placed(tx, &ticket_id)?;
-        let withdrawn = resale_withdrawn(tx, &ticket)?;
-        match change(action, &ticket, last_placed, order_id, withdrawn) {
-            change @ (Change::To(..) | Change::ReserveWithdrawn) => {
-                let changed = match change {
-                    Change::To(holder, status) => {
-                        store::set_holder(tx, &ticket_id, holder, status)?
-                    }
-                    _ => store::reserve_withdrawn(tx, &ticket_id, order_id, order_price(event))?,
-                };
-                match action {
-                    Action::Reserve {
-                        placed_seq: Some(placed),
-                    } => store::record_order_placed(tx, &ticket_id, placed)?,
-                    Action::Sell { buyer_id } => store::record_sale(tx, &ticket_id, buyer_id)?,
-                    Action::Reserve { placed_seq: None } | Action::Release => {}
-                }
-                store::enqueue(tx, &changed.updated_event(), now_ms)?;
-            }
-            Change::None => {}
+        // Only a sold ticket can be a withdrawn resale; its last sale is read for that alone.
+        let withdrawn = ticket.status == TicketStatus::Sold
+            && crate::resale::is_withdrawn(&ticket, &store::sale(tx, &ticket_id)?);
+        let changed = match change(action, &ticket, last_placed, order_id, withdrawn) {
+            Change::To(holder, status) => Some(store::set_holder(tx, &ticket_id, holder, status)?),
+            Change::ReserveWithdrawn { price_cents } => Some(store::reserve_withdrawn(
+                tx,
+                &ticket_id,
+                order_id,
+                price_cents,
+            )?),
+            Change::None => None,
             Change::WaitForHolder => {
                 return Ok(Applied::NotYet(format!(
                     "order {order_id} wants to {} ticket {ticket_id}, which is {} for order {}",
@@ -116,11 +112,33 @@ impl Handler for TicketsEvents {
                     ticket.order_id.as_deref().unwrap_or("none"),
                 )));
             }
+        };
+        if let Some(changed) = changed {
+            record_change(tx, action, &changed, now_ms)?;
         }
         record_replica_version(tx, ORDER, order_id, version)
             .with_context(|| format!("recording version {version} of order {order_id}"))?;
         Ok(Applied::Done)
     }
+}
+
+/// What goes with a change `action` made to a ticket: the placement of the order that reserved
+/// it, or the buyer that bought it; and the new version's event.
+fn record_change(
+    tx: &dyn Database,
+    action: Action<'_>,
+    changed: &Ticket,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    match action {
+        Action::Reserve {
+            placed_seq: Some(placed),
+            ..
+        } => store::record_order_placed(tx, &changed.id, placed)?,
+        Action::Sell { buyer_id } => store::record_sale(tx, &changed.id, buyer_id)?,
+        Action::Reserve { .. } | Action::Release => {}
+    }
+    store::enqueue(tx, &changed.updated_event(), now_ms)
 }
 
 impl Action<'_> {
@@ -130,24 +148,6 @@ impl Action<'_> {
             Action::Release => "release",
             Action::Sell { .. } => "buy",
         }
-    }
-}
-
-/// Whether `ticket` is sold because its holder withdrew a resale listing (which stands again
-/// for an order placed before the withdrawal).
-fn resale_withdrawn(tx: &dyn Database, ticket: &Ticket) -> anyhow::Result<bool> {
-    let sale = store::sale(tx, &ticket.id)?;
-    Ok(ticket.status == TicketStatus::Sold
-        && sale.listing.is_some_and(|sold| ticket.listing > sold))
-}
-
-/// The price the order of an order event was placed at.
-fn order_price(event: &Event) -> u64 {
-    match event {
-        Event::OrderCreated(order) => order.ticket.price_cents,
-        Event::OrderCancelled(order) => order.ticket.price_cents,
-        Event::OrderCompleted(order) => order.ticket.price_cents,
-        _ => 0,
     }
 }
 
@@ -185,8 +185,8 @@ enum Change<'a> {
     /// release arrives.
     WaitForHolder,
     /// The holder withdrew the resale listing this order was placed in, after it was placed:
-    /// the order stands, and the listing with it.
-    ReserveWithdrawn,
+    /// the order stands, and the listing with it, at the price the order was placed at.
+    ReserveWithdrawn { price_cents: u64 },
 }
 
 /// What `action` by order `order_id` does to `ticket`, which was last reserved by the order
@@ -214,13 +214,16 @@ fn change<'a>(
         (
             Action::Reserve {
                 placed_seq: Some(placed),
+                ..
             },
             _,
         ) if last_placed.is_some_and(|last| placed < last) => Change::None,
         (Action::Reserve { .. }, TicketStatus::Available) => {
             Change::To(Some(order_id), TicketStatus::Reserved)
         }
-        (Action::Reserve { .. }, TicketStatus::Sold) if withdrawn => Change::ReserveWithdrawn,
+        (Action::Reserve { price_cents, .. }, TicketStatus::Sold) if withdrawn => {
+            Change::ReserveWithdrawn { price_cents }
+        }
         (Action::Release, TicketStatus::Reserved) if held_by_this_order => {
             Change::To(None, TicketStatus::Available)
         }

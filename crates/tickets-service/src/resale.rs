@@ -120,10 +120,22 @@ fn held_ticket(
     Ok((ticket, sale))
 }
 
+/// Whether `ticket` is in a listing after its last sale's: listed again by its holder, or
+/// withdrawn from that listing.
+fn in_later_listing(ticket: &Ticket, sale: &store::Sale) -> bool {
+    sale.listing.is_some_and(|sold| ticket.listing > sold)
+}
+
+/// Whether `ticket` is sold because its holder withdrew a resale listing (which stands again
+/// for an order placed before the withdrawal reached this service).
+pub(crate) fn is_withdrawn(ticket: &Ticket, sale: &store::Sale) -> bool {
+    ticket.status == TicketStatus::Sold && in_later_listing(ticket, sale)
+}
+
 /// Whether `ticket` stands in a resale listing its holder made (for sale or held by an order),
 /// not yet sold in it.
 pub(crate) fn is_listed_again(ticket: &Ticket, sale: &store::Sale) -> bool {
-    ticket.status != TicketStatus::Sold && sale.listing.is_some_and(|sold| ticket.listing > sold)
+    ticket.status != TicketStatus::Sold && in_later_listing(ticket, sale)
 }
 
 #[cfg(test)]
