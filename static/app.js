@@ -253,6 +253,7 @@ function credentialsPage(path) {
 async function signout() {
   const result = await api("POST", "/api/users/signout");
   if (result.status === 200) {
+    saved.clearUser();
     location.replace("/");
   } else {
     pageError(messagesOf(result));
@@ -358,8 +359,34 @@ async function mine() {
     const item = document.createElement("li");
     item.append(link(`/tickets/${ticket.id}`, ticket.title), document.createTextNode(formatPrice(ticket.price)), badge(ticket.status));
     if (ticket.status === "available") item.append(link(`/tickets/${ticket.id}/edit`, "Edit"));
+    if (ticket.status === "available" && ticket.listing > 1) item.append(withdrawButton(item, ticket));
     return item;
   }, "You have not listed any tickets yet.");
+}
+
+/** "Withdraw from resale" for `ticket`, a resale listing in `item`: the row then says it is yours
+ * again and links its pass. */
+function withdrawButton(item, ticket) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.textContent = "Withdraw from resale";
+  button.setAttribute("aria-label", `Withdraw from resale: ${ticket.title}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const withdrawn = await api("DELETE", `/api/tickets/${ticket.id}/resale`);
+    if (withdrawn.status !== 200) {
+      button.disabled = false;
+      pageError(messagesOf(withdrawn));
+      return;
+    }
+    const pass = link(`/tickets/${ticket.id}/pass`, "Show pass");
+    item.querySelectorAll("a[href$='/edit'], button").forEach((element) => element.remove());
+    item.querySelector(".status").replaceWith(badge(withdrawn.data.status));
+    item.append(pass);
+    pass.focus();
+  });
+  return button;
 }
 
 async function ticketPage() {
@@ -419,6 +446,11 @@ async function orders() {
   await pagedList("/api/orders", (order) => {
     const item = document.createElement("li");
     item.append(link(`/orders/${order.id}`, order.ticket.title), document.createTextNode(formatPrice(order.price)), badge(order.status));
+    if (order.status === "complete") {
+      const pass = link(`/tickets/${order.ticket.id}/pass`, "Show pass");
+      pass.setAttribute("aria-label", `Show pass: ${order.ticket.title}`);
+      item.append(pass);
+    }
     return item;
   }, "You have not ordered anything yet.");
 }
@@ -461,7 +493,10 @@ async function orderPage() {
   const show = (current) => {
     order = current;
     statusBadge($("#status"), order.status);
-    if (order.status === "complete") finish("Paid. The ticket is yours.", "ok");
+    if (order.status === "complete") {
+      finish("Paid. The ticket is yours.", "ok");
+      orderPass(order.ticket.id);
+    }
     else if (order.status === "cancelled") finish(Date.now() >= expiresAt ? "Order expired." : "Order cancelled.", "warn");
   };
   const refresh = async () => {
@@ -561,6 +596,466 @@ function payOnSubmit(payForm, { stripe, card }, orderId, settle, status) {
   });
 }
 
+// Passes and check-in -------------------------------------------------------------------------
+
+/** localStorage as JSON, never throwing: where it is full or disabled the pages still work,
+ * only not offline. */
+const saved = {
+  get(key, fallback) {
+    try {
+      const text = localStorage.getItem(key);
+      return text === null ? fallback : JSON.parse(text);
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch { /* not kept: see above */ }
+  },
+  remove(key) {
+    try { localStorage.removeItem(key); } catch { /* nothing kept */ }
+  },
+  /** Forgets what a signed-in user kept on this device (passes, the scanner's state). */
+  clearUser() {
+    try {
+      Object.keys(localStorage).filter((key) => key.startsWith("gittix.")).forEach((key) => localStorage.removeItem(key));
+    } catch { /* nothing kept */ }
+  },
+};
+
+/** The pass and check-in pages keep working offline once opened: `/sw.js` keeps a copy of them
+ * and of the script and stylesheet. */
+function keepPageOffline() {
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+}
+
+function formatTime(iso) {
+  const time = new Date(iso);
+  return Number.isNaN(time.getTime()) ? iso : time.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** Shows a pass's QR code in `img`: the server's SVG, as an image (no markup of it in the page). */
+function showQr(img, pass) {
+  img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(pass.svg);
+  img.alt = `QR code of the pass for ${pass.title}`;
+}
+
+const passKey = (ticketId) => `gittix.pass.${ticketId}`;
+
+/** The pass of ticket `ticketId` as the API answers it, kept on this device while it is valid:
+ * {pass, offline} or {error, status}. */
+async function loadPass(ticketId) {
+  const result = await api("GET", `/api/tickets/${encodeURIComponent(ticketId)}/pass`);
+  if (result.status === 200) {
+    saved.set(passKey(ticketId), result.data);
+    return { pass: result.data, offline: false };
+  }
+  const kept = saved.get(passKey(ticketId), null);
+  if (result.status === 0 && kept) return { pass: kept, offline: true };
+  if (result.status === 410 || result.status === 401) saved.remove(passKey(ticketId));
+  const messages = {
+    401: "This pass is for the ticket's holder only.",
+    404: "This ticket has no pass: it has not been sold.",
+  };
+  return { status: result.status, error: result.status === 410 ? messagesOf(result)[0] : messages[result.status] || messagesOf(result)[0] };
+}
+
+/** `loadPass`, asked again for a while when the ticket has no pass yet: a pass is issued a moment
+ * after its order is complete (the passes service learns of the sale from its event), so a buyer
+ * who just paid may ask first. `waiting` is told once when it waits. */
+async function loadPassSoon(ticketId, waiting) {
+  for (let attempt = 0; ; attempt += 1) {
+    const loaded = await loadPass(ticketId);
+    if (loaded.status !== 404 || attempt === 40) return loaded;
+    if (attempt === 0) waiting();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function passPage() {
+  keepPageOffline();
+  const id = idFromPath("tickets");
+  const loaded = await loadPassSoon(id, () => showAlert($("#page-alert"), ["Your pass is being issued…"], "warn"));
+  $("#page-alert").hidden = true;
+  if (loaded.status === 401 && !(await currentUser())) await requireUser();
+  if (loaded.error) {
+    pageError(loaded.error);
+    return;
+  }
+  const { pass, offline } = loaded;
+  document.title = `Pass: ${pass.title} · GitTix`;
+  $("#title").textContent = pass.title;
+  showQr($("#qr"), pass);
+  $("#holder").textContent = pass.holderEmail;
+  $("#generation").textContent = pass.generation === 1 ? "1 (first sale)" : `${pass.generation} (a resale replaced the earlier passes)`;
+  $("#secret").textContent = pass.secret;
+  $("#offline-note").hidden = !offline;
+  $("#print").addEventListener("click", () => window.print());
+  $("#pass").hidden = false;
+  if (!offline) await resaleSection(id);
+}
+
+/** The holder's resale of ticket `id`: a form to list it, or the listing and a way to withdraw it. */
+async function resaleSection(id) {
+  const section = $("#resale");
+  const form = $("#resell");
+  const alert = $("#resale-alert");
+  const price = priceField(form.price);
+  const show = (ticket) => {
+    section.hidden = false;
+    alert.hidden = true;
+    form.hidden = ticket.status !== "sold";
+    $("#listed").hidden = ticket.status !== "available";
+    $("#price-hint").textContent = `Its face value is ${formatPrice(ticket.faceValue)}. A resale may ask a little more than that, never much more: a price above the limit is refused, with the limit.`;
+    $("#listed-text").textContent = `Listed for resale at ${formatPrice(ticket.price)}. This pass stays valid until someone buys it.`;
+    if (ticket.status === "reserved") showAlert(alert, ["Someone is buying it from you right now."], "warn");
+  };
+  const load = async () => {
+    const result = await api("GET", `/api/tickets/${encodeURIComponent(id)}`);
+    if (result.status === 200) show(result.data);
+    return result.status === 200;
+  };
+  if (!(await load())) return;
+  onSubmit(form, async () => {
+    const listed = await api("POST", `/api/tickets/${encodeURIComponent(id)}/resale`, { price: price() });
+    if (listed.status !== 200) {
+      showErrors(form, listed.data.errors);
+      return false;
+    }
+    clearErrors(form);
+    show(listed.data);
+    $("#withdraw").focus();
+    return false;
+  });
+  $("#withdraw").addEventListener("click", async () => {
+    const button = $("#withdraw");
+    button.disabled = true;
+    const withdrawn = await api("DELETE", `/api/tickets/${encodeURIComponent(id)}/resale`);
+    button.disabled = false;
+    if (withdrawn.status !== 200) {
+      showAlert(alert, messagesOf(withdrawn));
+      return;
+    }
+    show(withdrawn.data);
+    showAlert(alert, ["Withdrawn: the ticket is yours again, and this pass is still valid."], "ok");
+    form.price.focus();
+  });
+}
+
+/** The pass under a complete order: its code and a link to the pass page. */
+async function orderPass(ticketId) {
+  const box = $("#order-pass");
+  if (!box.hidden) return;
+  box.hidden = false;
+  const alert = $("#order-pass-alert");
+  const loaded = await loadPassSoon(ticketId, () => showAlert(alert, ["Your pass is being issued…"], "warn"));
+  alert.hidden = true;
+  if (loaded.error) {
+    showAlert(alert, [loaded.error], "warn");
+    return;
+  }
+  showQr($("#order-qr"), loaded.pass);
+  $("#order-pass-link").href = `/tickets/${ticketId}/pass`;
+  $("#order-pass-link").hidden = false;
+}
+
+// The check-in page: what it keeps on this device, under these keys.
+const SCANNER = {
+  user: "gittix.scan.user",
+  key: "gittix.scan.key", // the pass key, base64url
+  revoked: "gittix.scan.revoked", // {ticketId: the highest revoked generation}
+  since: "gittix.scan.since", // the revocation list's cursor
+  seen: "gittix.scan.seen", // {ticketId: the first check-in's time}, as this device knows it
+  queue: "gittix.scan.queue", // scans made offline, not yet sent: [{secret, nonce, at}]
+};
+
+/** Base64url without padding to bytes; null if it is not that. */
+function fromBase64Url(text) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const base64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
+  return Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+}
+
+function uuidOf(bytes) {
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** A pass secret's fields if `secret` is one signed by `key` (a CryptoKey), else null. The
+ * layout: version 1, the ticket id (16 bytes), the generation (u32, big-endian), a 16-byte seed,
+ * and the Ed25519 signature (64 bytes) of those 37 bytes. */
+async function verifySecret(key, secret) {
+  const bytes = secret.length === 135 ? fromBase64Url(secret) : null;
+  if (!bytes || bytes.length !== 101 || bytes[0] !== 1) return null;
+  const signed = bytes.subarray(0, 37);
+  const valid = await crypto.subtle.verify({ name: "Ed25519" }, key, bytes.subarray(37), signed);
+  if (!valid) return null;
+  return { ticketId: uuidOf(bytes.subarray(1, 17)), generation: new DataView(signed.buffer, signed.byteOffset + 17, 4).getUint32(0) };
+}
+
+/** What each answer looks like: its colour, its sign and its words. */
+const VERDICTS = {
+  ok: { tone: "go", icon: "✓", label: "Valid" },
+  already_redeemed: { tone: "wait", icon: "!", label: "Already checked in" },
+  revoked: { tone: "stop", icon: "✕", label: "Resold" },
+  invalid: { tone: "stop", icon: "✕", label: "Invalid" },
+  refused: { tone: "stop", icon: "✕", label: "Not checked in" },
+};
+
+function verdictDetail(outcome) {
+  const title = outcome.title || "This pass";
+  switch (outcome.result) {
+    case "ok": return outcome.offline ? `${title}. Checked on this device while offline; it is sent when the connection is back.` : `${title}. Let them in.`;
+    case "already_redeemed": return `${title} was first checked in ${formatTime(outcome.at)}${outcome.offline ? " (as this device knows it)" : ""}.`;
+    case "revoked": return "This ticket was resold: this pass is no longer valid.";
+    case "invalid": return "This is not a GitTix pass, or it was altered.";
+    default: return outcome.message;
+  }
+}
+
+/** Timings the check-in page measured, in milliseconds (also read by the browser tests). */
+const scanTimings = { decode: [], verify: [], firstRead: null };
+window.gittixScanTimings = scanTimings;
+
+async function scanPage() {
+  keepPageOffline();
+  // The form and the camera answer at once; a scan waits until the key and revocations are in.
+  const scanner = new Scanner();
+  const form = $("#paste");
+  onSubmit(form, async () => {
+    const code = form.code.value.trim();
+    if (!code) {
+      showErrors(form, [{ field: "code", message: "Paste a pass's code, or scan it with the camera" }]);
+      return false;
+    }
+    clearErrors(form);
+    await scanner.show(await scanner.check(code), form.code);
+    form.code.value = "";
+    return false;
+  });
+  $("#start-camera").addEventListener("click", () => scanner.startCamera());
+  const user = await scannerUser();
+  if (!user) return;
+  await scanner.refresh();
+  scanner.ready();
+  window.addEventListener("online", () => scanner.refresh().then(() => scanner.upload()));
+  window.addEventListener("offline", () => scanner.render());
+  setInterval(() => scanner.refresh().then(() => scanner.upload()), 30000);
+  await scanner.upload();
+}
+
+/** The signed-in user; offline, the one who last opened this page here; else off to sign in. */
+async function scannerUser() {
+  const result = await api("GET", "/api/users/current-user");
+  if (result.status === 200 && result.data && result.data.currentUser) {
+    saved.set(SCANNER.user, result.data.currentUser);
+    return result.data.currentUser;
+  }
+  if (result.status === 0) {
+    const user = saved.get(SCANNER.user, null);
+    if (!user) pageError("You are offline, and this device has not opened the check-in page before. Open it once with a connection.");
+    return user;
+  }
+  return requireUser();
+}
+
+/** The check-in page's state: the pass key, the revocations, the scans waiting to be sent. */
+class Scanner {
+  constructor() {
+    this.key = null;
+    this.uploading = false;
+    this.paused = false;
+    this.loaded = new Promise((resolve) => { this.ready = resolve; });
+  }
+
+  /** Fetches the pass key and the revocations since the last time; keeps what it had offline. */
+  async refresh() {
+    const key = await api("GET", "/api/passes/key");
+    if (key.status === 200 && key.data.algorithm === "Ed25519") saved.set(SCANNER.key, key.data.key);
+    const revoked = saved.get(SCANNER.revoked, {});
+    let since = saved.get(SCANNER.since, 0);
+    for (let page = 0; page < 100; page += 1) {
+      const result = await api("GET", `/api/passes/revoked?since=${since}`);
+      if (result.status !== 200) break;
+      for (const { ticketId, generation } of result.data.revoked) {
+        revoked[ticketId] = Math.max(revoked[ticketId] || 0, generation);
+      }
+      const done = result.data.next === since || !result.data.revoked.length;
+      since = result.data.next;
+      if (done) break;
+    }
+    saved.set(SCANNER.revoked, revoked);
+    saved.set(SCANNER.since, since);
+    const raw = saved.get(SCANNER.key, null);
+    if (raw && !this.key) {
+      try {
+        this.key = await crypto.subtle.importKey("raw", fromBase64Url(raw), { name: "Ed25519" }, false, ["verify"]);
+      } catch {
+        pageError("This browser cannot check pass signatures (Ed25519), so it can check passes only online.");
+      }
+    }
+  }
+
+  /** The outcome of scanning `secret`: from the server, or from this device when offline. */
+  async check(secret) {
+    await this.loaded;
+    const nonce = crypto.randomUUID();
+    if (navigator.onLine) {
+      const result = await api("POST", "/api/checkins", { secret, nonce });
+      if (result.status === 200) {
+        this.remember(result.data);
+        this.upload();
+        return result.data;
+      }
+      if (result.status !== 0 && result.status < 500) return { result: "refused", message: messagesOf(result)[0] };
+    }
+    return this.checkOffline(secret, nonce);
+  }
+
+  /** Checks `secret` against the kept key and revocations; a valid pass seen for the first time
+   * here is queued to be sent. */
+  async checkOffline(secret, nonce) {
+    if (!this.key) return { result: "refused", message: "This device has no pass key yet: connect once to check passes offline." };
+    const started = performance.now();
+    const fields = await verifySecret(this.key, secret);
+    scanTimings.verify.push(performance.now() - started);
+    const at = new Date().toISOString();
+    if (!fields) return { result: "invalid", offline: true };
+    const { ticketId, generation } = fields;
+    if ((saved.get(SCANNER.revoked, {})[ticketId] || 0) >= generation) return { result: "revoked", ticketId, offline: true };
+    // A ticket gets in once, whichever of its passes (as the server rules too).
+    const seen = saved.get(SCANNER.seen, {});
+    if (seen[ticketId]) return { result: "already_redeemed", ticketId, at: seen[ticketId], offline: true };
+    seen[ticketId] = at;
+    saved.set(SCANNER.seen, seen);
+    saved.set(SCANNER.queue, [...saved.get(SCANNER.queue, []), { secret, nonce, at }]);
+    return { result: "ok", ticketId, at, offline: true };
+  }
+
+  /** Keeps a server's answer, so the same ticket is amber here when offline later. */
+  remember(outcome) {
+    if ((outcome.result !== "ok" && outcome.result !== "already_redeemed") || !outcome.ticketId) return;
+    const seen = saved.get(SCANNER.seen, {});
+    seen[outcome.ticketId] = seen[outcome.ticketId] || outcome.at;
+    saved.set(SCANNER.seen, seen);
+  }
+
+  /** Sends the scans made offline, oldest first; a duplicate the server found is reported. */
+  async upload() {
+    if (this.uploading) return;
+    this.uploading = true;
+    try {
+      for (;;) {
+        const [scan] = saved.get(SCANNER.queue, []);
+        if (!scan || !navigator.onLine) break;
+        const result = await api("POST", "/api/checkins", { secret: scan.secret, nonce: scan.nonce });
+        if (result.status === 0 || result.status >= 500) break;
+        saved.set(SCANNER.queue, saved.get(SCANNER.queue, []).filter((queued) => queued.nonce !== scan.nonce));
+        this.report(scan, result);
+      }
+    } finally {
+      this.uploading = false;
+      this.render();
+    }
+  }
+
+  /** One line of the upload log for `scan`, sent with `result`. */
+  report(scan, result) {
+    const outcome = result.status === 200 ? result.data : { result: "refused", message: messagesOf(result)[0] };
+    const title = outcome.title || "A pass";
+    const lines = {
+      ok: [`${title}: sent, checked in ${formatTime(scan.at)}.`, "ok"],
+      already_redeemed: [`Duplicate: ${title} had already been checked in ${formatTime(outcome.at)}, before this device's offline scan at ${formatTime(scan.at)}.`, "warn"],
+      revoked: [`${title}: the pass scanned offline ${formatTime(scan.at)} had been replaced by a resale.`, "error"],
+      invalid: [`The pass scanned offline ${formatTime(scan.at)} is not valid.`, "error"],
+      refused: [`The scan of ${formatTime(scan.at)} was refused: ${outcome.message}`, "error"],
+    };
+    const [text, kind] = lines[outcome.result] || lines.refused;
+    const item = document.createElement("li");
+    item.className = `log-${kind}`;
+    item.textContent = text;
+    $("#sync-log").prepend(item);
+  }
+
+  render() {
+    const waiting = saved.get(SCANNER.queue, []).length;
+    $("#connection").textContent = navigator.onLine
+      ? "Online: every scan is checked with the server."
+      : "Offline: passes are checked on this device, against the signature and the resales it knows of.";
+    $("#queue-state").textContent = waiting === 0 ? "No scan is waiting to be sent." : `${waiting} ${waiting === 1 ? "scan is" : "scans are"} waiting to be sent.`;
+  }
+
+  /** Shows `outcome` full screen until dismissed; focus then returns to `returnTo`. */
+  show(outcome, returnTo) {
+    const verdict = VERDICTS[outcome.result] || VERDICTS.refused;
+    const box = $("#verdict");
+    box.className = `verdict verdict-${verdict.tone}`;
+    box.querySelector(".verdict-icon").textContent = verdict.icon;
+    $("#verdict-label").textContent = verdict.label;
+    $("#verdict-detail").textContent = verdictDetail(outcome);
+    box.dataset.result = outcome.result;
+    box.hidden = false;
+    this.paused = true;
+    this.render();
+    const next = $("#next-scan");
+    next.focus();
+    return new Promise((resolve) => {
+      next.addEventListener("click", () => {
+        box.hidden = true;
+        this.paused = false;
+        returnTo.focus();
+        resolve();
+      }, { once: true });
+    });
+  }
+
+  /** Reads passes from the camera (jsQR on its frames) until the page is left. */
+  async startCamera() {
+    const state = $("#camera-state");
+    const button = $("#start-camera");
+    button.disabled = true;
+    let stream;
+    try {
+      await (window.jsQR ? Promise.resolve() : loadScript("/vendor/jsqr/jsQR.js"));
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    } catch (error) {
+      button.disabled = false;
+      state.textContent = error && error.name === "NotAllowedError"
+        ? "The camera was not allowed. Allow it in the browser's settings, or paste codes below."
+        : "No camera can be used here. Paste codes below instead.";
+      return;
+    }
+    const video = $("#camera");
+    video.srcObject = stream;
+    video.hidden = false;
+    await video.play();
+    button.hidden = true;
+    state.textContent = "The camera is on: hold a pass in front of it.";
+    const started = performance.now();
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    const frame = async () => {
+      if (!this.paused && video.readyState >= 2) {
+        const scale = Math.min(1, 800 / video.videoWidth);
+        canvas.width = Math.round(video.videoWidth * scale);
+        canvas.height = Math.round(video.videoHeight * scale);
+        context.drawImage(video, 0, 0, canvas.width, canvas.height);
+        const image = context.getImageData(0, 0, canvas.width, canvas.height);
+        const decodeStarted = performance.now();
+        const code = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
+        scanTimings.decode.push(performance.now() - decodeStarted);
+        if (code && code.data) {
+          if (scanTimings.firstRead === null) scanTimings.firstRead = performance.now() - started;
+          this.paused = true;
+          await this.show(await this.check(code.data), button.hidden ? $("#code") : button);
+        }
+      }
+      setTimeout(frame, 100);
+    };
+    frame();
+  }
+}
+
 const pages = {
   home,
   signup: credentialsPage("/api/users/signup"),
@@ -572,6 +1067,8 @@ const pages = {
   ticket: ticketPage,
   orders,
   order: orderPage,
+  pass: passPage,
+  scan: scanPage,
 };
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -16,9 +16,11 @@ pub fn page_name(path: &str) -> Option<&'static str> {
         ["tickets", "new"] => "sell",
         ["tickets", "mine"] => "mine",
         ["tickets", id, "edit"] if is_id(id) => "edit",
+        ["tickets", id, "pass"] if is_id(id) => "pass",
         ["tickets", id] if is_id(id) => "ticket",
         ["orders"] => "orders",
         ["orders", id] if is_id(id) => "order",
+        ["scan"] => "scan",
         _ => return None,
     })
 }
@@ -44,6 +46,9 @@ mod tests {
             ("/tickets/mine", Some("mine")),
             (&format!("/tickets/{id}"), Some("ticket")),
             (&format!("/tickets/{id}/edit"), Some("edit")),
+            (&format!("/tickets/{id}/pass"), Some("pass")),
+            ("/scan", Some("scan")),
+            ("/sw.js", None),
             ("/orders", Some("orders")),
             (&format!("/orders/{id}"), Some("order")),
             ("ticket", None),

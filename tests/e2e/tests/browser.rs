@@ -28,9 +28,13 @@ fn the_client_works_in_a_real_browser() {
         start_with_stripe(&[("SPIN_VARIABLE_ORDER_WINDOW_SECONDS", "5")]);
     let screenshots = root.join("target/screenshots");
 
-    let mut node = Command::new("node")
-        .arg("--test")
-        .arg("--test-reporter=spec")
+    let mut node = Command::new("node");
+    node.arg("--test").arg("--test-reporter=spec");
+    // BROWSER_TESTS=<pattern> runs only the tests whose names match, while working on them.
+    if let Ok(pattern) = std::env::var("BROWSER_TESTS") {
+        node.arg(format!("--test-name-pattern={pattern}"));
+    }
+    let mut node = node
         .arg("client.test.mjs")
         .current_dir(&tests)
         .env("BASE_URL", &shop.base)
