@@ -751,6 +751,7 @@ async function orderPass(ticketId) {
   const loaded = await loadPassSoon(ticketId, () => showAlert(alert, ["Your pass is being issued…"], "warn"));
   alert.hidden = true;
   if (loaded.error) {
+    $("#order-qr").hidden = true;
     showAlert(alert, [loaded.error], "warn");
     return;
   }

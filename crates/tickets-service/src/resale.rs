@@ -22,10 +22,10 @@ const ALREADY_LISTED: &str = "Ticket is already listed for resale";
 const NOT_LISTED: &str = "Ticket is not listed for resale";
 
 /// The most a resale of `ticket` may ask: `cap_percent` of its face value, rounded down to the
-/// cent.
+/// cent, and never more than any ticket may cost.
 pub(crate) fn max_price(ticket: &Ticket, cap_percent: u64) -> Price {
     let cents = ticket.face_value.cents().saturating_mul(cap_percent) / 100;
-    Price::from_cents(cents).unwrap_or(ticket.face_value)
+    Price::from_cents(cents.min(Price::MAX.cents())).unwrap_or(ticket.face_value)
 }
 
 /// 400 for field `price` unless `price` is within the cap of `ticket`'s face value.
@@ -148,6 +148,17 @@ mod tests {
     use crate::testing::{ALICE, BOB, TestApp, id_of, json, order_completed, order_created, text};
 
     const CAROL: &str = "c4a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b";
+
+    #[test]
+    fn the_cap_rounds_down_to_the_cent_and_never_passes_the_largest_price() {
+        use domain::Price;
+        let mut ticket = crate::ticket::tests::ticket(None, crate::ticket::TicketStatus::Sold);
+        ticket.face_value = Price::from_cents(1999).expect("valid");
+        assert_eq!(super::max_price(&ticket, 120).cents(), 2398);
+        assert_eq!(super::max_price(&ticket, 100), ticket.face_value);
+        ticket.face_value = Price::from_cents(90_000_000).expect("valid");
+        assert_eq!(super::max_price(&ticket, 1000), Price::MAX);
+    }
 
     fn resell(app: &TestApp, user: &str, id: &str, price: Value) -> api::Response {
         let path = format!("/api/tickets/{id}/resale");

@@ -92,12 +92,12 @@ impl Ticket {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn ticket(order_id: Option<&str>, status: TicketStatus) -> Ticket {
+    pub(crate) fn ticket(order_id: Option<&str>, status: TicketStatus) -> Ticket {
         Ticket {
             seq: 3,
             id: TicketId::parse("3f2c7d1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f").expect("valid id"),
