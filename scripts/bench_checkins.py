@@ -21,21 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench_app import App, call, wait_until
 from bench_auth import percentile
-from bench_host import CONNECTIONS, cpu_seconds, run_wrk
+from bench_host import CONNECTIONS, NUMBERED_THREADS, cpu_seconds, run_wrk
 
 TICKETS = 300
 FIRST_SCANS = 200
 
 # Each request scans the next pass of the list (each thread starting at its own) with a nonce
 # of its own.
-SCAN_SCRIPT = """
-local threads = 0
-
-function setup(thread)
-  thread:set("first", threads)
-  threads = threads + 1
-end
-
+SCAN_SCRIPT = NUMBERED_THREADS + """
 function init(args)
   secrets = {}
   for line in io.lines(args[1]) do secrets[#secrets + 1] = line end

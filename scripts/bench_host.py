@@ -28,6 +28,17 @@ CONNECTIONS = 32
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Numbers wrk's threads (`first` is 0, 1, ...), so each can take its own share of the work.
+NUMBERED_THREADS = """
+local threads = 0
+
+function setup(thread)
+  thread:set("first", threads)
+  threads = threads + 1
+end
+"""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

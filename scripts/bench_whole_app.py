@@ -31,17 +31,7 @@ import urllib.request
 
 import bench_host
 from bench_app import App, call, wait_until
-from bench_host import CONNECTIONS, ROOT, cpu_seconds, free_port, peak_rss_mb, rss_mb, run_wrk, wait_for
-
-# Numbers wrk's threads (`first` is 0, 1, ...), so each can take its own share of the work.
-NUMBERED_THREADS = """
-local threads = 0
-
-function setup(thread)
-  thread:set("first", threads)
-  threads = threads + 1
-end
-"""
+from bench_host import CONNECTIONS, NUMBERED_THREADS, ROOT, cpu_seconds, free_port, peak_rss_mb, rss_mb, run_wrk, wait_for
 
 # wrk reads the ticket ids from a file; each of its threads takes every second one, so no two
 # requests order the same ticket.
