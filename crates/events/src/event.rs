@@ -166,6 +166,7 @@ mod tests {
                 expires_at: "2024-05-01T12:01:00.000Z".into(),
                 ticket: ticket_ref(),
                 placed_seq: Some(3),
+                seller_id: Some("u1".into()),
             }
             .into(),
             OrderCancelled {

@@ -186,6 +186,7 @@ fn order_created(id: &str, expires_at_ms: u64) -> Event {
             price_cents: 100,
         },
         placed_seq: Some(1),
+        seller_id: None,
     })
 }
 

@@ -267,6 +267,7 @@ mod tests {
                     price_cents: 2050,
                 },
                 placed_seq: Some(1),
+                seller_id: Some(ALICE.to_owned()),
             })]
         );
     }

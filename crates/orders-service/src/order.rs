@@ -107,6 +107,7 @@ impl Order {
             expires_at: rfc3339_millis(self.expires_at_ms),
             ticket: self.ticket_ref(),
             placed_seq: u64::try_from(self.seq).ok(),
+            seller_id: Some(self.ticket.user_id.clone()),
         }
         .into()
     }

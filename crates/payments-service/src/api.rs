@@ -10,9 +10,9 @@ use storage::Database;
 use crate::PaymentsConfig;
 use crate::payment::{Payment, PaymentStatus};
 use crate::settlement;
-use crate::store;
 use crate::stripe::{Intent, PaymentGateway, StripeError};
 use crate::webhook::{self, Event};
+use crate::{payouts, store};
 
 /// An order id and a payment method id; anything bigger is not a payment form.
 const MAX_FORM_BYTES: usize = 4 * 1024;
@@ -47,6 +47,10 @@ impl PaymentsApi<'_> {
             (Method::Post, "/api/payments/setup") => self.setup(request),
             (Method::Get, "/api/payments/config") => Ok(self.client_config()),
             (Method::Post, "/api/payments/webhook") => self.webhook(request),
+            (Method::Get, "/api/payouts") => self.sales(request),
+            (Method::Get, "/api/payouts/account") => self.account_status(request),
+            (Method::Post, "/api/payouts/account") => self.connect_account(request),
+            (Method::Post, "/api/payouts/dashboard") => self.dashboard(request),
             _ => Err(ApiError::NotFound),
         };
         result.unwrap_or_else(ApiError::into_response)
@@ -89,9 +93,18 @@ impl PaymentsApi<'_> {
             Some(payment) => payment,
             None => {
                 let customer = self.customer_of(&user.id, now)?;
+                let currency = self.config.stripe.currency.to_string();
+                let payout = payouts::plan(
+                    self.db,
+                    &order,
+                    self.config.platform_fee_bps,
+                    &currency,
+                    now,
+                )?;
+                let destination = payout.as_ref().and_then(payouts::Payout::destination);
                 let intent = self
                     .gateway
-                    .create_intent(&order.id.to_string(), amount, &customer)
+                    .create_intent(&order.id.to_string(), amount, &customer, destination)
                     .map_err(stripe_failure)?;
                 let payment = Payment {
                     id: domain::EventId::new_random().to_string(),
@@ -196,19 +209,22 @@ impl PaymentsApi<'_> {
         ))
     }
 
-    /// `GET /api/payments/config`: what the browser needs to load Stripe.js.
+    /// `GET /api/payments/config`: what the browser needs to load Stripe.js, and the platform's
+    /// fee on each sale (in basis points), shown to sellers and buyers.
     fn client_config(&self) -> Response {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct ClientConfig<'a> {
             publishable_key: &'a str,
             stripe_js_url: &'a str,
+            platform_fee_bps: u16,
         }
         Response::json(
             200,
             &ClientConfig {
                 publishable_key: &self.config.publishable_key,
                 stripe_js_url: &self.config.js_url,
+                platform_fee_bps: self.config.platform_fee_bps,
             },
         )
     }
@@ -217,7 +233,8 @@ impl PaymentsApi<'_> {
     /// signature older than five minutes, is a 400 and changes nothing. `payment_intent.succeeded`
     /// settles the payment (once, however often Stripe sends it) by the time Stripe made the
     /// event, which is when the intent succeeded; `refund.updated` and `refund.failed` record
-    /// where a refund ended; other events are acknowledged.
+    /// where a refund ended; `account.updated` (a Connect event) records where a seller's account
+    /// stands and pays out what waited for it; other events are acknowledged.
     fn webhook(&self, request: &Request) -> Result<Response, ApiError> {
         if request.body.len() > MAX_WEBHOOK_BYTES {
             return Err(ApiError::PayloadTooLarge);
@@ -243,6 +260,9 @@ impl PaymentsApi<'_> {
                 ));
             }
         }
+        if let Some(account) = event.account() {
+            self.account_updated(&account, event.created)?;
+        }
         if let Some(refund) = event.refund()
             && !settlement::refund_updated(self.db, &refund, now)?
         {
@@ -257,13 +277,13 @@ impl PaymentsApi<'_> {
         ))
     }
 
-    fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
+    pub(crate) fn signed_in_user(&self, request: &Request) -> Result<Claims, ApiError> {
         api::require_user(request, &self.config.verifier, self.clock.now_ms() / 1000)
     }
 }
 
 /// A Stripe failure as the client sees it.
-fn stripe_failure(error: StripeError) -> ApiError {
+pub(crate) fn stripe_failure(error: StripeError) -> ApiError {
     match error {
         StripeError::Declined { message, .. } => ApiError::PaymentRefused(message),
         StripeError::Refused { message, .. } => ApiError::BadRequest(message),
@@ -805,13 +825,17 @@ mod tests {
     }
 
     #[test]
-    fn the_browser_gets_the_publishable_key_and_the_stripe_js_url() {
+    fn the_browser_gets_the_publishable_key_the_stripe_js_url_and_the_fee() {
         let app = TestApp::new();
         let response = app.handle(&Request::new(Method::Get, "/api/payments/config"));
         assert_eq!(response.status, 200);
         assert_eq!(
             json(&response),
-            json!({ "publishableKey": "pk_test_123", "stripeJsUrl": "https://js.stripe.com/v3/" })
+            json!({
+                "publishableKey": "pk_test_123",
+                "stripeJsUrl": "https://js.stripe.com/v3/",
+                "platformFeeBps": 500,
+            })
         );
         assert_error(
             &app.handle(&Request::new(Method::Get, "/api/payments")),

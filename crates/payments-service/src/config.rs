@@ -9,6 +9,7 @@
 //! | `stripe_publishable_key` | the publishable key (`pk_...`) the browser's Stripe.js uses (HTTP component) | required |
 //! | `stripe_js_url` | where the browser loads Stripe.js (HTTP component) | `https://js.stripe.com/v3/` |
 //! | `currency` | the currency prices are charged in, an ISO code | `usd` |
+//! | `platform_fee_bps` | the platform's fee on each sale, in basis points (1/100 %), 0 to 5000 (HTTP component) | `500` |
 //!
 //! A variable set to an empty (or all-blank) string counts as unset.
 
@@ -25,10 +26,14 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "stripe_webhook_secret";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "stripe_publishable_key";
 pub const STRIPE_JS_URL: &str = "stripe_js_url";
 pub const CURRENCY: &str = "currency";
+pub const PLATFORM_FEE_BPS: &str = "platform_fee_bps";
 
 const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 const DEFAULT_JS_URL: &str = "https://js.stripe.com/v3/";
 const DEFAULT_CURRENCY: &str = "usd";
+const DEFAULT_FEE_BPS: u16 = 500;
+/// Half of every sale: a higher fee is a mistake in the configuration, not a business.
+const MAX_FEE_BPS: u16 = 5000;
 
 /// The payments HTTP component's configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct PaymentsConfig {
     pub webhook_secret: Secret,
     pub publishable_key: String,
     pub js_url: String,
+    /// The platform's fee on each sale, in basis points; the rest is paid out to the seller.
+    pub platform_fee_bps: u16,
 }
 
 impl PaymentsConfig {
@@ -49,7 +56,25 @@ impl PaymentsConfig {
             webhook_secret: Secret::new(required(vars, STRIPE_WEBHOOK_SECRET)?),
             publishable_key: required(vars, STRIPE_PUBLISHABLE_KEY)?,
             js_url: url(vars, STRIPE_JS_URL, DEFAULT_JS_URL)?,
+            platform_fee_bps: fee_bps(vars)?,
         })
+    }
+}
+
+fn fee_bps(vars: &dyn VariableSource) -> Result<u16, ConfigError> {
+    match optional(vars, PLATFORM_FEE_BPS) {
+        None => Ok(DEFAULT_FEE_BPS),
+        Some(text) => text
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|bps| *bps <= MAX_FEE_BPS)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    PLATFORM_FEE_BPS,
+                    "must be a whole number of basis points from 0 to 5000",
+                )
+            }),
     }
 }
 
@@ -114,6 +139,7 @@ mod tests {
         assert_eq!(config.publishable_key, "pk_test_abc");
         assert_eq!(config.stripe.secret_key.expose(), "sk_test_abc");
         assert_eq!(config.webhook_secret.expose(), "whsec_abc");
+        assert_eq!(config.platform_fee_bps, 500);
     }
 
     #[test]
@@ -126,8 +152,10 @@ mod tests {
                 "http://127.0.0.1:8420/js.stripe.com/v3/".to_owned(),
             ),
             (CURRENCY, "EUR".to_owned()),
+            (PLATFORM_FEE_BPS, "250".to_owned()),
         ]);
         let config = PaymentsConfig::from_variables(&vars).expect("valid");
+        assert_eq!(config.platform_fee_bps, 250);
         assert_eq!(config.stripe.api_base, "http://127.0.0.1:8420");
         assert_eq!(config.js_url, "http://127.0.0.1:8420/js.stripe.com/v3/");
         assert_eq!(config.stripe.currency.to_string(), "eur");
@@ -149,6 +177,9 @@ mod tests {
             (STRIPE_API_BASE, "api.stripe.com"),
             (STRIPE_JS_URL, "js.stripe.com/v3"),
             (CURRENCY, "dollars"),
+            (PLATFORM_FEE_BPS, "5001"),
+            (PLATFORM_FEE_BPS, "-1"),
+            (PLATFORM_FEE_BPS, "5%"),
         ] {
             let mut vars = variables();
             vars.insert(name, value.to_owned());

@@ -17,7 +17,7 @@ use events::{Envelope, Event, OrderStatus};
 use storage::Database;
 
 use crate::payment::{Order, PaymentStatus};
-use crate::{settlement, store};
+use crate::{payouts, settlement, store};
 
 /// The payments service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,17 +50,20 @@ struct OrderChange<'a> {
     user_id: &'a str,
     status: OrderStatus,
     price_cents: u64,
-    /// Only `order:created` says when the order expires; later events keep what it said.
+    /// Only `order:created` says when the order expires, who sells its ticket and which ticket
+    /// it is; later events keep what it said.
     expires_at: Option<&'a str>,
+    seller_id: Option<&'a str>,
+    ticket_id: Option<&'a str>,
 }
 
 impl<'a> OrderChange<'a> {
     fn of(event: &'a Event) -> Option<Self> {
-        let (order, status, expires_at) = match event {
+        let (order, status, created) = match event {
             Event::OrderCreated(order) => (
                 (&order.id, order.version, &order.user_id, &order.ticket),
                 order.status,
-                Some(order.expires_at.as_str()),
+                Some((order.expires_at.as_str(), order.seller_id.as_deref())),
             ),
             Event::OrderCancelled(order) => (
                 (&order.id, order.version, &order.user_id, &order.ticket),
@@ -81,7 +84,9 @@ impl<'a> OrderChange<'a> {
             user_id,
             status,
             price_cents: ticket.price_cents,
-            expires_at,
+            expires_at: created.map(|(expires_at, _)| expires_at),
+            seller_id: created.and_then(|(_, seller)| seller),
+            ticket_id: created.map(|_| ticket.id.as_str()),
         })
     }
 
@@ -117,6 +122,8 @@ impl<'a> OrderChange<'a> {
                 expires_at_ms,
                 version: Version::new(version),
                 window: None,
+                seller_id: self.seller_id.map(str::to_owned),
+                ticket_id: self.ticket_id.map(str::to_owned),
             },
         )?;
         if self.status == OrderStatus::Cancelled
@@ -128,6 +135,7 @@ impl<'a> OrderChange<'a> {
                 payment.id
             ));
             store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
+            payouts::refund_decided(tx, id, now_ms)?;
         }
         Ok(Applied::Done)
     }

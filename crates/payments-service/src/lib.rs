@@ -8,9 +8,14 @@
 //! does what they ask of Stripe ([`settlement::Settlement`]).
 //!
 //! - `config`: the typed configuration.
-//! - `api`: `POST /api/payments`, `GET /api/payments/config`, `POST /api/payments/webhook`.
+//! - `api`: `POST /api/payments`, `POST /api/payments/setup`, `GET /api/payments/config`,
+//!   `POST /api/payments/webhook`.
 //! - `events`: the replica of orders, and refunds for orders cancelled after payment.
 //! - `payment`: the [`Payment`] and its [`PaymentStatus`], the replicated [`Order`].
+//! - `payouts`: paying sellers through Stripe Connect: their connected accounts, and one payout
+//!   per sale (a destination charge, or a Transfer once the seller can be paid).
+//! - `payouts_api`: `GET`/`POST /api/payouts/account`, `GET /api/payouts`,
+//!   `POST /api/payouts/dashboard`.
 //! - `settlement`: what a succeeded payment does: complete its order, or be refunded.
 //! - `store`: the SQL (`migrations/payments/`, [`MIGRATIONS`]) and the outbox.
 //! - `stripe`: the [`PaymentGateway`] port and [`Stripe`], its implementation over HTTP with
@@ -26,6 +31,8 @@ mod api;
 mod config;
 mod events;
 mod payment;
+pub mod payouts;
+mod payouts_api;
 pub mod settlement;
 mod store;
 mod stripe;
@@ -38,7 +45,10 @@ pub use crate::api::PaymentsApi;
 pub use crate::config::{ConfigError, PaymentsConfig, VariableSource, stripe_api};
 pub use crate::events::PaymentsEvents;
 pub use crate::payment::{Order, Payment, PaymentStatus};
-pub use crate::stripe::{Intent, PaymentGateway, Refund, Stripe, StripeApi, StripeError};
+pub use crate::stripe::{
+    Account, Destination, Intent, Link, PaymentGateway, Refund, Stripe, StripeApi, StripeError,
+    Transfer,
+};
 
 /// A warning in the log: something went wrong that the service recovers from, or an operator
 /// should know.
@@ -52,6 +62,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("payments":
     2 "delivery state" => "0002_delivery_state.sql",
     3 "customers, payment windows, refund outcomes" => "0003_customers_windows_refunds.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
+    5 "payouts" => "0005_payouts.sql",
 );
 
 #[cfg(test)]

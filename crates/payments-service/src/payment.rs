@@ -174,6 +174,11 @@ pub struct Order {
     pub version: Version,
     /// Where this service stands on the order's time to pay, once it ran out.
     pub window: Option<PaymentWindow>,
+    /// Who sells the ticket, and is paid out ([`crate::payouts`]); `None` for orders replicated
+    /// before payouts existed.
+    pub seller_id: Option<String>,
+    /// The ticket ordered (`None` likewise).
+    pub ticket_id: Option<String>,
 }
 
 impl Order {
@@ -323,6 +328,8 @@ mod tests {
             expires_at_ms: 10_000,
             version: Version::new(0),
             window: None,
+            seller_id: None,
+            ticket_id: None,
         };
         assert!(order.paid_in_time(9_999));
         assert!(!order.paid_in_time(10_000));

@@ -27,8 +27,8 @@ use events::{PaymentCreated, PaymentExpired};
 use storage::Database;
 
 use crate::payment::{Order, Payment, PaymentStatus, PaymentWindow};
-use crate::store;
 use crate::stripe::{PaymentGateway, Refund, StripeError};
+use crate::{payouts, store};
 
 /// How many overdue orders one backstop pass closes.
 const OVERDUE_BATCH: u32 = 500;
@@ -64,6 +64,7 @@ pub fn succeeded(
                 paid_at: Some(rfc3339_millis(paid_at_ms)),
             };
             store::enqueue(tx, &paid.into(), now_ms)?;
+            payouts::paid(tx, &payment.order_id, now_ms)?;
         } else {
             let why = if open {
                 "after its order expired"
@@ -75,6 +76,7 @@ pub fn succeeded(
                 payment.id, payment.order_id
             ));
             store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
+            payouts::refund_decided(tx, &payment.order_id, now_ms)?;
             if open {
                 lapse(tx, &order, now_ms)?;
             }
@@ -244,10 +246,11 @@ pub fn refund_updated(db: &dyn Database, refund: &Refund, now_ms: u64) -> anyhow
 /// The payments consumer's own work, run by its wake-up ([`delivery::Subscription`]) after it
 /// applied events and on every tick, on the same database connection: what the events asked of
 /// Stripe. It cancels the intents of windows that are closing ([`settle_closing`]), makes the
-/// refunds still pending and follows the ones Stripe has not finished. On the tick it first
-/// closes the windows the expiration timer's event never came for ([`close_overdue`], after two
-/// ticks of grace, since the timer's own event comes first when it can), and last leaves the
-/// refunds Stripe failed under [`FAILED_REFUNDS_KEY`].
+/// refunds still pending, follows the ones Stripe has not finished, and makes the sellers'
+/// Transfers that are due ([`payouts::pay_out`]). On the tick it first closes the windows the
+/// expiration timer's event never came for ([`close_overdue`], after two ticks of grace, since
+/// the timer's own event comes first when it can), and last leaves the refunds Stripe failed
+/// under [`FAILED_REFUNDS_KEY`] and the payouts waiting under [`payouts::WAITING_PAYOUTS_KEY`].
 pub struct Settlement<'a> {
     pub http: &'a dyn api::HttpClient,
     pub variables: &'a dyn api::VariableSource,
@@ -280,22 +283,34 @@ impl delivery::Housekeeping for Settlement<'_> {
         settle_closing(db, &stripe, now_ms).context("closing payment windows")?;
         refund_pending(db, &stripe, now_ms).context("making pending refunds")?;
         track_refunds(db, &stripe, now_ms).context("following refunds")?;
+        payouts::pay_out(db, &stripe, None, now_ms).context("paying sellers out")?;
         if tick {
-            report_failed_refunds(db, redis);
+            report(db, redis, FAILED_REFUNDS_KEY, failed_refunds_json);
+            report(
+                db,
+                redis,
+                payouts::WAITING_PAYOUTS_KEY,
+                payouts::waiting_payouts_json,
+            );
         }
         Ok(())
     }
 }
 
-/// Writes the refunds Stripe failed to Redis under [`FAILED_REFUNDS_KEY`], for `ticketing-ops
-/// refunds`. Best effort: the payments database keeps them either way.
-fn report_failed_refunds(db: &dyn Database, redis: &dyn delivery::Redis) {
-    let outcome = failed_refunds_json(db).and_then(|listing| {
-        redis.execute("SET", &[FAILED_REFUNDS_KEY.into(), listing.into()])?;
+/// Writes a listing for `ticketing-ops` to Redis under `key`: the refunds Stripe failed, the
+/// payouts waiting. Best effort: the payments database keeps them either way.
+fn report(
+    db: &dyn Database,
+    redis: &dyn delivery::Redis,
+    key: &str,
+    listing: fn(&dyn Database) -> anyhow::Result<String>,
+) {
+    let outcome = listing(db).and_then(|listing| {
+        redis.execute("SET", &[key.into(), listing.into()])?;
         Ok(())
     });
     if let Err(error) = outcome {
-        crate::warn(&format!("could not report failed refunds: {error:#}"));
+        crate::warn(&format!("could not report {key}: {error:#}"));
     }
 }
 
@@ -362,7 +377,9 @@ fn refund(
     payment: &Payment,
     now_ms: u64,
 ) -> anyhow::Result<bool> {
-    match gateway.refund(&payment.stripe_id, &refund_idempotency_key(&payment.id)) {
+    let reverse_transfer = payouts::refund_reverses_transfer(db, &payment.order_id)?;
+    let key = refund_idempotency_key(&payment.id);
+    match gateway.refund(&payment.stripe_id, &key, reverse_transfer) {
         Ok(refund) => {
             record_refund(db, payment, &refund, now_ms)?;
             Ok(true)
@@ -390,7 +407,14 @@ fn record_refund(
         Some("failed" | "canceled") => PaymentStatus::RefundFailed,
         _ => PaymentStatus::Refunding,
     };
-    if store::advance_status(db, &payment.id, status, Some(&refund.id), now_ms)? {
+    let moved = storage::transaction(db, |tx| -> anyhow::Result<bool> {
+        let moved = store::advance_status(tx, &payment.id, status, Some(&refund.id), now_ms)?;
+        if moved && status == PaymentStatus::Refunded {
+            payouts::refund_settled(tx, &payment.order_id, now_ms)?;
+        }
+        Ok(moved)
+    })?;
+    if moved {
         match status {
             PaymentStatus::RefundFailed => crate::warn(&format!(
                 "refund {} of payment {} for order {} failed at Stripe ({}): the money must be \

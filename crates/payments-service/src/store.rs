@@ -15,8 +15,8 @@ const PAYMENT_COLUMNS: &str =
 pub(crate) fn order(db: &dyn Database, id: &OrderId) -> anyhow::Result<Option<Order>> {
     let rows = db
         .execute(
-            "SELECT id, user_id, status, price_cents, expires_at_ms, version, window_state \
-             FROM orders WHERE id = ?",
+            "SELECT id, user_id, status, price_cents, expires_at_ms, version, window_state, \
+             seller_id, ticket_id FROM orders WHERE id = ?",
             &[id.to_string().into()],
         )
         .context("looking up an order")?;
@@ -24,13 +24,16 @@ pub(crate) fn order(db: &dyn Database, id: &OrderId) -> anyhow::Result<Option<Or
 }
 
 /// Stores `order` in the replica, replacing the version it held. Its window is this service's
-/// own state, written by [`set_window`] alone.
+/// own state, written by [`set_window`] alone; its seller and ticket are what `order:created`
+/// said, kept by later versions.
 pub(crate) fn save_order(db: &dyn Database, order: &Order) -> anyhow::Result<()> {
     db.execute(
-        "INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
-         status = excluded.status, price_cents = excluded.price_cents, \
-         expires_at_ms = excluded.expires_at_ms, version = excluded.version",
+        "INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version, seller_id, \
+         ticket_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+         user_id = excluded.user_id, status = excluded.status, price_cents = excluded.price_cents, \
+         expires_at_ms = excluded.expires_at_ms, version = excluded.version, \
+         seller_id = COALESCE(excluded.seller_id, seller_id), \
+         ticket_id = COALESCE(excluded.ticket_id, ticket_id)",
         &[
             order.id.to_string().into(),
             order.user_id.as_str().into(),
@@ -38,6 +41,8 @@ pub(crate) fn save_order(db: &dyn Database, order: &Order) -> anyhow::Result<()>
             SqlValue::from_u64(order.price_cents)?,
             SqlValue::from_u64(order.expires_at_ms)?,
             SqlValue::from_u64(order.version.value())?,
+            order.seller_id.as_deref().into(),
+            order.ticket_id.as_deref().into(),
         ],
     )
     .with_context(|| format!("saving order {} in the replica", order.id))?;
@@ -249,7 +254,7 @@ pub(crate) fn enqueue(db: &dyn Database, event: &Event, now_ms: u64) -> anyhow::
         .with_context(|| format!("putting a {} event in the outbox", event.subject()))
 }
 
-fn unsigned(row: &Row<'_>, column: &str) -> anyhow::Result<u64> {
+pub(crate) fn unsigned(row: &Row<'_>, column: &str) -> anyhow::Result<u64> {
     let value = row.integer(column)?;
     u64::try_from(value).with_context(|| format!("stored {column} {value} is negative"))
 }
@@ -272,6 +277,8 @@ fn order_from_row(row: &Row<'_>) -> anyhow::Result<Order> {
                     .with_context(|| format!("stored window {text:?} of order {id}"))
             })
             .transpose()?,
+        seller_id: row.optional_text("seller_id")?.map(str::to_owned),
+        ticket_id: row.optional_text("ticket_id")?.map(str::to_owned),
     })
 }
 

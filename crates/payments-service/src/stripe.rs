@@ -1,9 +1,11 @@
 //! Stripe as the payments service uses it: Customers, SetupIntents, PaymentIntents and Refunds,
+//! and Connect's Express accounts, Account Links, Login Links and Transfers for paying sellers,
 //! behind the [`PaymentGateway`] port.
 //!
 //! The requests are async-stripe 1.0's typed builders (`CreateCustomer`, `CreateSetupIntent`,
 //! `CreatePaymentIntent`, `UpdatePaymentIntent`, `ConfirmPaymentIntent`, `RetrievePaymentIntent`,
-//! `CancelPaymentIntent`, `CreateRefund`, `RetrieveRefund`), so
+//! `CancelPaymentIntent`, `CreateRefund`, `RetrieveRefund`, and from async-stripe-connect
+//! `CreateAccount`, `CreateAccountLink`, `CreateAccountLoginLink`, `CreateTransfer`), so
 //! every parameter we send is one Stripe documents, form-encoded as Stripe expects. [`Stripe`]
 //! sends what they build through the [`HttpClient`] port (Spin's outbound HTTP in the component)
 //! and reads the answers into the few fields used here. async-stripe's own response types are
@@ -17,10 +19,17 @@ use std::str::FromStr;
 use api::{HttpClient, Method, OutboundRequest, Secret};
 use serde::Deserialize;
 use stripe_client_core::{RequestBuilder, StripeMethod, StripeRequest};
+use stripe_connect::account::{
+    CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesCardPayments,
+    CreateAccountCapabilitiesTransfers, CreateAccountType,
+};
+use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+use stripe_connect::login_link::CreateAccountLoginLink;
+use stripe_connect::transfer::CreateTransfer;
 use stripe_core::customer::CreateCustomer;
 use stripe_core::payment_intent::{
-    CancelPaymentIntent, ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent,
-    UpdatePaymentIntent,
+    CancelPaymentIntent, ConfirmPaymentIntent, CreatePaymentIntent,
+    CreatePaymentIntentTransferData, RetrievePaymentIntent, UpdatePaymentIntent,
 };
 use stripe_core::refund::{CreateRefund, RetrieveRefund};
 use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
@@ -80,6 +89,15 @@ pub struct Charge {
 }
 
 impl Intent {
+    /// The id of the intent's charge, once it has one.
+    pub fn charge_id(&self) -> Option<&str> {
+        match &self.latest_charge {
+            Some(ChargeRef::Charge(charge)) => Some(&charge.id),
+            Some(ChargeRef::Id(id)) => Some(id),
+            None => None,
+        }
+    }
+
     /// When the intent's charge was made at Stripe (whole seconds, as milliseconds), if the
     /// answer carried it.
     pub fn charged_at_ms(&self) -> Option<u64> {
@@ -116,6 +134,62 @@ pub struct Refund {
     /// Why a refund failed, when it did (`expired_or_canceled_card`, `lost_or_stolen_card`, …).
     #[serde(default)]
     pub failure_reason: Option<String>,
+}
+
+/// Where a destination charge sends the money: the seller's connected account, keeping the
+/// platform's fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination<'a> {
+    pub account: &'a str,
+    pub fee_cents: i64,
+}
+
+/// A connected account (Express), as far as this service reads one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Account {
+    pub id: String,
+    #[serde(default)]
+    pub payouts_enabled: bool,
+    /// Each capability's state: `inactive`, `pending` or `active`.
+    #[serde(default)]
+    pub capabilities: HashMap<String, String>,
+    #[serde(default)]
+    pub requirements: Option<Requirements>,
+}
+
+/// What Stripe still needs from an account's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Requirements {
+    #[serde(default)]
+    pub currently_due: Vec<String>,
+}
+
+impl Account {
+    /// Whether Stripe lets the account take transfers (a destination charge's, or ours) and
+    /// pay them out to the seller's bank.
+    pub fn is_enabled(&self) -> bool {
+        self.payouts_enabled
+            && self.capabilities.get("transfers").map(String::as_str) == Some("active")
+    }
+
+    pub fn requirements_due(&self) -> Vec<String> {
+        self.requirements
+            .as_ref()
+            .map(|requirements| requirements.currently_due.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// An Account Link or a Login Link: a short-lived URL at Stripe for the seller's browser.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Link {
+    pub url: String,
+}
+
+/// A Transfer, as far as this service reads one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Transfer {
+    pub id: String,
 }
 
 /// How a call to Stripe failed.
@@ -163,11 +237,14 @@ pub trait PaymentGateway {
     /// Creates a PaymentIntent for an order, for the buyer's Customer, under an idempotency key
     /// derived from the order, so asking again (a retry, a second click, a second instance)
     /// returns the same intent.
+    /// With a `destination`, the intent is a destination charge: Stripe moves the amount less
+    /// the fee to the seller's account when it succeeds.
     fn create_intent(
         &self,
         order_id: &str,
         amount_cents: i64,
         customer: &str,
+        destination: Option<Destination<'_>>,
     ) -> Result<Intent, StripeError>;
     /// The intent, with its latest charge expanded.
     fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError>;
@@ -178,8 +255,15 @@ pub trait PaymentGateway {
     /// Cancels the intent, so that it can never succeed; Stripe refuses (`Refused`) when it has
     /// succeeded already, or is processing.
     fn cancel_intent(&self, intent_id: &str) -> Result<Intent, StripeError>;
-    /// Refunds the whole intent, under `idempotency_key`, so a retried refund refunds once.
-    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError>;
+    /// Refunds the whole intent, under `idempotency_key`, so a retried refund refunds once. For a
+    /// destination charge (`reverse_transfer`) Stripe also takes the seller's share back and
+    /// returns the platform's fee.
+    fn refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+        reverse_transfer: bool,
+    ) -> Result<Refund, StripeError>;
     fn retrieve_refund(&self, refund_id: &str) -> Result<Refund, StripeError>;
     /// Creates a SetupIntent for a card the buyer is about to type, for use now (`on_session`),
     /// for the buyer's Customer, which the card is attached to once it is set up.
@@ -188,6 +272,31 @@ pub trait PaymentGateway {
         user_id: &str,
         customer: &str,
     ) -> Result<SetupIntent, StripeError>;
+    /// Creates a seller's Express connected account, under an idempotency key derived from the
+    /// user, so a seller has one however often they ask.
+    fn create_account(&self, user_id: &str, email: &str) -> Result<Account, StripeError>;
+    /// An onboarding link for `account`, which sends the seller back to `return_url` when done
+    /// and to `refresh_url` when the link has expired. `requested_at_ms` tells one request's
+    /// idempotency key from the next one's: each asks for a fresh link.
+    fn create_account_link(
+        &self,
+        account: &str,
+        return_url: &str,
+        refresh_url: &str,
+        requested_at_ms: u64,
+    ) -> Result<Link, StripeError>;
+    /// A single-use link into the seller's Express dashboard.
+    fn create_login_link(&self, account: &str, requested_at_ms: u64) -> Result<Link, StripeError>;
+    /// Transfers an order's payout to the seller's account, funded by the order's charge
+    /// (`source_transaction`), under an idempotency key derived from the order: one transfer per
+    /// sale however often it is retried.
+    fn create_transfer(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        destination: &str,
+        charge: &str,
+    ) -> Result<Transfer, StripeError>;
 }
 
 /// The idempotency key of an order's PaymentIntent.
@@ -198,6 +307,16 @@ pub fn intent_idempotency_key(order_id: &str) -> String {
 /// The idempotency key of a buyer's Customer.
 pub fn customer_idempotency_key(user_id: &str) -> String {
     format!("user-{user_id}-customer")
+}
+
+/// The idempotency key of a seller's connected account.
+pub fn account_idempotency_key(user_id: &str) -> String {
+    format!("user-{user_id}-connect-account")
+}
+
+/// The idempotency key of the transfer that pays an order out.
+pub fn transfer_idempotency_key(order_id: &str) -> String {
+    format!("order-{order_id}-payout-transfer")
 }
 
 /// What every intent this service reads expands: the charge, whose time is when it was paid.
@@ -306,12 +425,17 @@ impl PaymentGateway for Stripe<'_> {
         order_id: &str,
         amount_cents: i64,
         customer: &str,
+        destination: Option<Destination<'_>>,
     ) -> Result<Intent, StripeError> {
-        let request = CreatePaymentIntent::new(amount_cents, self.api.currency.clone())
+        let mut request = CreatePaymentIntent::new(amount_cents, self.api.currency.clone())
             .customer(customer)
-            .metadata([("order_id".to_owned(), order_id.to_owned())])
-            .build();
-        self.call(request, Some(&intent_idempotency_key(order_id)))
+            .metadata([("order_id".to_owned(), order_id.to_owned())]);
+        if let Some(destination) = destination {
+            request = request
+                .transfer_data(CreatePaymentIntentTransferData::new(destination.account))
+                .application_fee_amount(destination.fee_cents);
+        }
+        self.call(request.build(), Some(&intent_idempotency_key(order_id)))
     }
 
     fn retrieve_intent(&self, intent_id: &str) -> Result<Intent, StripeError> {
@@ -338,9 +462,17 @@ impl PaymentGateway for Stripe<'_> {
         self.call(CancelPaymentIntent::new(intent_id).build(), None)
     }
 
-    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
-        let request = CreateRefund::new().payment_intent(intent_id).build();
-        self.call(request, Some(idempotency_key))
+    fn refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+        reverse_transfer: bool,
+    ) -> Result<Refund, StripeError> {
+        let mut request = CreateRefund::new().payment_intent(intent_id);
+        if reverse_transfer {
+            request = request.reverse_transfer(true).refund_application_fee(true);
+        }
+        self.call(request.build(), Some(idempotency_key))
     }
 
     fn retrieve_refund(&self, refund_id: &str) -> Result<Refund, StripeError> {
@@ -358,6 +490,60 @@ impl PaymentGateway for Stripe<'_> {
             .metadata([("user_id".to_owned(), user_id.to_owned())])
             .build();
         self.call(request, None)
+    }
+
+    fn create_account(&self, user_id: &str, email: &str) -> Result<Account, StripeError> {
+        let mut capabilities = CreateAccountCapabilities::new();
+        capabilities.transfers = Some(CreateAccountCapabilitiesTransfers {
+            requested: Some(true),
+        });
+        capabilities.card_payments = Some(CreateAccountCapabilitiesCardPayments {
+            requested: Some(true),
+        });
+        let request = CreateAccount::new()
+            .type_(CreateAccountType::Express)
+            .email(email)
+            .capabilities(capabilities)
+            .metadata([("user_id".to_owned(), user_id.to_owned())])
+            .build();
+        self.call(request, Some(&account_idempotency_key(user_id)))
+    }
+
+    fn create_account_link(
+        &self,
+        account: &str,
+        return_url: &str,
+        refresh_url: &str,
+        requested_at_ms: u64,
+    ) -> Result<Link, StripeError> {
+        let request = CreateAccountLink::new(account, CreateAccountLinkType::AccountOnboarding)
+            .return_url(return_url)
+            .refresh_url(refresh_url)
+            .build();
+        let key = format!("{account}-onboarding-link-{requested_at_ms}");
+        self.call(request, Some(&key))
+    }
+
+    fn create_login_link(&self, account: &str, requested_at_ms: u64) -> Result<Link, StripeError> {
+        let request = CreateAccountLoginLink::new(account).build();
+        let key = format!("{account}-login-link-{requested_at_ms}");
+        self.call(request, Some(&key))
+    }
+
+    fn create_transfer(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        destination: &str,
+        charge: &str,
+    ) -> Result<Transfer, StripeError> {
+        let request = CreateTransfer::new(self.api.currency.clone(), destination)
+            .amount(amount_cents)
+            .source_transaction(charge)
+            .transfer_group(format!("order-{order_id}"))
+            .metadata([("order_id".to_owned(), order_id.to_owned())])
+            .build();
+        self.call(request, Some(&transfer_idempotency_key(order_id)))
     }
 }
 
@@ -478,7 +664,7 @@ mod tests {
             http: &http,
             api: &api,
         }
-        .create_intent("o1", 1999, "cus_buyer")
+        .create_intent("o1", 1999, "cus_buyer", None)
         .expect("created");
         assert_eq!(created.id, "pi_1");
         assert_eq!(created.client_secret.as_deref(), Some("pi_1_secret_abc"));
@@ -506,6 +692,150 @@ mod tests {
                 ("customer".to_owned(), "cus_buyer".to_owned()),
                 ("metadata[order_id]".to_owned(), "o1".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_destination_charge_names_the_seller_s_account_and_the_platform_s_fee() {
+        let http = FakeHttp::answering(vec![ok(intent("pi_1", "requires_payment_method", 1999))]);
+        let api = api();
+        let destination = Destination {
+            account: "acct_seller",
+            fee_cents: 99,
+        };
+        Stripe {
+            http: &http,
+            api: &api,
+        }
+        .create_intent("o1", 1999, "cus_buyer", Some(destination))
+        .expect("created");
+        let mut params = form(&http.sent()[0]);
+        params.retain(|(key, _)| !matches!(key.as_str(), "amount" | "currency" | "customer"));
+        params.sort();
+        assert_eq!(
+            params,
+            [
+                ("application_fee_amount".to_owned(), "99".to_owned()),
+                ("metadata[order_id]".to_owned(), "o1".to_owned()),
+                (
+                    "transfer_data[destination]".to_owned(),
+                    "acct_seller".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn connect_calls_carry_the_documented_parameters_and_idempotency_keys() {
+        let http = FakeHttp::answering(vec![
+            ok(
+                json!({"id": "acct_1", "object": "account", "payouts_enabled": false,
+                      "capabilities": {"transfers": "inactive"},
+                      "requirements": {"currently_due": ["external_account"]}}),
+            ),
+            ok(json!({"object": "account_link", "url": "https://connect.stripe.com/setup/x"})),
+            ok(json!({"object": "login_link", "url": "https://connect.stripe.com/express/y"})),
+            ok(json!({"id": "tr_1", "object": "transfer", "amount": 1900})),
+            ok(json!({"id": "re_1", "object": "refund", "status": "succeeded"})),
+        ]);
+        let api = api();
+        let stripe = Stripe {
+            http: &http,
+            api: &api,
+        };
+        let account = stripe
+            .create_account("u1", "seller@example.com")
+            .expect("made");
+        assert!(!account.is_enabled());
+        assert_eq!(account.requirements_due(), ["external_account"]);
+        let link = stripe
+            .create_account_link(
+                "acct_1",
+                "https://t.example/done",
+                "https://t.example/again",
+                7,
+            )
+            .expect("made");
+        assert_eq!(link.url, "https://connect.stripe.com/setup/x");
+        stripe.create_login_link("acct_1", 8).expect("made");
+        let transfer = stripe
+            .create_transfer("o1", 1900, "acct_1", "ch_1")
+            .expect("made");
+        assert_eq!(transfer.id, "tr_1");
+        stripe
+            .refund("pi_1", "payment-p1-refund", true)
+            .expect("refunded");
+        let sent = http.sent();
+        let urls: Vec<&str> = sent.iter().map(|request| request.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.stripe.com/v1/accounts",
+                "https://api.stripe.com/v1/account_links",
+                "https://api.stripe.com/v1/accounts/acct_1/login_links",
+                "https://api.stripe.com/v1/transfers",
+                "https://api.stripe.com/v1/refunds",
+            ]
+        );
+        let keys: Vec<Option<&str>> = sent.iter().map(|r| header(r, "idempotency-key")).collect();
+        assert_eq!(
+            keys,
+            [
+                Some("user-u1-connect-account"),
+                Some("acct_1-onboarding-link-7"),
+                Some("acct_1-login-link-8"),
+                Some("order-o1-payout-transfer"),
+                Some("payment-p1-refund"),
+            ]
+        );
+        let sorted = |request: &OutboundRequest| {
+            let mut params = form(request);
+            params.sort();
+            params
+        };
+        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            sorted(&sent[0]),
+            pairs(&[
+                ("capabilities[card_payments][requested]", "true"),
+                ("capabilities[transfers][requested]", "true"),
+                ("email", "seller@example.com"),
+                ("metadata[user_id]", "u1"),
+                ("type", "express"),
+            ])
+        );
+        assert_eq!(
+            sorted(&sent[1]),
+            pairs(&[
+                ("account", "acct_1"),
+                ("refresh_url", "https://t.example/again"),
+                ("return_url", "https://t.example/done"),
+                ("type", "account_onboarding"),
+            ])
+        );
+        assert_eq!(
+            sorted(&sent[3]),
+            pairs(&[
+                ("amount", "1900"),
+                ("currency", "usd"),
+                ("destination", "acct_1"),
+                ("metadata[order_id]", "o1"),
+                ("source_transaction", "ch_1"),
+                ("transfer_group", "order-o1"),
+            ])
+        );
+        assert_eq!(
+            sorted(&sent[4]),
+            pairs(&[
+                ("payment_intent", "pi_1"),
+                ("refund_application_fee", "true"),
+                ("reverse_transfer", "true"),
+            ])
         );
     }
 
@@ -553,7 +883,7 @@ mod tests {
             http: &http,
             api: &api,
         }
-        .refund("pi_1", "payment-p1-refund")
+        .refund("pi_1", "payment-p1-refund", false)
         .expect("refunded");
         assert_eq!(refund.id, "re_1");
         let sent = http.sent();

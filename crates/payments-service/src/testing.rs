@@ -18,8 +18,8 @@ use storage::NativeDatabase;
 use storage::testing::TempDatabase;
 
 use crate::stripe::{
-    Charge, ChargeRef, Customer, Intent, PaymentGateway, Refund, SetupIntent, StripeApi,
-    StripeError, parse_currency,
+    Account, Charge, ChargeRef, Customer, Destination, Intent, Link, PaymentGateway, Refund,
+    Requirements, SetupIntent, StripeApi, StripeError, Transfer, parse_currency,
 };
 use crate::{MIGRATIONS, PaymentsApi, PaymentsConfig, PaymentsEvents};
 
@@ -28,6 +28,7 @@ pub(crate) const NOW_MS: u64 = 1_795_575_845_678;
 pub(crate) const WINDOW_MS: u64 = 900_000;
 pub(crate) const BUYER: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
 pub(crate) const STRANGER: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+pub(crate) const SELLER: &str = "6f1c2a9e-3b7d-4c8e-9a0b-1d2e3f4a5b6c";
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_test";
 
 /// A fake Stripe: intents it created, what confirming does next, whether it answers at all,
@@ -51,6 +52,17 @@ pub(crate) struct FakeStripe {
     pub(crate) customers: RefCell<Vec<String>>,
     /// Stripe's clock: the time of the charges it makes.
     pub(crate) now_ms: Cell<u64>,
+    /// The destination and fee of each intent made as a destination charge, by intent.
+    pub(crate) destinations: RefCell<HashMap<String, (String, i64)>>,
+    /// Whether each refund asked to reverse the transfer and fee, in order.
+    pub(crate) reversing_refunds: RefCell<Vec<bool>>,
+    /// Connected accounts made, by user.
+    pub(crate) accounts: RefCell<Vec<String>>,
+    /// Transfers made, by idempotency key: (order, amount, destination, charge), as Stripe keeps
+    /// one per key.
+    pub(crate) transfers: RefCell<HashMap<String, (String, i64, String, String)>>,
+    /// Transfer calls made, keys repeated included.
+    pub(crate) transfer_calls: Cell<usize>,
 }
 
 impl FakeStripe {
@@ -94,6 +106,7 @@ impl PaymentGateway for FakeStripe {
         order_id: &str,
         amount_cents: i64,
         _customer: &str,
+        destination: Option<Destination<'_>>,
     ) -> Result<Intent, StripeError> {
         self.unavailable()?;
         self.created
@@ -101,6 +114,12 @@ impl PaymentGateway for FakeStripe {
             .push((order_id.to_owned(), amount_cents));
         // Like Stripe's idempotency key: the same order gets the same intent.
         let id = format!("pi_{}", &order_id[..8]);
+        if let Some(destination) = destination {
+            self.destinations.borrow_mut().insert(
+                id.clone(),
+                (destination.account.to_owned(), destination.fee_cents),
+            );
+        }
         let intent = Intent {
             id: id.clone(),
             status: "requires_payment_method".to_owned(),
@@ -171,11 +190,17 @@ impl PaymentGateway for FakeStripe {
         Ok(self.set_status(intent_id, "canceled"))
     }
 
-    fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, StripeError> {
+    fn refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+        reverse_transfer: bool,
+    ) -> Result<Refund, StripeError> {
         self.unavailable()?;
         if self.refund_fails.get() {
             return Err(StripeError::Unavailable("503".to_owned()));
         }
+        self.reversing_refunds.borrow_mut().push(reverse_transfer);
         self.refunds
             .borrow_mut()
             .push((intent_id.to_owned(), idempotency_key.to_owned()));
@@ -206,6 +231,83 @@ impl PaymentGateway for FakeStripe {
             id: format!("seti_{}", &user_id[..8]),
             client_secret: Some(format!("seti_{}_secret", &user_id[..8])),
         })
+    }
+
+    fn create_account(&self, user_id: &str, _email: &str) -> Result<Account, StripeError> {
+        self.unavailable()?;
+        self.accounts.borrow_mut().push(user_id.to_owned());
+        Ok(connect_account(&account_id(user_id), false))
+    }
+
+    fn create_account_link(
+        &self,
+        account: &str,
+        return_url: &str,
+        refresh_url: &str,
+        _requested_at_ms: u64,
+    ) -> Result<Link, StripeError> {
+        self.unavailable()?;
+        Ok(Link {
+            url: format!(
+                "https://connect.stripe.com/setup/e/{account}?r={return_url}&f={refresh_url}"
+            ),
+        })
+    }
+
+    fn create_login_link(&self, account: &str, _requested_at_ms: u64) -> Result<Link, StripeError> {
+        self.unavailable()?;
+        Ok(Link {
+            url: format!("https://connect.stripe.com/express/{account}"),
+        })
+    }
+
+    fn create_transfer(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        destination: &str,
+        charge: &str,
+    ) -> Result<Transfer, StripeError> {
+        self.unavailable()?;
+        self.transfer_calls.set(self.transfer_calls.get() + 1);
+        // One transfer per idempotency key, whose id follows from it.
+        let key = crate::stripe::transfer_idempotency_key(order_id);
+        self.transfers.borrow_mut().entry(key).or_insert_with(|| {
+            (
+                order_id.to_owned(),
+                amount_cents,
+                destination.to_owned(),
+                charge.to_owned(),
+            )
+        });
+        Ok(Transfer {
+            id: format!("tr_{}", &order_id[..8]),
+        })
+    }
+}
+
+/// The connected account the fake Stripe makes for `user_id`.
+pub(crate) fn account_id(user_id: &str) -> String {
+    format!("acct_{}", &user_id[..8])
+}
+
+/// A connected account as Stripe describes it, onboarded (`enabled`) or not.
+pub(crate) fn connect_account(id: &str, enabled: bool) -> Account {
+    let state = if enabled { "active" } else { "inactive" };
+    Account {
+        id: id.to_owned(),
+        payouts_enabled: enabled,
+        capabilities: HashMap::from([("transfers".to_owned(), state.to_owned())]),
+        requirements: Some(Requirements {
+            currently_due: if enabled {
+                Vec::new()
+            } else {
+                vec![
+                    "external_account".to_owned(),
+                    "tos_acceptance.date".to_owned(),
+                ]
+            },
+        }),
     }
 }
 
@@ -239,6 +341,7 @@ impl TestApp {
             webhook_secret: Secret::new(WEBHOOK_SECRET),
             publishable_key: "pk_test_123".to_owned(),
             js_url: "https://js.stripe.com/v3/".to_owned(),
+            platform_fee_bps: 500,
         };
         TestApp {
             db: file.open(),
@@ -285,6 +388,30 @@ impl TestApp {
         self.handle(&request)
     }
 
+    /// A bodiless `method path` from `user`, as the site sends it (`spin-full-url` included).
+    pub(crate) fn send(&self, method: Method, path: &str, user: &str) -> Response {
+        let request = Request::new(method, path)
+            .with_header("spin-full-url", &format!("https://tickets.example{path}"))
+            .with_header("cookie", &format!("session={}", self.token(user)));
+        self.handle(&request)
+    }
+
+    /// Sends `account.updated` for `account`, signed, as Stripe created it at `created_s`.
+    pub(crate) fn account_updated(&self, account: &Account, created_s: u64) -> Response {
+        let event = json!({
+            "id": format!("evt_{created_s}"), "object": "event", "type": "account.updated",
+            "created": created_s, "account": account.id,
+            "data": {"object": {
+                "id": account.id, "object": "account", "type": "express",
+                "payouts_enabled": account.payouts_enabled,
+                "charges_enabled": account.payouts_enabled,
+                "capabilities": account.capabilities,
+                "requirements": {"currently_due": account.requirements_due()},
+            }},
+        });
+        self.webhook(&event, self.signed(&event))
+    }
+
     /// Sends a webhook with `payload`, signed with the endpoint's secret at `signed_at_ms`.
     pub(crate) fn webhook(&self, payload: &Value, signature: Option<String>) -> Response {
         let mut request = Request::new(Method::Post, "/api/payments/webhook")
@@ -304,10 +431,18 @@ impl TestApp {
         ))
     }
 
-    /// Puts BUYER's order for `price_cents` into the replica, as `order:created` does; its id.
+    /// Puts BUYER's order for `price_cents` of a ticket SELLER sells into the replica, as
+    /// `order:created` does; its id.
     pub(crate) fn order(&self, price_cents: u64) -> String {
+        self.order_from(Some(SELLER), price_cents)
+    }
+
+    /// Like [`TestApp::order`], with the ticket sold by `seller` (`None`: an order replicated
+    /// before payouts existed).
+    pub(crate) fn order_from(&self, seller: Option<&str>, price_cents: u64) -> String {
         let id = domain::OrderId::new_random().to_string();
         self.deliver(OrderCreated {
+            seller_id: seller.map(str::to_owned),
             id: id.clone(),
             user_id: BUYER.to_owned(),
             status: OrderStatus::Created,

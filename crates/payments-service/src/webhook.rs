@@ -106,6 +106,15 @@ impl Event {
         Some((object.get("id")?.as_str()?, object.get("status")?.as_str()?))
     }
 
+    /// The connected account an `account.updated` event carries.
+    pub fn account(&self) -> Option<crate::stripe::Account> {
+        let object = &self.data.object;
+        if self.type_ != "account.updated" || object.get("object")?.as_str()? != "account" {
+            return None;
+        }
+        serde_json::from_value(object.clone()).ok()
+    }
+
     /// The Refund a `refund.*` or `charge.refund.updated` event carries.
     pub fn refund(&self) -> Option<crate::stripe::Refund> {
         let refund_event = matches!(

@@ -152,6 +152,7 @@ pub(crate) fn order_created(order_id: &str, ticket_id: &str) -> OrderCreated {
         version: 0,
         expires_at: rfc3339_millis(NOW_MS + 15 * 60 * 1000),
         ticket: ticket_ref(ticket_id),
+        seller_id: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn order_events(order: &str, placed_seq: u64, ticket: &str) -> (Event, Event, Ev
         version: 0,
         expires_at: rfc3339_millis(now_ms() + 60_000),
         ticket: ticket_ref(ticket),
+        seller_id: None,
     };
     let cancelled = OrderCancelled {
         id: order.to_owned(),

@@ -41,6 +41,7 @@ fn order_created(order: &str, placed_seq: u64, ticket: &Value) -> Event {
         expires_at: "2099-01-01T00:00:00.000Z".into(),
         ticket: order_ref(ticket),
         placed_seq: Some(placed_seq),
+        seller_id: None,
     })
 }
 
