@@ -195,14 +195,32 @@ def parsed(text):
         return None
 
 
+def onboard(client):
+    """The seller connects a payout account and completes the fake Stripe's onboarding, as their
+    browser would: whether it got that far (Stripe or the host may be away)."""
+    status, account = client.call("POST", "/api/payouts/account", {}, route="/api/payouts/account")
+    if status != 201:
+        return False
+    try:
+        urllib.request.urlopen(account["url"], timeout=10).close()
+    except (OSError, urllib.error.URLError):
+        return False
+    return True
+
+
 def user(number, base, stats, rng, deadline, tickets_seen):
     client = Client(base, stats, rng)
     status, _ = client.call("POST", "/api/users/signup", {"email": f"user{number}-{rng.random():.8f}@example.com",
                                                            "password": "password1"})
     if status != 201:
         return
+    # Half the sellers connect a payout account once they have sold a while: their first sales
+    # wait for it, the later ones are destination charges.
+    onboard_at = time.time() + rng.uniform(5, 60) if rng.random() < 0.5 else None
     while time.time() < deadline:
         time.sleep(rng.uniform(0, 0.3))  # a user thinks between clicks
+        if onboard_at is not None and time.time() > onboard_at:
+            onboard_at = None if onboard(client) else time.time() + 5
         if rng.random() < 0.1:
             status, ticket = client.call("POST", "/api/tickets", {"title": f"Show {rng.randint(1, 10**6)}",
                                                                   "price": rng.randint(5, 200)})

@@ -1,6 +1,6 @@
 """The purchase flow's invariants, checked over the whole app's state once it is quiet: the four
-services' SQLite databases, Redis's consumer groups, and Stripe's (localstripe's) PaymentIntents
-and refunds. `scripts/chaos` runs it after its faults; test_chaos_check.py runs it over crafted
+services' SQLite databases, Redis's consumer groups, and Stripe's (localstripe's) PaymentIntents,
+refunds and Connect transfers. `scripts/chaos` runs it after its faults; test_chaos_check.py runs it over crafted
 inconsistent states to show that each check can fail.
 
 `check(state)` returns one `Invariant` per promise, with how many things it looked at and every
@@ -31,8 +31,8 @@ class Invariant:
 @dataclass
 class State:
     """What the checks read. `redis` answers `send((command, ...))` like bench_app.Resp; `stripe`
-    is {"intents": [...], "refunds": [...]} as Stripe's list endpoints return them. Either may be
-    None when the run has none."""
+    is {"intents": [...], "refunds": [...], "transfers": [...]} as Stripe's list endpoints return
+    them. Either may be None when the run has none."""
 
     dbs: dict
     now_ms: int
@@ -52,7 +52,8 @@ def open_databases(directory):
 
 
 def stripe_objects(base, key="sk_test_chaos"):
-    """Every PaymentIntent and refund localstripe (or Stripe) holds, following `has_more`."""
+    """Every PaymentIntent, refund and transfer localstripe (or Stripe) holds, following
+    `has_more`."""
 
     def every(kind):
         found, after = [], None
@@ -66,7 +67,8 @@ def stripe_objects(base, key="sk_test_chaos"):
                 return found
             after = page["data"][-1]["id"]
 
-    return {"intents": every("payment_intents"), "refunds": every("refunds")}
+    return {"intents": every("payment_intents"), "refunds": every("refunds"),
+            "transfers": every("transfers")}
 
 
 def rows(db, sql, *args):
@@ -96,13 +98,25 @@ class Facts:
             ticket = self.tickets.get(ticket_id)
             if ticket is None or ticket.get("listing", 1) == number:
                 self.by_ticket[ticket_id] = holders
-        # The intents Stripe says succeeded, by order.
+        # The intents Stripe says succeeded, by order; and the transfers made from each order's
+        # charges (a destination charge's own, and ours), by order.
         self.succeeded = {}
+        self.transfers = {}
+        self.payouts = {p["order_id"]: p for p in rows(self.payments_db, "SELECT * FROM payouts")}
+        self.accounts = {a["user_id"]: a for a in rows(self.payments_db, "SELECT * FROM payout_accounts")}
         if state.stripe is not None:
+            charge_orders = {}
             for intent in state.stripe["intents"]:
                 order_id = intent.get("metadata", {}).get("order_id")
                 if intent["status"] == "succeeded" and order_id:
                     self.succeeded.setdefault(order_id, []).append(intent["id"])
+                charge = intent.get("latest_charge")
+                charge = charge.get("id") if isinstance(charge, dict) else charge
+                if charge and order_id:
+                    charge_orders[charge] = order_id
+            for transfer in state.stripe.get("transfers", []):
+                order_id = charge_orders.get(transfer.get("source_transaction"))
+                self.transfers.setdefault(order_id, []).append(transfer)
 
 
 def check(state, expiry_grace_ms=10_000):
@@ -194,6 +208,55 @@ def late_successes_refunded(facts):
     return refunded
 
 
+def complete_orders_paid_out_once(facts):
+    """Every complete order with a seller paid its seller exactly once: one transfer of the net
+    to the seller's account, or one payout waiting for a seller whose account is not enabled."""
+    paid_out = Invariant("every complete order paid its seller out once (or waits for the account)")
+    for order in facts.orders.values():
+        payout = facts.payouts.get(order["id"])
+        if order["status"] != "complete" or payout is None:
+            continue
+        paid_out.checked += 1
+        transfers = facts.transfers.get(order["id"], [])
+        account = facts.accounts.get(payout["seller_id"])
+        # A destination charge's transfer is the whole charge (Stripe takes the fee back from the
+        # seller's account); our own transfer is the net.
+        net = payout["amount_cents"] - payout["fee_cents"]
+        if payout["charge_type"] == "destination":
+            net = payout["amount_cents"]
+        if payout["state"] == "waiting_for_account":
+            if account is not None and account["enabled"]:
+                paid_out.fail(f"order {order['id']}'s payout waits, but its seller's account is enabled")
+            if transfers:
+                paid_out.fail(f"order {order['id']}'s payout waits, but Stripe made {len(transfers)} transfer(s)")
+        elif payout["state"] != "transferred":
+            paid_out.fail(f"complete order {order['id']}'s payout is {payout['state']}")
+        elif facts.state.stripe is not None:
+            if len(transfers) != 1:
+                paid_out.fail(f"complete order {order['id']} has {len(transfers)} transfers to its seller")
+            elif transfers[0]["amount"] != net or transfers[0]["destination"] != payout["account_id"]:
+                paid_out.fail(f"order {order['id']}'s transfer is {transfers[0]['amount']} to "
+                              f"{transfers[0]['destination']}, not {net} to {payout['account_id']}")
+    return paid_out
+
+
+def refunds_reversed(facts):
+    """Every refunded payment's transfer was reversed, and no refunded order's seller kept money."""
+    reversed_ = Invariant("every refund's transfer was reversed")
+    for order_id, payout in facts.payouts.items():
+        payment = facts.payments.get(order_id)
+        if payment is None or payment["status"] not in ("refunding", "refunded"):
+            continue
+        reversed_.checked += 1
+        kept = [t for t in facts.transfers.get(order_id, [])
+                if t.get("amount_reversed", 0) < t["amount"]]
+        if payment["status"] == "refunded" and payout["state"] not in ("reversed", "cancelled"):
+            reversed_.fail(f"order {order_id} was refunded, its payout is {payout['state']}")
+        if payment["status"] == "refunded" and kept:
+            reversed_.fail(f"order {order_id} was refunded, transfer {kept[0]['id']} was not reversed")
+    return reversed_
+
+
 def overdue_orders_cancelled(facts):
     """Every unpaid order past its window is cancelled, and its ticket is for sale again."""
     expired = Invariant("every unpaid order past its window is cancelled")
@@ -270,8 +333,8 @@ def groups_caught_up(facts):
 
 INVARIANTS = [
     no_ticket_held_twice, tickets_match_orders, sold_tickets_paid_once, complete_orders_paid_once,
-    late_successes_refunded, overdue_orders_cancelled, outboxes_delivered, replicas_equal_owners,
-    groups_caught_up,
+    late_successes_refunded, complete_orders_paid_out_once, refunds_reversed,
+    overdue_orders_cancelled, outboxes_delivered, replicas_equal_owners, groups_caught_up,
 ]
 
 

@@ -3,9 +3,13 @@ tests and for `scripts/up` without a Stripe account.
 
 Unlike `localstripe` itself it listens on 127.0.0.1 only (not every interface), keeps its
 state in memory only (localstripe writes every change to /tmp/localstripe.pickle, which would
-mix the state of several instances and slow each write), and enforces the rules of Stripe's
-API that localstripe lacks (stripe_rules.py). Usage, with the virtual environment's
-Python (`scripts/setup.sh` installs it under .spin/localstripe):
+mix the state of several instances and slow each write), enforces the rules of Stripe's
+API that localstripe lacks (stripe_rules.py), and adds what localstripe has not at all
+(stripe_connect.py): `Idempotency-Key` on every POST, Stripe Connect (Express accounts, account
+and login links, destination charges, transfers and their reversals, application fees, the
+platform's and each account's balance, `account.updated` and `transfer.*` events), and, for
+tests, injected outages (/_config/faults) and a clock to advance (/_config/clock). Usage, with
+the virtual environment's Python (`scripts/setup.sh` installs it under .spin/localstripe):
 
     python scripts/fake_stripe.py <port>
         serve on 127.0.0.1:<port>
@@ -14,10 +18,33 @@ Python (`scripts/setup.sh` installs it under .spin/localstripe):
         send it to <url> (localstripe's POST /_config/webhooks/<name>)
 """
 
+import os
+import socket
+import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
+
+
+def spawn():
+    """For tests: one in a child process on a free loopback port, once it accepts connections;
+    (the process, its base URL). The caller kills it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.1)
 
 
 def serve(port):
@@ -25,12 +52,15 @@ def serve(port):
 
     from aiohttp import web
     from localstripe import resources
-    from localstripe.server import app
 
+    import stripe_connect
     import stripe_rules
 
     resources.Store.dump_to_disk = lambda self: None
     stripe_rules.install()
+    # Imports localstripe's server itself: it registers its routes as it is imported, after
+    # stripe_connect has replaced one of them.
+    app = stripe_connect.install()
     logging.basicConfig(level=logging.WARNING)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
 

@@ -40,6 +40,11 @@ class FakeRedis:
         raise AssertionError(command)
 
 
+def transfer(transfer_id, charge, reversed_=0, amount=950):
+    return {"id": transfer_id, "amount": amount, "amount_reversed": reversed_, "destination": "acct_s",
+            "source_transaction": charge}
+
+
 def migrated(directory, name):
     connection = sqlite3.connect(os.path.join(directory, f"{name}.db"))
     migrations = os.path.join(ROOT, "migrations", name)
@@ -71,17 +76,32 @@ class ChaosCheckTest(unittest.TestCase):
                       (order_id, ticket_id, status, expires, version))
             p.execute("INSERT INTO orders (id, user_id, status, price_cents, expires_at_ms, version) "
                       "VALUES (?, 'buyer', ?, 1000, ?, ?)", (order_id, status, expires, version))
-        p.execute("INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, currency, "
-                  "status, created_at_ms, updated_at_ms) VALUES ('p1', 'o1', 'pi_1', 's', 1000, 'usd', "
-                  "'succeeded', 0, 0)")
+        # o1 was paid and its seller paid out by our transfer; o2 was paid too late by a
+        # destination charge, refunded with its transfer reversed.
+        for payment_id, order_id, status in (("p1", "o1", "succeeded"), ("p2", "o2", "refunded")):
+            p.execute("INSERT INTO payments (id, order_id, stripe_id, client_secret, amount_cents, currency, "
+                      "status, created_at_ms, updated_at_ms) VALUES (?, ?, ?, 's', 1000, 'usd', ?, 0, 0)",
+                      (payment_id, order_id, "pi_" + order_id[1:], status))
+        p.execute("INSERT INTO payout_accounts (user_id, stripe_id, enabled, payouts_enabled, created_at_ms, "
+                  "updated_at_ms) VALUES ('seller', 'acct_s', 1, 1, 0, 0)")
+        for order_id, charge_type, state, transfer_id in (("o1", "platform", "transferred", "tr_1"),
+                                                       ("o2", "destination", "reversed", None)):
+            p.execute("INSERT INTO payouts (order_id, seller_id, charge_type, account_id, amount_cents, "
+                      "fee_cents, currency, state, transfer_id, created_at_ms, updated_at_ms) "
+                      "VALUES (?, 'seller', ?, 'acct_s', 1000, 50, 'usd', ?, ?, 0, 0)",
+                      (order_id, charge_type, state, transfer_id))
         sent = []
         for db in (t, o, p):
             event_id = os.urandom(8).hex()
             sent.append(event_id)
             add_outbox_row(db, event_id, "events:order", sent_at_ms=1)
             db.commit()
-        self.stripe = {"intents": [{"id": "pi_1", "status": "succeeded", "metadata": {"order_id": "o1"}}],
-                       "refunds": []}
+        self.stripe = {
+            "intents": [{"id": f"pi_{n}", "status": "succeeded", "metadata": {"order_id": f"o{n}"},
+                         "latest_charge": f"ch_{n}"} for n in (1, 2)],
+            "refunds": [{"id": "re_2", "status": "succeeded", "payment_intent": "pi_2"}],
+            "transfers": [transfer("tr_1", "ch_1"), transfer("tr_2", "ch_2", reversed_=1000, amount=1000)],
+        }
         self.redis = FakeRedis({"events:order": [("tickets", 0, 0), ("payments", 0, 0)]},
                                {"events:order": sent})
 
@@ -101,8 +121,8 @@ class ChaosCheckTest(unittest.TestCase):
         state = chaos_check.State(self.dbs, NOW, self.redis, self.stripe)
         results = chaos_check.check(state)
         self.assertEqual({i.name: i.violations for i in results if i.violations}, {})
-        self.assertEqual(len(results), 9)
-        self.assertTrue(all(i.checked > 0 for i in results if "refunded" not in i.name), results)
+        self.assertEqual(len(results), 11)
+        self.assertTrue(all(i.checked > 0 for i in results), results)
 
     def test_a_ticket_held_by_two_orders(self):
         o = self.dbs["orders"]
@@ -132,7 +152,7 @@ class ChaosCheckTest(unittest.TestCase):
                                    ["orders: event lost is marked sent but not on events:order"]})
 
     def test_an_order_charged_twice(self):
-        self.stripe["intents"].append({"id": "pi_2", "status": "succeeded", "metadata": {"order_id": "o1"}})
+        self.stripe["intents"].append({"id": "pi_9", "status": "succeeded", "metadata": {"order_id": "o1"}})
         failing = self.failing()
         self.assertEqual(sorted(failing), ["every complete order was paid exactly once",
                                            "every success for an order not completed was refunded"])
@@ -152,6 +172,21 @@ class ChaosCheckTest(unittest.TestCase):
         self.dbs["tickets"].execute("UPDATE tickets SET status = 'sold' WHERE id = 't3'")
         self.assertEqual(sorted(self.failing()), ["every sold ticket has one complete order and one payment",
                                                   "every ticket's status matches its orders"])
+
+    def test_a_sale_paid_out_twice_or_not_at_all(self):
+        paid_out = "every complete order paid its seller out once (or waits for the account)"
+        self.stripe["transfers"].append(transfer("tr_3", "ch_1"))
+        self.assertEqual(self.failing(), {paid_out: ["complete order o1 has 2 transfers to its seller"]})
+        self.stripe["transfers"] = [transfer("tr_1", "ch_1", amount=1000), self.stripe["transfers"][1]]
+        self.assertEqual(self.failing(), {paid_out: ["order o1's transfer is 1000 to acct_s, not 950 to acct_s"]})
+        self.stripe["transfers"] = self.stripe["transfers"][1:]
+        self.dbs["payments"].execute("UPDATE payouts SET state = 'waiting_for_account' WHERE order_id = 'o1'")
+        self.assertEqual(self.failing(), {paid_out: ["order o1's payout waits, but its seller's account is enabled"]})
+
+    def test_a_refund_whose_transfer_the_seller_kept(self):
+        self.stripe["transfers"][1]["amount_reversed"] = 0
+        self.assertEqual(self.failing(), {"every refund's transfer was reversed":
+                                          ["order o2 was refunded, transfer tr_2 was not reversed"]})
 
     def test_pending_entries_in_a_consumer_group(self):
         self.redis.groups["events:order"][1] = ("payments", 2, 0)

@@ -5,41 +5,18 @@ from scripts/ (scripts/test does).
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+import fake_stripe
 
 
 class StripeRules(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        port = free_port()
-        cls.base = f"http://127.0.0.1:{port}"
-        cls.server = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_stripe.py"), str(port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        cls.server, cls.base = fake_stripe.spawn()
 
     @classmethod
     def tearDownClass(cls):

@@ -274,10 +274,45 @@ function priceField(input) {
   };
 }
 
+/** The platform's fee on a sale, in basis points (`GET /api/payments/config`), loaded once. */
+let feeBps = null;
+async function platformFeeBps() {
+  if (feeBps === null) {
+    const config = await api("GET", "/api/payments/config");
+    if (config.status === 200) feeBps = config.data.platformFeeBps;
+  }
+  return feeBps;
+}
+
+/** The fee on `cents`, rounded down to the cent, as payments charges it. */
+function feeCents(cents, bps) {
+  return Math.floor((cents * bps) / 10000);
+}
+
+function formatCents(cents) {
+  return formatPrice(cents / 100);
+}
+
+/** "You receive …" under a price input, kept up to date as the seller types. */
+async function feeHint(input, hint) {
+  const bps = await platformFeeBps();
+  if (bps === null) return;
+  const update = () => {
+    const cents = Math.round(Number(input.value) * 100);
+    const rate = `${bps / 100} %`;
+    hint.textContent = Number.isFinite(cents) && cents > 0
+      ? `You receive ${formatCents(cents - feeCents(cents, bps))}, after the ${rate} platform fee of ${formatCents(feeCents(cents, bps))}.`
+      : `The platform keeps a ${rate} fee on each sale; you receive the rest.`;
+  };
+  input.addEventListener("input", update);
+  update();
+}
+
 async function sell() {
   // Before anything is awaited, so a price typed while the page still loads is reformatted too.
   const form = $("#form");
   const price = priceField(form.price);
+  feeHint(form.price, $("#fee-hint"));
   await requireUser();
   onSubmit(form, async () => {
     const result = await api("POST", "/api/tickets", { title: form.title.value, price: price() });
@@ -362,6 +397,94 @@ async function mine() {
     if (ticket.status === "available" && ticket.listing > 1) item.append(withdrawButton(item, ticket));
     return item;
   }, "You have not listed any tickets yet.");
+  await payoutsSection();
+}
+
+const PAYOUT_STATES = {
+  waiting_for_account: "Waiting for your payout account",
+  transferred: "Transferred",
+  reversed: "Reversed (refunded to the buyer)",
+};
+
+/** My Tickets' "Getting paid": the seller's payout account (connect, continue, or open the
+ * Stripe dashboard) and every sale with its price, fee, net and payout. Back from Stripe's
+ * onboarding (`?payouts=done`) it follows the account until Stripe's webhook says it is ready;
+ * an expired onboarding link (`?payouts=refresh`) is replaced by a fresh one. */
+async function payoutsSection() {
+  const back = new URLSearchParams(location.search).get("payouts");
+  if (back === "refresh") {
+    await connectPayouts();
+    return;
+  }
+  $("#payout-connect").addEventListener("click", connectPayouts);
+  $("#payout-dashboard").addEventListener("click", async () => {
+    const link = await api("POST", "/api/payouts/dashboard");
+    if (link.status === 201) leaveFor(link.data.url);
+    else showAlert($("#payout-alert"), messagesOf(link));
+  });
+  let account = await showPayoutAccount();
+  for (let i = 0; back === "done" && account && account.status === "pending" && i < 20; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    account = await showPayoutAccount();
+  }
+  await showSales();
+}
+
+async function connectPayouts() {
+  const button = $("#payout-connect");
+  button.disabled = true;
+  const connected = await api("POST", "/api/payouts/account");
+  if (connected.status === 201) return leaveFor(connected.data.url);
+  button.disabled = false;
+  showAlert($("#payout-alert"), messagesOf(connected));
+  return null;
+}
+
+async function showPayoutAccount() {
+  const result = await api("GET", "/api/payouts/account");
+  if (result.status !== 200) {
+    $("#payout-status").textContent = messagesOf(result).join(" ");
+    return null;
+  }
+  const account = result.data;
+  const status = $("#payout-status");
+  const connect = $("#payout-connect");
+  connect.hidden = account.status === "enabled";
+  $("#payout-dashboard").hidden = account.status !== "enabled";
+  if (account.status === "none") {
+    status.textContent = "Connect a payout account with Stripe to be paid for your sales. You may list tickets first: the money for a sale waits until your account is ready.";
+  } else if (account.status === "pending") {
+    const due = account.requirementsDue.length ? ` Stripe still needs: ${account.requirementsDue.join(", ")}.` : "";
+    status.textContent = `Your payout account is not ready yet.${due} The money for your sales waits until it is.`;
+    connect.textContent = "Continue setting up payouts";
+  } else {
+    status.textContent = "Your payout account is ready: the money for each sale goes to it.";
+  }
+  return account;
+}
+
+async function showSales() {
+  const result = await api("GET", "/api/payouts");
+  if (result.status !== 200) return;
+  const sales = result.data;
+  $("#sales-empty").hidden = sales.length > 0;
+  $("#sales").hidden = sales.length === 0;
+  const titles = await Promise.all(sales.map(async (sale) => {
+    const ticket = sale.ticketId ? await api("GET", `/api/tickets/${encodeURIComponent(sale.ticketId)}`) : null;
+    return ticket && ticket.status === 200 ? ticket.data.title : "A ticket";
+  }));
+  const body = $("#sales tbody");
+  body.replaceChildren(...sales.map((sale, index) => {
+    const row = document.createElement("tr");
+    const cells = [titles[index], formatCents(sale.priceCents), formatCents(sale.feeCents), formatCents(sale.netCents), PAYOUT_STATES[sale.state] || sale.state];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    row.dataset.state = sale.state;
+    return row;
+  }));
 }
 
 /** "Withdraw from resale" for `ticket`, a resale listing in `item`: the row then says it is yours
@@ -477,6 +600,11 @@ async function orderPage() {
   let order = loaded.data;
   $("#title").textContent = order.ticket.title;
   $("#price").textContent = formatPrice(order.price);
+  platformFeeBps().then((bps) => {
+    if (bps === null) return;
+    const cents = Math.round(order.price * 100);
+    $("#fee").textContent = `${formatCents(feeCents(cents, bps))} platform fee; the seller receives ${formatCents(cents - feeCents(cents, bps))}`;
+  });
   $("#order").hidden = false;
   const outcome = $("#outcome");
   const countdown = $("#countdown");

@@ -229,8 +229,9 @@ impl PaymentsApi<'_> {
         )
     }
 
-    /// `POST /api/payments/webhook`: Stripe's events, signed. A bad or missing signature, or a
-    /// signature older than five minutes, is a 400 and changes nothing. `payment_intent.succeeded`
+    /// `POST /api/payments/webhook`: Stripe's events, signed (with the platform endpoint's secret,
+    /// or the Connect endpoint's). A bad or missing signature, or a signature older than five
+    /// minutes, is a 400 and changes nothing. `payment_intent.succeeded`
     /// settles the payment (once, however often Stripe sends it) by the time Stripe made the
     /// event, which is when the intent succeeded; `refund.updated` and `refund.failed` record
     /// where a refund ended; `account.updated` (a Connect event) records where a seller's account
@@ -240,13 +241,17 @@ impl PaymentsApi<'_> {
             return Err(ApiError::PayloadTooLarge);
         }
         let now = self.clock.now_ms();
-        webhook::verify(
-            &request.body,
-            request.header("stripe-signature"),
-            self.config.webhook_secret.expose(),
-            now / 1000,
-        )
-        .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
+        let signature = request.header("stripe-signature");
+        let mut verdicts = self
+            .config
+            .webhook_secrets()
+            .map(|secret| webhook::verify(&request.body, signature, secret, now / 1000));
+        let first = verdicts
+            .next()
+            .unwrap_or(Err(webhook::WebhookError::Missing));
+        first
+            .or_else(|error| verdicts.find(Result::is_ok).unwrap_or(Err(error)))
+            .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
         let event = Event::parse(&request.body)
             .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
         if event.type_ == "payment_intent.succeeded"

@@ -6,6 +6,7 @@
 //! | `stripe_api_base` | Stripe's API, or a fake's; also the only host payments may reach | `https://api.stripe.com` |
 //! | `stripe_secret_key` | the secret API key (`sk_...`), granted to payments alone | required |
 //! | `stripe_webhook_secret` | the webhook endpoint's signing secret (`whsec_...`) (HTTP component) | required |
+//! | `stripe_connect_webhook_secret` | the signing secret of a second endpoint at the same URL for connected accounts' events, when Stripe sends those apart (HTTP component) | none |
 //! | `stripe_publishable_key` | the publishable key (`pk_...`) the browser's Stripe.js uses (HTTP component) | required |
 //! | `stripe_js_url` | where the browser loads Stripe.js (HTTP component) | `https://js.stripe.com/v3/` |
 //! | `currency` | the currency prices are charged in, an ISO code | `usd` |
@@ -23,6 +24,7 @@ use crate::stripe::{StripeApi, parse_currency};
 pub const STRIPE_API_BASE: &str = "stripe_api_base";
 pub const STRIPE_SECRET_KEY: &str = "stripe_secret_key";
 pub const STRIPE_WEBHOOK_SECRET: &str = "stripe_webhook_secret";
+pub const STRIPE_CONNECT_WEBHOOK_SECRET: &str = "stripe_connect_webhook_secret";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "stripe_publishable_key";
 pub const STRIPE_JS_URL: &str = "stripe_js_url";
 pub const CURRENCY: &str = "currency";
@@ -41,6 +43,9 @@ pub struct PaymentsConfig {
     pub verifier: TokenVerifier,
     pub stripe: StripeApi,
     pub webhook_secret: Secret,
+    /// A Connect endpoint's own secret: Stripe signs connected accounts' events (`account.updated`)
+    /// for an endpoint that listens to them, which is not the one for the platform's events.
+    pub connect_webhook_secret: Option<Secret>,
     pub publishable_key: String,
     pub js_url: String,
     /// The platform's fee on each sale, in basis points; the rest is paid out to the seller.
@@ -48,12 +53,20 @@ pub struct PaymentsConfig {
 }
 
 impl PaymentsConfig {
+    /// The secrets a webhook's signature may be made with: the platform endpoint's, and the
+    /// Connect endpoint's when there is one.
+    pub fn webhook_secrets(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.webhook_secret.expose())
+            .chain(self.connect_webhook_secret.as_ref().map(Secret::expose))
+    }
+
     /// Reads and validates every variable; the first problem found is the error.
     pub fn from_variables(vars: &dyn VariableSource) -> Result<PaymentsConfig, ConfigError> {
         Ok(PaymentsConfig {
             verifier: api::config::session_verifier(vars)?,
             stripe: stripe_api(vars)?,
             webhook_secret: Secret::new(required(vars, STRIPE_WEBHOOK_SECRET)?),
+            connect_webhook_secret: optional(vars, STRIPE_CONNECT_WEBHOOK_SECRET).map(Secret::new),
             publishable_key: required(vars, STRIPE_PUBLISHABLE_KEY)?,
             js_url: url(vars, STRIPE_JS_URL, DEFAULT_JS_URL)?,
             platform_fee_bps: fee_bps(vars)?,
@@ -140,6 +153,7 @@ mod tests {
         assert_eq!(config.stripe.secret_key.expose(), "sk_test_abc");
         assert_eq!(config.webhook_secret.expose(), "whsec_abc");
         assert_eq!(config.platform_fee_bps, 500);
+        assert_eq!(config.webhook_secrets().collect::<Vec<_>>(), ["whsec_abc"]);
     }
 
     #[test]
@@ -153,8 +167,13 @@ mod tests {
             ),
             (CURRENCY, "EUR".to_owned()),
             (PLATFORM_FEE_BPS, "250".to_owned()),
+            (STRIPE_CONNECT_WEBHOOK_SECRET, "whsec_connect".to_owned()),
         ]);
         let config = PaymentsConfig::from_variables(&vars).expect("valid");
+        assert_eq!(
+            config.webhook_secrets().collect::<Vec<_>>(),
+            ["whsec_abc", "whsec_connect"]
+        );
         assert_eq!(config.platform_fee_bps, 250);
         assert_eq!(config.stripe.api_base, "http://127.0.0.1:8420");
         assert_eq!(config.js_url, "http://127.0.0.1:8420/js.stripe.com/v3/");

@@ -751,6 +751,11 @@ mod tests {
             json!(["external_account", "tos_acceptance.date"])
         );
         let account = connect_account(&account_id(SELLER), true);
+        // Signed with neither endpoint's secret: refused, and nothing changes.
+        let forged = app.account_updated_signed(&account, NOW_MS / 1000 + 10, "whsec_forged");
+        assert_eq!(forged.status, 400);
+        let still = json(&app.send(Method::Get, "/api/payouts/account", SELLER));
+        assert_eq!(still["status"], "pending");
         app.account_updated(&account, NOW_MS / 1000 + 10);
         // An older event, delivered late, does not undo the newer one.
         let older = connect_account(&account_id(SELLER), false);

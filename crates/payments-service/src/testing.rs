@@ -30,6 +30,7 @@ pub(crate) const BUYER: &str = "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a";
 pub(crate) const STRANGER: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 pub(crate) const SELLER: &str = "6f1c2a9e-3b7d-4c8e-9a0b-1d2e3f4a5b6c";
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_test";
+pub(crate) const CONNECT_WEBHOOK_SECRET: &str = "whsec_connect_test";
 
 /// A fake Stripe: intents it created, what confirming does next, whether it answers at all,
 /// and every call made.
@@ -339,6 +340,7 @@ impl TestApp {
                 currency: parse_currency("usd").expect("usd"),
             },
             webhook_secret: Secret::new(WEBHOOK_SECRET),
+            connect_webhook_secret: Some(Secret::new(CONNECT_WEBHOOK_SECRET)),
             publishable_key: "pk_test_123".to_owned(),
             js_url: "https://js.stripe.com/v3/".to_owned(),
             platform_fee_bps: 500,
@@ -396,8 +398,18 @@ impl TestApp {
         self.handle(&request)
     }
 
-    /// Sends `account.updated` for `account`, signed, as Stripe created it at `created_s`.
+    /// Sends `account.updated` for `account`, as Stripe created it at `created_s`, signed with
+    /// the Connect endpoint's secret.
     pub(crate) fn account_updated(&self, account: &Account, created_s: u64) -> Response {
+        self.account_updated_signed(account, created_s, CONNECT_WEBHOOK_SECRET)
+    }
+
+    pub(crate) fn account_updated_signed(
+        &self,
+        account: &Account,
+        created_s: u64,
+        secret: &str,
+    ) -> Response {
         let event = json!({
             "id": format!("evt_{created_s}"), "object": "event", "type": "account.updated",
             "created": created_s, "account": account.id,
@@ -409,7 +421,12 @@ impl TestApp {
                 "requirements": {"currently_due": account.requirements_due()},
             }},
         });
-        self.webhook(&event, self.signed(&event))
+        let signature = crate::webhook::sign(
+            event.to_string().as_bytes(),
+            secret,
+            self.clock.now_ms() / 1000,
+        );
+        self.webhook(&event, Some(signature))
     }
 
     /// Sends a webhook with `payload`, signed with the endpoint's secret at `signed_at_ms`.

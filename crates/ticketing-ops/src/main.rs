@@ -6,6 +6,8 @@
 //! - `show STREAM ID`: one dead letter, its event pretty-printed;
 //! - `refunds`: the refunds Stripe failed (the payments service leaves them in Redis on every
 //!   housekeeping tick): money to return to a buyer by hand;
+//! - `payouts`: the sellers' payouts waiting for a Transfer (left likewise): sellers who have
+//!   not finished onboarding their payout account, or transfers Stripe refused;
 //! - `replay STREAM ID`: once the cause is fixed, appends the dead-lettered event to its stream
 //!   again and wakes the consumers, then removes the dead letter. Every group whose consumer has
 //!   applied the event already skips it by its event id, so it is applied exactly once: by the
@@ -43,6 +45,8 @@ enum Command {
     Replay { stream: String, id: String },
     /// The refunds Stripe failed, to make by hand.
     Refunds,
+    /// The payouts waiting for their seller's account (or for a transfer Stripe refused).
+    Payouts,
 }
 
 fn main() -> Result<()> {
@@ -60,20 +64,52 @@ fn main() -> Result<()> {
         Command::Show { stream, id } => show(&mut redis, &stream, &id),
         Command::Replay { stream, id } => replay(&mut redis, &stream, &id),
         Command::Refunds => refunds(&mut redis),
+        Command::Payouts => payouts(&mut redis),
     }
 }
 
 /// Where the payments service leaves its failed refunds (`payments_service::settlement`).
 const FAILED_REFUNDS_KEY: &str = "payments:failed-refunds";
 
-fn refunds(redis: &mut Connection) -> Result<()> {
-    let listing: Option<String> = redis::cmd("GET").arg(FAILED_REFUNDS_KEY).query(redis)?;
+/// Where the payments service leaves the payouts waiting (`payments_service::payouts`).
+const WAITING_PAYOUTS_KEY: &str = "payments:waiting-payouts";
+
+/// The JSON list the payments service left under `key`; `None` before its first report.
+fn report(redis: &mut Connection, key: &str) -> Result<Option<Vec<serde_json::Value>>> {
+    let listing: Option<String> = redis::cmd("GET").arg(key).query(redis)?;
     let Some(listing) = listing else {
         println!("no report yet: the payments service writes one on every housekeeping tick");
+        return Ok(None);
+    };
+    let entries =
+        serde_json::from_str(&listing).with_context(|| format!("{key} is not a JSON list"))?;
+    Ok(Some(entries))
+}
+
+fn payouts(redis: &mut Connection) -> Result<()> {
+    let Some(waiting) = report(redis, WAITING_PAYOUTS_KEY)? else {
         return Ok(());
     };
-    let failed: Vec<serde_json::Value> = serde_json::from_str(&listing)
-        .with_context(|| format!("{FAILED_REFUNDS_KEY} is not a JSON list"))?;
+    for payout in &waiting {
+        let cents = payout["netCents"].as_u64().unwrap_or(0);
+        println!(
+            "order {}  seller {}  {}.{:02} {}  waiting since {}",
+            payout["orderId"].as_str().unwrap_or("-"),
+            payout["sellerId"].as_str().unwrap_or("-"),
+            cents / 100,
+            cents % 100,
+            payout["currency"].as_str().unwrap_or("-"),
+            payout["since"].as_str().unwrap_or("-"),
+        );
+    }
+    println!("{} payout(s) waiting", waiting.len());
+    Ok(())
+}
+
+fn refunds(redis: &mut Connection) -> Result<()> {
+    let Some(failed) = report(redis, FAILED_REFUNDS_KEY)? else {
+        return Ok(());
+    };
     for refund in &failed {
         let cents = refund["amountCents"].as_u64().unwrap_or(0);
         println!(
