@@ -597,3 +597,61 @@ test("a buyer's pass: shown, read by the issuer's camera, checked offline, and r
   await sellerSession.context.close();
   await context.close();
 });
+
+test("a seller onboards at Stripe, sells, and sees the net transferred on My Tickets", async () => {
+  const { context, page, problems } = await session();
+  const seller = email("payee");
+  await signUp(page, BASE, seller);
+  await page.goto(`${BASE}/tickets/mine`);
+  await page.getByText("Connect a payout account with Stripe").waitFor();
+  await page.getByRole("button", { name: "Connect a payout account" }).click();
+  // The fake Stripe's onboarding completes at once and sends the seller back to My Tickets,
+  // which follows the account until Stripe's webhook says it is ready.
+  await page.waitForURL(`${BASE}/tickets/mine?payouts=done`);
+  await page.getByText("Your payout account is ready").waitFor({ timeout: 20000 });
+  await page.getByRole("button", { name: "Open Stripe dashboard" }).waitFor();
+  await page.getByText("You have not sold a ticket yet.").waitFor();
+  await checkAccessibility(page, "my tickets, getting paid");
+
+  // Listing shows what the seller will receive.
+  await page.getByRole("link", { name: "Sell Tickets" }).click();
+  await page.waitForURL(`${BASE}/tickets/new`);
+  const title = `Payout Gala ${run}`;
+  await page.getByLabel("Title").fill(title);
+  await page.getByLabel("Price in dollars").fill("19.99");
+  await page.getByText("You receive $19.00, after the 5 % platform fee of $0.99.").waitFor();
+  await page.getByRole("button", { name: "Sell ticket" }).click();
+  await page.waitForURL(/\/tickets\/[0-9a-f-]{36}$/);
+  const ticketId = page.url().split("/").pop();
+
+  const buyer = await session();
+  await signUp(buyer.page, BASE, email("payer"));
+  await buyer.page.goto(`${BASE}/tickets/${ticketId}`);
+  await buyer.page.getByRole("button", { name: "Purchase" }).click();
+  await buyer.page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+  await buyer.page.getByText("$0.99 platform fee; the seller receives $19.00").waitFor();
+  await buyer.page.locator("#card input").first().waitFor();
+  await fillCard(buyer.page, "4242424242424242");
+  await buyer.page.getByRole("button", { name: "Pay" }).click();
+  await buyer.page.getByText("Paid. The ticket is yours.").waitFor({ timeout: 30000 });
+  assert.deepEqual(buyer.problems, []);
+  await buyer.context.close();
+
+  const row = page.locator("#sales tbody tr", { hasText: title });
+  await eventually("the sale on My Tickets", async () => {
+    await page.goto(`${BASE}/tickets/mine`);
+    await page.getByText("Your payout account is ready").waitFor();
+    return (await row.count()) === 1;
+  });
+  assert.deepEqual(await row.locator("td").allTextContents(), [title, "$19.99", "$0.99", "$19.00", "Transferred"]);
+  for (const viewport of [PHONE, DESKTOP]) {
+    await page.setViewportSize(viewport);
+    await checkAccessibility(page, `my tickets with a sale at ${viewport.width}px`);
+  }
+
+  // The dashboard link opens the seller's Express dashboard at Stripe.
+  await page.getByRole("button", { name: "Open Stripe dashboard" }).click();
+  await page.waitForURL(/\/_connect\/dashboard\/acct_/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
