@@ -295,9 +295,10 @@ pub struct VerifyReport {
 /// survived, and marks the rows whose entry is gone unsent, for the next relay (run it on the
 /// housekeeping tick, before relaying). Consumers drop an event they applied already by its id.
 ///
-/// A crash loses a suffix of Redis's append-only file: if an entry survived, every entry
-/// appended to the same stream before it did too. So per stream only the newest entry is looked
-/// up (`XRANGE stream id id`); only when it is gone is each older one looked up as well.
+/// A crash loses a suffix of Redis's append-only file, but entries appended after Redis came back
+/// survive beside the lost ones, so the newest entry's survival says nothing of older ones. Per
+/// stream, the ids from the oldest row's entry to the newest's are read once
+/// ([`entries_between`]) and each row is looked up among them.
 pub fn verify_sent(
     db: &dyn Database,
     redis: &dyn Redis,
@@ -320,14 +321,14 @@ pub fn verify_sent(
     }
     let mut report = VerifyReport::default();
     for (stream, entries) in &by_stream {
-        let newest_survived = match entries.last() {
-            Some((_, newest)) => entry_exists(redis, stream, newest)?,
-            None => continue,
+        let (Some((_, oldest)), Some((_, newest))) = (entries.first(), entries.last()) else {
+            continue;
         };
+        let on_stream = entries_between(redis, stream, oldest, newest)?;
         let mut present = Vec::new();
         let mut missing = Vec::new();
         for (seq, entry) in entries {
-            if newest_survived || entry_exists(redis, stream, entry)? {
+            if on_stream.contains(entry) {
                 present.push(*seq);
             } else {
                 missing.push(*seq);
@@ -352,12 +353,52 @@ pub fn verify_sent(
     Ok(report)
 }
 
-/// Whether `stream` holds the entry `id`.
-fn entry_exists(redis: &dyn Redis, stream: &str, id: &str) -> Result<bool, DeliveryError> {
-    let reply = redis.execute("XRANGE", &[stream.into(), id.into(), id.into()])?;
-    Ok(reply
-        .iter()
-        .any(|value| matches!(value, RedisValue::Bytes(bytes) if bytes == id.as_bytes())))
+/// The ids of `stream`'s entries from `first` to `last`, both included, read a page at a time
+/// (other replicas' entries may lie between ours).
+fn entries_between(
+    redis: &dyn Redis,
+    stream: &str,
+    first: &str,
+    last: &str,
+) -> Result<std::collections::HashSet<String>, DeliveryError> {
+    const PAGE: i64 = 1000;
+    let mut found = std::collections::HashSet::new();
+    let mut start = first.to_owned();
+    loop {
+        let reply = redis.execute(
+            "XRANGE",
+            &[
+                stream.into(),
+                start.as_str().into(),
+                last.into(),
+                "COUNT".into(),
+                RedisArg::Int(PAGE),
+            ],
+        )?;
+        // The reply comes flattened: each entry's id, then its field and value (`event` and the
+        // envelope's JSON, which never reads as an id).
+        let ids: Vec<String> = reply.iter().filter_map(entry_id).collect();
+        let full = i64::try_from(ids.len()).unwrap_or(i64::MAX) >= PAGE;
+        if let Some(newest) = ids.last() {
+            // Exclusive from the next page on (Redis 6.2 and later).
+            start = format!("({newest}");
+        }
+        found.extend(ids);
+        if !full {
+            return Ok(found);
+        }
+    }
+}
+
+/// A stream entry's id (`<ms>-<seq>`) in an XRANGE reply.
+fn entry_id(value: &RedisValue) -> Option<String> {
+    let RedisValue::Bytes(bytes) = value else {
+        return None;
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (ms, seq) = text.split_once('-')?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    (digits(ms) && digits(seq)).then(|| text.to_owned())
 }
 
 fn append(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryError> {

@@ -156,6 +156,20 @@ impl TestApp {
             .collect()
     }
 
+    /// The ids of the entries on [`STREAM`], oldest first.
+    fn stream_entry_ids(&self) -> Vec<String> {
+        let mut connection = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection");
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(STREAM)
+            .arg("-")
+            .arg("+")
+            .query(&mut connection)
+            .expect("XRANGE");
+        entries.into_iter().map(|(id, _)| id).collect()
+    }
+
     fn unsent(&self) -> i64 {
         self.count("SELECT count(*) AS n FROM outbox WHERE sent_at_ms IS NULL")
     }
@@ -487,17 +501,7 @@ fn entries_a_redis_crash_lost_after_acknowledging_them_are_sent_again() {
     assert_eq!(app.stream_event_ids(), ids);
 
     // The crash: the last two entries never reached the disk.
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(STREAM)
-        .arg("-")
-        .arg("+")
-        .query(
-            &mut redis::Client::open(app.url())
-                .and_then(|client| client.get_connection())
-                .expect("a connection"),
-        )
-        .expect("XRANGE");
-    for (entry, _) in &entries[3..] {
+    for entry in &app.stream_entry_ids()[3..] {
         redis
             .execute("XDEL", &[STREAM.into(), entry.as_str().into()])
             .expect("XDEL");
@@ -536,6 +540,43 @@ fn entries_a_redis_crash_lost_after_acknowledging_them_are_sent_again() {
     );
     assert_eq!(app.stream_event_ids().len(), 5);
     assert_eq!(app.unsent(), 0);
+}
+
+/// Entries lost in a crash, then entries appended once Redis is back, all checked on one tick:
+/// the newer entries survived, which says nothing of the lost ones before them.
+#[test]
+fn entries_lost_before_a_restart_are_found_behind_entries_sent_after_it() {
+    let app = TestApp::spawn();
+    let before: Vec<Envelope> = (0..4)
+        .map(|n| app.created(&format!("b{n}"), "Concert"))
+        .collect();
+    app.enqueue(&before);
+    let (db, redis) = (app.db(), app.redis());
+    resend_after_data_loss(&db, &redis, "epoch-1").expect("first check");
+    let sent_at = now_ms();
+    relay(&db, &redis, sent_at, 10).expect("relay");
+    // The crash drops the last two entries; Redis comes back and more events are sent.
+    let lost: Vec<String> = app.stream_entry_ids()[2..].to_vec();
+    for entry in &lost {
+        redis
+            .execute("XDEL", &[STREAM.into(), entry.as_str().into()])
+            .expect("XDEL");
+    }
+    let after: Vec<Envelope> = (0..3)
+        .map(|n| app.created(&format!("a{n}"), "Concert"))
+        .collect();
+    app.enqueue(&after);
+    relay(&db, &redis, sent_at + 1, 10).expect("relay after the restart");
+    assert_eq!(app.stream_event_ids().len(), 5);
+
+    let report = verify_sent(&db, &redis, sent_at + 1 + VERIFY_AFTER_MS).expect("verify");
+    assert_eq!((report.verified, report.resent), (5, 2));
+    relay(&db, &redis, sent_at + 2 + VERIFY_AFTER_MS, 10).expect("relay");
+    let mut on_stream = app.stream_event_ids();
+    on_stream.sort();
+    let mut expected: Vec<String> = before.iter().chain(&after).map(|e| e.id.clone()).collect();
+    expected.sort();
+    assert_eq!(on_stream, expected, "every event on the stream, once");
 }
 
 #[test]
