@@ -1,0 +1,169 @@
+"""The on-sale: a hot release on a release build of spin-host, the whole app against localstripe,
+every event consumer running.
+
+One seller lists `--tickets` tickets (default 200); `--buyers` buyers (default 2,000) have
+signed up. Then all of them race, `--connections` at a time (default 32): buyer i orders ticket
+i mod N (so each ticket has buyers/tickets contenders) and, when the order is placed, pays it at
+once with pm_card_visa. Every loser must be told "Ticket is already reserved".
+
+It prints purchases per second, order and payment p50/p99, the time from the first order to the
+last ticket sold, the host's CPU per purchase (until the host is idle again, so the
+Redis-triggered work each purchase sets off is counted), Redis commands per purchase (from
+INFO commandstats, the busiest listed), and the host's RSS before the race and its peak during
+it; then it checks the chaos
+suite's invariants over the databases, Redis and localstripe (no ticket sold twice, every
+complete order paid once and paid out, nothing pending) and exits 1 if any fails.
+
+Run through scripts/bench-onsale, which builds everything first.
+"""
+
+import argparse
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import chaos_check
+from bench_app import App, Resp, call, wait_until
+from bench_auth import percentile
+from bench_host import cpu_seconds, peak_rss_mb, rss_mb
+
+RESERVED = "Ticket is already reserved"
+
+
+def command_stats(redis):
+    """{command: calls} from Redis's INFO commandstats."""
+    text = redis.send(("INFO", "commandstats"))[0].decode()
+    stats = {}
+    for line in text.splitlines():
+        if line.startswith("cmdstat_"):
+            name, fields = line[len("cmdstat_"):].split(":", 1)
+            stats[name] = int(dict(f.split("=") for f in fields.split(","))["calls"])
+    return stats
+
+
+def reset_peak_rss(pid):
+    """Resets the process's peak RSS (VmHWM) to its RSS now, which it returns, in MB, so the
+    peak measured is the race's alone (Linux: writing 5 to /proc/PID/clear_refs)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+    return rss_mb(pid)
+
+
+def sign_up_buyers(app, count):
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda n: app.sign_up(f"fan-{n}@example.com"), range(count)))
+
+
+class Race:
+    """The outcome of every buyer's try, shared by the racing threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.orders, self.payments, self.lost, self.wrong = [], [], 0, []
+        self.sold = []  # (ticket id, order id)
+        self.first_order = None
+
+    def buyer(self, app, cookie, ticket_id):
+        started = time.monotonic()
+        status, order, _ = call("POST", app.url("/api/orders"), {"ticketId": ticket_id}, cookie)
+        ordered = time.monotonic()
+        with self.lock:
+            self.first_order = self.first_order or started
+            self.orders.append((ordered - started) * 1000)
+        if status == 400 and order and order["errors"][0]["message"] == RESERVED:
+            with self.lock:
+                self.lost += 1
+            return
+        if status != 201:
+            with self.lock:
+                self.wrong.append(f"order {ticket_id}: {status} {order}")
+            return
+        body = {"orderId": order["id"], "paymentMethodId": "pm_card_visa"}
+        for _ in range(200):  # payments learns of the order from its event: 404 until then
+            status, payment, _ = call("POST", app.url("/api/payments"), body, cookie)
+            if status != 404:
+                break
+            time.sleep(0.01)
+        with self.lock:
+            self.payments.append((time.monotonic() - ordered) * 1000)
+            if status == 201 and payment["status"] == "succeeded":
+                self.sold.append((ticket_id, order["id"]))
+            else:
+                self.wrong.append(f"payment {order['id']}: {status} {payment}")
+
+
+def all_sold(app, tickets):
+    return all(call("GET", app.url(f"/api/tickets/{t['id']}"))[1]["status"] == "sold" for t in tickets)
+
+
+def report_invariants(app):
+    state = chaos_check.State(chaos_check.open_databases(os.path.join(app.work, ".spin")),
+                              int(time.time() * 1000), Resp(app.redis_port),
+                              chaos_check.stripe_objects(app.stripe_base, key="sk_test_bench"))
+    results = chaos_check.check(state)
+    for db in state.dbs.values():
+        db.close()
+    return chaos_check.report(results, out=lambda line: print("  " + line))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=200)
+    parser.add_argument("--buyers", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    print(f"spin-host release build, {os.cpu_count()} cores, load generators on the same machine")
+    with App(stripe=True) as app:
+        seller = app.sign_up("promoter@example.com")
+        tickets = app.list_for_sale(seller, args.tickets)
+        buyers = sign_up_buyers(app, args.buyers)
+        app.wait_idle()
+        print(f"{args.tickets} tickets listed, {args.buyers} buyers signed up; the race, "
+              f"{args.connections} at a time")
+        contenders = [(cookie, tickets[n % len(tickets)]["id"]) for n, cookie in enumerate(buyers)]
+        random.Random(1).shuffle(contenders)
+        race = Race()
+        rss_before = reset_peak_rss(app.host.pid)
+        redis_before = command_stats(app.redis)
+        cpu_before = cpu_seconds(app.host.pid)
+        with ThreadPoolExecutor(args.connections) as pool:
+            list(pool.map(lambda c: race.buyer(app, *c), contenders))
+        raced = time.monotonic()
+        wait_until("every ticket sold", lambda: all_sold(app, tickets), seconds=600)
+        sold_at = time.monotonic()
+        app.wait_idle(600)
+        cpu = cpu_seconds(app.host.pid) - cpu_before
+        redis_after = command_stats(app.redis)
+
+        purchases = len(race.sold)
+        seconds = sold_at - race.first_order
+        print(f"  {purchases} purchases, {race.lost} buyers told \"{RESERVED}\", "
+              f"{len(race.wrong)} other answers")
+        for line in race.wrong[:10]:
+            print(f"    {line}")
+        print(f"  purchases per second: {purchases / seconds:.1f} (first order to last ticket sold: "
+              f"{seconds:.1f} s; the requests took {raced - race.first_order:.1f} s)")
+        print(f"  POST /api/orders: p50 {percentile(race.orders, 50):.1f} ms, "
+              f"p99 {percentile(race.orders, 99):.1f} ms over {len(race.orders)}")
+        print(f"  POST /api/payments (from the order's answer, 404s until payments knows it included): "
+              f"p50 {percentile(race.payments, 50):.1f} ms, p99 {percentile(race.payments, 99):.1f} ms")
+        print(f"  host CPU: {cpu / max(purchases, 1) * 1000:.2f} ms per purchase "
+              f"(losers' orders and the event work included, until idle)")
+        calls = {name: redis_after.get(name, 0) - redis_before.get(name, 0) for name in redis_after}
+        busiest = sorted(calls.items(), key=lambda item: -item[1])[:8]
+        print(f"  Redis: {sum(calls.values()) / max(purchases, 1):.0f} commands per purchase; "
+              + ", ".join(f"{name} {count / max(purchases, 1):.1f}" for name, count in busiest))
+        print(f"  host RSS: {rss_before:.0f} MB before the race, peak {peak_rss_mb(app.host.pid):.0f} MB "
+              f"during it (the sign-ups' Argon2 left out)")
+        print("  invariants:")
+        ok = report_invariants(app)
+        ok = ok and purchases == args.tickets and not race.wrong
+        ok = ok and race.lost == args.buyers - args.tickets
+        if not ok:
+            raise SystemExit("the on-sale broke a promise")
+
+
+if __name__ == "__main__":
+    main()
