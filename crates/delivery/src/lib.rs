@@ -37,6 +37,7 @@
 //!
 //! The tables involved are in [`SCHEMA`]; each service copies them into its migrations.
 
+mod acknowledged;
 mod consumer;
 mod outbox;
 mod redis;
@@ -52,6 +53,7 @@ mod native;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use acknowledged::record_acknowledged;
 pub use consumer::{
     Accepted, Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, Handler, Sink,
 };

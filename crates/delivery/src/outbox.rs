@@ -40,14 +40,16 @@ pub const VERIFY_AFTER_MS: u64 = 3_000;
 /// Rows checked per [`verify_sent`] call.
 const VERIFY_BATCH: i64 = 1000;
 
-/// Sends every outbox row still kept again when the Redis this database last published to has
-/// lost its data, and returns how many rows it marked for sending.
+/// Sends again what consumers may not have applied when the Redis this database last published
+/// to has lost its data, and returns how many rows it marked for sending.
 ///
 /// A Redis that restarts empty loses the stream entries consumers had not read yet, and the
 /// outbox had marked them sent. Redis's epoch ([`EPOCH_KEY`]) tells: when it differs from the
-/// epoch this database recorded, every retained row (7 days) is marked unsent, and the next
-/// relay appends them again in commit order. Consumers apply each event once by its id, so
-/// events they had applied already are dropped as duplicates. Run it before relaying, on the
+/// epoch this database recorded, every row above the acknowledged watermark
+/// ([`crate::record_acknowledged`]) is marked unsent (every retained row, 7 days, when no
+/// watermark was ever recorded), and the next relay appends them again in commit order. So
+/// healing costs what was in flight, not the history kept. Consumers apply each event once by
+/// its id, so events they had applied already are dropped as duplicates. Run it before relaying, on the
 /// housekeeping tick; `new_epoch` is a fresh random id, used if Redis has none yet.
 pub fn resend_after_data_loss(
     db: &dyn Database,
@@ -74,12 +76,14 @@ pub fn resend_after_data_loss(
         {
             return Ok(0);
         }
+        let acknowledged = crate::acknowledged::acknowledged_seq(tx)?.unwrap_or(-1);
         let marked = tx.execute(
             "UPDATE outbox SET sent_at_ms = NULL, claimed_until_ms = NULL \
-             WHERE sent_at_ms IS NOT NULL RETURNING seq",
-            &[],
+             WHERE sent_at_ms IS NOT NULL AND seq > ? RETURNING seq",
+            &[acknowledged.into()],
         )?;
         tx.execute("DELETE FROM outbox_unverified", &[])?;
+        tx.execute("DELETE FROM outbox_unacked", &[])?;
         tx.execute(
             "INSERT INTO delivery_state (key, value) VALUES ('redis_epoch', ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -340,6 +344,12 @@ pub fn verify_sent(
                 "UPDATE outbox SET sent_at_ms = NULL, claimed_until_ms = NULL \
                  WHERE seq IN (SELECT value FROM json_each(?))",
                 &[seqs(&missing).into()],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox_unacked (seq, stream, entry_ms, entry_seq) \
+                 SELECT seq, stream, entry_ms, entry_seq FROM outbox_unverified \
+                 WHERE seq IN (SELECT value FROM json_each(?))",
+                &[seqs(&present).into()],
             )?;
             tx.execute(
                 "DELETE FROM outbox_unverified WHERE seq IN (SELECT value FROM json_each(?))",

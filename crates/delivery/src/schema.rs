@@ -16,8 +16,11 @@
 ///   crash, and come back with its epoch but without the entry. Housekeeping checks each entry
 ///   once it is old enough and sends the row again if it is gone
 ///   ([`verify_sent`](crate::verify_sent)).
+/// - `outbox_unacked`: outbox rows whose entry is durable but which some consumer group may not
+///   have acknowledged yet ([`record_acknowledged`](crate::record_acknowledged)).
 /// - `delivery_state`: small facts about delivery, such as the epoch of the Redis this database
-///   last published to ([`resend_after_data_loss`](crate::resend_after_data_loss)).
+///   last published to ([`resend_after_data_loss`](crate::resend_after_data_loss)) and the
+///   outbox seq up to which every consumer has acknowledged what was sent.
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS outbox (\
         seq INTEGER PRIMARY KEY AUTOINCREMENT, \
@@ -47,6 +50,13 @@ pub const SCHEMA: &[&str] = &[
         entry_seq INTEGER NOT NULL, \
         sent_at_ms INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outbox_unverified_by_entry ON outbox_unverified \
+        (stream, entry_ms, entry_seq)",
+    "CREATE TABLE IF NOT EXISTS outbox_unacked (\
+        seq INTEGER PRIMARY KEY, \
+        stream TEXT NOT NULL, \
+        entry_ms INTEGER NOT NULL, \
+        entry_seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outbox_unacked_by_entry ON outbox_unacked \
         (stream, entry_ms, entry_seq)",
 ];
 
@@ -87,5 +97,11 @@ pub fn prune(
             .execute(sql, &[cutoff.clone(), PRUNE_BATCH.into()])?
             .len();
     }
+    // What a group never acknowledged goes with its outbox row, so the watermark moves on.
+    db.execute(
+        "DELETE FROM outbox_unacked WHERE seq IN (SELECT seq FROM outbox_unacked \
+         WHERE seq NOT IN (SELECT seq FROM outbox) LIMIT ?)",
+        &[PRUNE_BATCH.into()],
+    )?;
     Ok(removed)
 }

@@ -18,7 +18,8 @@ use storage::Database;
 
 use crate::{
     ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, DeliveryError, Handler, Redis,
-    RedisError, Wake, arm_tick, prune, relay, resend_after_data_loss, verify_sent,
+    RedisError, Wake, arm_tick, prune, record_acknowledged, relay, resend_after_data_loss,
+    verify_sent,
 };
 
 /// Rows relayed per call; [`relay_and_arm`] loops until none is left.
@@ -130,6 +131,7 @@ impl Subscription<'_> {
             )
             .emit();
         }
+        record_acknowledged(db, redis)?;
         Ok(())
     }
 

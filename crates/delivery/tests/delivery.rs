@@ -9,7 +9,7 @@ use delivery::{
     Applied, ConsumeReport, Consumer, ConsumerSettings, DatabaseSink, DeliveryError, Handler,
     NativeRedis, Redis, RedisArg, RedisError, RedisValue, TICK_KEY, VERIFY_AFTER_MS, VerifyReport,
     VersionCheck, arm_tick, check_replica_version, dead_letter_stream, enqueue_envelope,
-    record_replica_version, relay, resend_after_data_loss, verify_sent,
+    record_acknowledged, record_replica_version, relay, resend_after_data_loss, verify_sent,
 };
 use events::{Envelope, Event, TicketCreated, TicketStatus, TicketUpdated};
 use harness::{RedisServer, eventually};
@@ -481,6 +481,68 @@ fn everything_kept_is_sent_again_once_when_redis_comes_back_without_its_data() {
         0
     );
     assert_eq!(app.unsent(), 0);
+}
+
+/// After Redis lost its data, only what a consumer group had not acknowledged is sent again, not
+/// everything the outbox keeps; and a group that has read nothing holds the watermark back.
+#[test]
+fn only_what_a_group_had_not_acknowledged_is_sent_again_after_redis_lost_its_data() {
+    let mut app = TestApp::spawn();
+    let applied: Vec<Envelope> = (0..10)
+        .map(|n| app.created(&format!("a{n}"), "Concert"))
+        .collect();
+    app.enqueue(&applied);
+    let (db, redis) = (app.db(), app.redis());
+    resend_after_data_loss(&db, &redis, "epoch-1").expect("first check");
+    relay(&db, &redis, now_ms(), 100).expect("relay");
+    assert_eq!(
+        app.consume(&ReplicaHandler, ConsumerSettings::default())
+            .applied,
+        10
+    );
+    // Five more, sent but not read yet by the group when Redis goes.
+    let in_flight: Vec<Envelope> = (0..5)
+        .map(|n| app.created(&format!("f{n}"), "Opera"))
+        .collect();
+    app.enqueue(&in_flight);
+    relay(&db, &redis, now_ms(), 100).expect("relay");
+    let report = verify_sent(&db, &redis, now_ms() + VERIFY_AFTER_MS).expect("verify");
+    assert_eq!(report.verified, 15);
+    assert_eq!(record_acknowledged(&db, &redis).expect("record"), Some(10));
+
+    app.stop_redis();
+    app.restart_redis();
+    let redis = app.redis();
+    assert_eq!(
+        resend_after_data_loss(&db, &redis, "epoch-2").expect("a new epoch"),
+        5
+    );
+    relay(&db, &redis, now_ms(), 100).expect("relay");
+    let ids: Vec<String> = in_flight.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(
+        app.stream_event_ids(),
+        ids,
+        "the five in flight, in commit order"
+    );
+    assert_eq!(
+        app.consume(&ReplicaHandler, ConsumerSettings::default())
+            .applied,
+        5
+    );
+
+    // A second group that has read nothing: nothing is acknowledged by every group.
+    verify_sent(&db, &redis, now_ms() + 2 * VERIFY_AFTER_MS).expect("verify");
+    redis
+        .execute(
+            "XGROUP",
+            &["CREATE".into(), STREAM.into(), "late".into(), "0".into()],
+        )
+        .expect("XGROUP CREATE");
+    assert_eq!(record_acknowledged(&db, &redis).expect("record"), Some(10));
+    redis
+        .execute("XGROUP", &["DESTROY".into(), STREAM.into(), "late".into()])
+        .expect("XGROUP DESTROY");
+    assert_eq!(record_acknowledged(&db, &redis).expect("record"), Some(15));
 }
 
 /// Redis fsyncs its append-only file once a second: a crash loses the entries of the last second

@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("orders":
     3 "delivery state" => "0003_delivery_state.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
     5 "resale" => "0005_resale.sql",
+    6 "acknowledged watermark" => "0006_acknowledged_watermark.sql",
 );
 
 #[cfg(test)]

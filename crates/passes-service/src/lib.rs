@@ -30,6 +30,7 @@ pub use crate::store::{CurrentPass, current_pass, revocations};
 pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("passes":
     1 "initial" => "0001_initial.sql",
     2 "former holders" => "0002_former_holders.sql",
+    3 "acknowledged watermark" => "0003_acknowledged_watermark.sql",
 );
 
 #[cfg(test)]

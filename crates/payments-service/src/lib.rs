@@ -63,6 +63,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("payments":
     3 "customers, payment windows, refund outcomes" => "0003_customers_windows_refunds.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
     5 "payouts" => "0005_payouts.sql",
+    6 "acknowledged watermark" => "0006_acknowledged_watermark.sql",
 );
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[storage::Migration] = storage::migrations!("tickets":
     3 "order placement" => "0003_order_placement.sql",
     4 "outbox verification" => "0004_outbox_verification.sql",
     5 "resale" => "0005_resale.sql",
+    6 "acknowledged watermark" => "0006_acknowledged_watermark.sql",
 );
 
 #[cfg(test)]
