@@ -67,6 +67,14 @@ class Resp:
                 for entry_id, fields in self.send(("XRANGE", name, "-", "+"))[0]]
 
 
+def _accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def envelope(subject, data):
     return json.dumps({"id": str(uuid.uuid4()), "subject": subject, "occurredAt": "2026-11-25T00:00:00.000Z",
                        "data": data}).encode()
@@ -104,23 +112,25 @@ WEBHOOK_SECRET = "whsec_bench"
 class App:
     """`with App(variables) as app:` runs the whole app until the block ends. With
     `stripe=True` its payments go to a localstripe of its own (started, its webhooks sent to the
-    app, stopped at the end); otherwise Stripe is configured but unreachable."""
+    app, stopped at the end); otherwise Stripe is configured but unreachable. With `probe=True`
+    the host probes itself as SpinKube does."""
 
-    def __init__(self, variables=None, manifest=None, stripe=False, root=ROOT, cache_dir=None):
+    def __init__(self, variables=None, manifest=None, stripe=False, root=ROOT, cache_dir=None,
+                 probe=False):
         self.variables = variables or {}
         self.root = root
         self.manifest = manifest or os.path.join(root, "spin.toml")
         self.stripe = stripe
         self.stripe_proc = None
         self.cache_dir = cache_dir
+        # Calls /api/heartbeat every second, as SpinKube's readiness probe does: it re-arms the
+        # housekeeping tick when Redis lost it.
+        self.probe = probe
 
     def __enter__(self):
         self.work = tempfile.mkdtemp()
         self.redis_port = free_port()
-        self.redis_proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
-             "--appendonly", "no", "--notify-keyspace-events", "Ex", "--hz", "100", "--dir", self.work],
-            stdout=subprocess.DEVNULL)
+        self.start_redis()
         private, public = generate_keys(self.work)
         shutil.copy(os.path.join(self.root, "runtime-config.toml"), self.work)
         port = free_port()
@@ -148,6 +158,8 @@ class App:
         args = [host_binary(self.root), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
                 os.path.join(self.work, ".spin"), "--quiet"]
+        if self.probe:
+            args += ["--probe", "/api/heartbeat", "--probe-interval", "1"]
         self.started = started = time.monotonic()
         self.host = subprocess.Popen(args, cwd=self.work, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -165,6 +177,21 @@ class App:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def start_redis(self):
+        """A redis-server keeping nothing on disk: restarted, it comes back empty."""
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
+             "--appendonly", "no", "--notify-keyspace-events", "Ex", "--hz", "100", "--dir", self.work],
+            stdout=subprocess.DEVNULL)
+
+    def restart_redis_empty(self):
+        """Redis restarts without its data, as after losing its disk."""
+        self.redis_proc.kill()
+        self.redis_proc.wait()
+        self.start_redis()
+        wait_until("redis-server", lambda: _accepts(self.redis_port))
+        self.redis = Resp(self.redis_port)
 
     def __exit__(self, *_):
         self.host.terminate()

@@ -269,6 +269,15 @@ def overdue_orders_cancelled(facts):
     return expired
 
 
+def acknowledged_seq(db):
+    """The outbox seq up to which every consumer group acknowledged what was sent (delivery's
+    watermark), or -1 before one was recorded."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'delivery_state'").fetchone():
+        return -1
+    row = db.execute("SELECT value FROM delivery_state WHERE key = 'acknowledged_seq'").fetchone()
+    return int(row[0]) if row else -1
+
+
 def outboxes_delivered(facts):
     """Every event in the outboxes was delivered."""
     on_streams = {}
@@ -277,12 +286,15 @@ def outboxes_delivered(facts):
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
             continue
         outboxes.checked += db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        for row in rows(db, "SELECT event_id, stream, sent_at_ms FROM outbox"):
+        acknowledged = acknowledged_seq(db)
+        for row in rows(db, "SELECT seq, event_id, stream, sent_at_ms FROM outbox"):
             if row["sent_at_ms"] is None:
                 outboxes.fail(f"{name}: event {row['event_id']} for {row['stream']} was never sent")
             # Sent is not enough: the entry must still be on its stream (a Redis crash can lose
-            # the last writes it acknowledged; delivery must notice and send them again).
-            elif facts.state.redis is not None and \
+            # the last writes it acknowledged; delivery must notice and send them again), unless
+            # every consumer group had acknowledged it (at or below the watermark), so a Redis
+            # that lost its data need not get it again.
+            elif facts.state.redis is not None and row["seq"] > acknowledged and \
                     row["event_id"] not in stream_event_ids(facts.state.redis, row["stream"], on_streams):
                 outboxes.fail(f"{name}: event {row['event_id']} is marked sent but not on {row['stream']}")
     return outboxes

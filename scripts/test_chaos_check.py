@@ -151,6 +151,13 @@ class ChaosCheckTest(unittest.TestCase):
         self.assertEqual(failing, {"every event in the outboxes was delivered":
                                    ["orders: event lost is marked sent but not on events:order"]})
 
+    def test_a_sent_event_gone_with_redis_after_every_group_acknowledged_it(self):
+        add_outbox_row(self.dbs["orders"], "applied", "events:order", sent_at_ms=5)
+        seq = self.dbs["orders"].execute("SELECT seq FROM outbox WHERE event_id = 'applied'").fetchone()[0]
+        self.dbs["orders"].execute("INSERT INTO delivery_state (key, value) VALUES ('acknowledged_seq', ?)",
+                                   (str(seq),))
+        self.assertEqual(self.failing(), {})
+
     def test_an_order_charged_twice(self):
         self.stripe["intents"].append({"id": "pi_9", "status": "succeeded", "metadata": {"order_id": "o1"}})
         failing = self.failing()
