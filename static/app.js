@@ -829,6 +829,7 @@ async function resaleSection(id) {
   const form = $("#resell");
   const alert = $("#resale-alert");
   const price = priceField(form.price);
+  feeHint(form.price, $("#fee-hint"));
   const show = (ticket) => {
     section.hidden = false;
     alert.hidden = true;

@@ -566,6 +566,7 @@ test("a buyer's pass: shown, read by the issuer's camera, checked offline, and r
   await page.getByRole("button", { name: "List for resale" }).click();
   assert.match(await page.locator("#price-error").textContent(), /at most \$36\.00/);
   await page.getByLabel("Resale price in dollars").fill("33");
+  await page.getByText("You receive $31.35, after the 5 % platform fee of $1.65.").waitFor();
   await page.getByRole("button", { name: "List for resale" }).click();
   await page.getByText("Listed for resale at $33.00.").waitFor();
   await capture(context, BASE, `/tickets/${ids[3]}/pass`, "pass-listed", (p) => p.getByText(/Listed for resale/).waitFor());
