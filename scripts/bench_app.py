@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 
+import chaos_check
 from bench_auth import generate_keys
 from bench_host import ROOT, cpu_seconds, free_port, host_binary, wait_for
 
@@ -67,7 +68,7 @@ class Resp:
                 for entry_id, fields in self.send(("XRANGE", name, "-", "+"))[0]]
 
 
-def _accepts(port):
+def tcp_ready(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
         return True
@@ -190,7 +191,7 @@ class App:
         self.redis_proc.kill()
         self.redis_proc.wait()
         self.start_redis()
-        wait_until("redis-server", lambda: _accepts(self.redis_port))
+        wait_until("redis-server", lambda: tcp_ready(self.redis_port))
         self.redis = Resp(self.redis_port)
 
     def __exit__(self, *_):
@@ -219,6 +220,17 @@ class App:
 
     def url(self, path):
         return self.base + path
+
+    def invariants(self):
+        """The chaos suite's invariants over this app's databases, Redis and localstripe now."""
+        state = chaos_check.State(chaos_check.open_databases(os.path.join(self.work, ".spin")),
+                                  int(time.time() * 1000), Resp(self.redis_port),
+                                  chaos_check.stripe_objects(self.stripe_base, key="sk_test_bench"))
+        try:
+            return chaos_check.check(state)
+        finally:
+            for db in state.dbs.values():
+                db.close()
 
     def sign_up(self, email):
         """A new user's session cookie (`session=...`)."""

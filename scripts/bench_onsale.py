@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import chaos_check
-from bench_app import App, Resp, call, wait_until
+from bench_app import App, call, wait_until
 from bench_auth import percentile
 from bench_host import cpu_seconds, peak_rss_mb, rss_mb
 
@@ -98,16 +98,6 @@ def all_sold(app, tickets):
     return all(call("GET", app.url(f"/api/tickets/{t['id']}"))[1]["status"] == "sold" for t in tickets)
 
 
-def report_invariants(app):
-    state = chaos_check.State(chaos_check.open_databases(os.path.join(app.work, ".spin")),
-                              int(time.time() * 1000), Resp(app.redis_port),
-                              chaos_check.stripe_objects(app.stripe_base, key="sk_test_bench"))
-    results = chaos_check.check(state)
-    for db in state.dbs.values():
-        db.close()
-    return chaos_check.report(results, out=lambda line: print("  " + line))
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=200)
@@ -158,7 +148,7 @@ def main():
         print(f"  host RSS: {rss_before:.0f} MB before the race, peak {peak_rss_mb(app.host.pid):.0f} MB "
               f"during it (the sign-ups' Argon2 left out)")
         print("  invariants:")
-        ok = report_invariants(app)
+        ok = chaos_check.report(app.invariants(), out=lambda line: print("  " + line))
         ok = ok and purchases == args.tickets and not race.wrong
         ok = ok and race.lost == args.buyers - args.tickets
         if not ok:

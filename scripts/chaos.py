@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import urllib.request
 from collections import defaultdict
 
 import chaos_check
-from bench_app import LOCALSTRIPE_PYTHON, Resp, wait_until
+from bench_app import LOCALSTRIPE_PYTHON, Resp, tcp_ready, wait_until
 from bench_auth import HOST as RELEASE_HOST, generate_keys
 from bench_host import ROOT, free_port
 
@@ -115,14 +114,6 @@ class Processes:
             if process and process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def tcp_ready(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def http_ready(url):

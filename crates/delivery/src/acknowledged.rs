@@ -15,13 +15,11 @@
 
 use storage::{Database, SqlValue};
 
+use crate::reply::EntryId;
 use crate::{DeliveryError, Redis, RedisValue};
 
 /// The `delivery_state` key of the watermark.
 pub(crate) const ACKNOWLEDGED_KEY: &str = "acknowledged_seq";
-
-/// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
-type EntryId = (u64, u64);
 
 /// Drops the rows every consumer group has acknowledged from `outbox_unacked` and records the
 /// watermark; returns it (`None` while the outbox holds nothing).
@@ -32,7 +30,7 @@ pub fn record_acknowledged(
     let streams = db.execute("SELECT DISTINCT stream FROM outbox_unacked", &[])?;
     for row in streams.iter() {
         let stream = row.text("stream")?;
-        let Some((ms, seq)) = acknowledged_by_every_group(redis, stream)? else {
+        let Some(EntryId { ms, seq }) = acknowledged_by_every_group(redis, stream)? else {
             continue;
         };
         db.execute(
@@ -98,12 +96,10 @@ fn acknowledged_by_every_group(
     }
     let groups = redis.execute("XINFO", &["GROUPS".into(), stream.into()])?;
     let mut lowest: Option<EntryId> = None;
-    let mut any = false;
     for (name, pending, last_delivered) in group_fields(&groups) {
-        any = true;
         let acknowledged = if pending > 0 {
             let summary = redis.execute("XPENDING", &[stream.into(), name.as_str().into()])?;
-            match summary.get(1).and_then(entry_id) {
+            match summary.get(1).and_then(EntryId::of) {
                 Some(oldest_pending) => before(oldest_pending),
                 None => return Ok(None),
             }
@@ -115,7 +111,7 @@ fn acknowledged_by_every_group(
         };
         lowest = Some(lowest.map_or(acknowledged, |low| low.min(acknowledged)));
     }
-    Ok(if any { lowest } else { None })
+    Ok(lowest)
 }
 
 /// `(name, pending, last-delivered-id)` of each group in a flattened `XINFO GROUPS` reply: per
@@ -123,9 +119,8 @@ fn acknowledged_by_every_group(
 /// last-delivered-id `0-0`, which acknowledges nothing.
 fn group_fields(reply: &[RedisValue]) -> Vec<(String, i64, Option<EntryId>)> {
     let mut groups = Vec::new();
-    let mut pairs = reply.chunks(2);
     let mut current: Option<(String, i64, Option<EntryId>)> = None;
-    for pair in &mut pairs {
+    for pair in reply.chunks(2) {
         let [RedisValue::Bytes(key), value] = pair else {
             continue;
         };
@@ -141,7 +136,7 @@ fn group_fields(reply: &[RedisValue]) -> Vec<(String, i64, Option<EntryId>)> {
             }
             (b"last-delivered-id", value) => {
                 if let Some(group) = current.as_mut() {
-                    group.2 = entry_id(value).filter(|id| *id != (0, 0));
+                    group.2 = EntryId::of(value).filter(|id| *id != EntryId { ms: 0, seq: 0 });
                 }
             }
             _ => {}
@@ -151,20 +146,15 @@ fn group_fields(reply: &[RedisValue]) -> Vec<(String, i64, Option<EntryId>)> {
     groups
 }
 
-fn entry_id(value: &RedisValue) -> Option<EntryId> {
-    let RedisValue::Bytes(bytes) = value else {
-        return None;
-    };
-    let (ms, seq) = std::str::from_utf8(bytes).ok()?.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
 /// The greatest entry id below `id`, or `None` below the first one there can be.
-fn before((ms, seq): EntryId) -> Option<EntryId> {
+fn before(EntryId { ms, seq }: EntryId) -> Option<EntryId> {
     match (ms, seq) {
         (0, 0) => None,
         // Entry sequence numbers are stored as SQLite integers: i64::MAX stands for any.
-        (ms, 0) => Some((ms - 1, i64::MAX.unsigned_abs())),
-        (ms, seq) => Some((ms, seq - 1)),
+        (ms, 0) => Some(EntryId {
+            ms: ms - 1,
+            seq: i64::MAX.unsigned_abs(),
+        }),
+        (ms, seq) => Some(EntryId { ms, seq: seq - 1 }),
     }
 }

@@ -387,7 +387,11 @@ fn entries_between(
         )?;
         // The reply comes flattened: each entry's id, then its field and value (`event` and the
         // envelope's JSON, which never reads as an id).
-        let ids: Vec<String> = reply.iter().filter_map(entry_id).collect();
+        let ids: Vec<String> = reply
+            .iter()
+            .filter_map(reply::EntryId::of)
+            .map(|id| id.to_string())
+            .collect();
         let full = i64::try_from(ids.len()).unwrap_or(i64::MAX) >= PAGE;
         if let Some(newest) = ids.last() {
             // Exclusive from the next page on (Redis 6.2 and later).
@@ -398,17 +402,6 @@ fn entries_between(
             return Ok(found);
         }
     }
-}
-
-/// A stream entry's id (`<ms>-<seq>`) in an XRANGE reply.
-fn entry_id(value: &RedisValue) -> Option<String> {
-    let RedisValue::Bytes(bytes) = value else {
-        return None;
-    };
-    let text = std::str::from_utf8(bytes).ok()?;
-    let (ms, seq) = text.split_once('-')?;
-    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
-    (digits(ms) && digits(seq)).then(|| text.to_owned())
 }
 
 fn append(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryError> {

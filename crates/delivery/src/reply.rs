@@ -35,6 +35,14 @@ impl EntryId {
             seq: seq.parse().ok()?,
         })
     }
+
+    /// The entry id a reply's item holds, if it is one.
+    pub fn of(value: &RedisValue) -> Option<Self> {
+        match value {
+            RedisValue::Bytes(bytes) => Self::parse(bytes),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for EntryId {

@@ -241,17 +241,13 @@ impl PaymentsApi<'_> {
             return Err(ApiError::PayloadTooLarge);
         }
         let now = self.clock.now_ms();
-        let signature = request.header("stripe-signature");
-        let mut verdicts = self
-            .config
-            .webhook_secrets()
-            .map(|secret| webhook::verify(&request.body, signature, secret, now / 1000));
-        let first = verdicts
-            .next()
-            .unwrap_or(Err(webhook::WebhookError::Missing));
-        first
-            .or_else(|error| verdicts.find(Result::is_ok).unwrap_or(Err(error)))
-            .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
+        webhook::verify_any(
+            &request.body,
+            request.header("stripe-signature"),
+            self.config.webhook_secrets(),
+            now / 1000,
+        )
+        .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
         let event = Event::parse(&request.body)
             .map_err(|error| ApiError::BadRequest(format!("Invalid webhook: {error}")))?;
         if event.type_ == "payment_intent.succeeded"

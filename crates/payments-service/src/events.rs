@@ -17,7 +17,7 @@ use events::{Envelope, Event, OrderStatus};
 use storage::Database;
 
 use crate::payment::{Order, PaymentStatus};
-use crate::{payouts, settlement, store};
+use crate::{settlement, store};
 
 /// The payments service's [`Handler`]. Subjects it does not consume are acknowledged and ignored.
 #[derive(Debug, Clone, Copy, Default)]
@@ -134,8 +134,7 @@ impl<'a> OrderChange<'a> {
                 "order {id} was cancelled after its payment {} succeeded: refunding it",
                 payment.id
             ));
-            store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
-            payouts::refund_decided(tx, id, now_ms)?;
+            settlement::decide_refund(tx, &payment, now_ms)?;
         }
         Ok(Applied::Done)
     }

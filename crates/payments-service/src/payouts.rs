@@ -7,16 +7,16 @@
 //!   `application_fee_amount`), which Stripe pays out itself when the charge succeeds;
 //! - it is not (or the seller has none yet): a **platform charge**, paid out later by a Transfer
 //!   funded by the charge (`source_transaction`), once the order is complete and the account
-//!   enabled ([`pay_out`], run by the event component after every wake-up and on housekeeping,
-//!   and by the `account.updated` webhook).
+//!   enabled ([`pay_out`], run by the event component's housekeeping tick and by the
+//!   `account.updated` webhook).
 //!
 //! The state only moves forward, by guarded updates: `planned` → `waiting_for_account` (a
 //! platform charge succeeded) → `transferred` (a destination charge succeeded, or our Transfer
 //! was made) → `reversed` (a destination charge was refunded, its transfer and fee reversed); or
 //! `cancelled` (a platform charge refunded before any transfer). A Transfer is only made for a
 //! complete order, which can no longer be cancelled, so a transfer of ours is never refunded.
-//! Its idempotency key is derived from the order: however often housekeeping, the webhook and a
-//! wake-up race over one sale, Stripe makes one Transfer and the payout records it once.
+//! Its idempotency key is derived from the order: however often housekeeping and the webhook race
+//! over one sale, Stripe makes one Transfer and the payout records it once.
 
 use anyhow::Context;
 use storage::{Database, Row, SqlValue};
@@ -103,7 +103,6 @@ pub struct Payout {
     pub fee_cents: u64,
     pub currency: String,
     pub state: PayoutState,
-    pub transfer_id: Option<String>,
     pub created_at_ms: u64,
     /// The ticket sold, as the replica of its order knows it.
     pub ticket_id: Option<String>,
@@ -144,7 +143,6 @@ impl Payout {
 /// A seller's connected account, as this service last heard of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutAccount {
-    pub user_id: String,
     pub stripe_id: String,
     pub enabled: bool,
     pub payouts_enabled: bool,
@@ -178,7 +176,7 @@ impl PayoutAccount {
 pub(crate) fn account(db: &dyn Database, user_id: &str) -> anyhow::Result<Option<PayoutAccount>> {
     let rows = db
         .execute(
-            "SELECT user_id, stripe_id, enabled, payouts_enabled, requirements_due \
+            "SELECT stripe_id, enabled, payouts_enabled, requirements_due \
              FROM payout_accounts WHERE user_id = ?",
             &[user_id.into()],
         )
@@ -287,7 +285,7 @@ pub(crate) fn plan(
 }
 
 const PAYOUT_COLUMNS: &str = "p.order_id, p.seller_id, p.charge_type, p.account_id, \
-     p.amount_cents, p.fee_cents, p.currency, p.state, p.transfer_id, p.created_at_ms, o.ticket_id";
+     p.amount_cents, p.fee_cents, p.currency, p.state, p.created_at_ms, o.ticket_id";
 
 /// The payout of an order, if one was planned.
 pub(crate) fn payout(db: &dyn Database, order_id: &str) -> anyhow::Result<Option<Payout>> {
@@ -510,7 +508,6 @@ fn payout_from_row(row: &Row<'_>) -> anyhow::Result<Payout> {
         currency: row.text("currency")?.to_owned(),
         state: PayoutState::parse(state)
             .with_context(|| format!("stored state {state:?} of order {order_id}'s payout"))?,
-        transfer_id: row.optional_text("transfer_id")?.map(str::to_owned),
         created_at_ms: unsigned(row, "created_at_ms")?,
         ticket_id: row.optional_text("ticket_id")?.map(str::to_owned),
     })
@@ -519,7 +516,6 @@ fn payout_from_row(row: &Row<'_>) -> anyhow::Result<Payout> {
 fn account_from_row(row: &Row<'_>) -> anyhow::Result<PayoutAccount> {
     let due = row.text("requirements_due")?;
     Ok(PayoutAccount {
-        user_id: row.text("user_id")?.to_owned(),
         stripe_id: row.text("stripe_id")?.to_owned(),
         enabled: row.integer("enabled")? == 1,
         payouts_enabled: row.integer("payouts_enabled")? == 1,

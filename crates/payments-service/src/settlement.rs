@@ -75,8 +75,7 @@ pub fn succeeded(
                 "payment {} succeeded {why} ({}): refunding it",
                 payment.id, payment.order_id
             ));
-            store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
-            payouts::refund_decided(tx, &payment.order_id, now_ms)?;
+            decide_refund(tx, &payment, now_ms)?;
             if open {
                 lapse(tx, &order, now_ms)?;
             }
@@ -246,11 +245,12 @@ pub fn refund_updated(db: &dyn Database, refund: &Refund, now_ms: u64) -> anyhow
 /// The payments consumer's own work, run by its wake-up ([`delivery::Subscription`]) after it
 /// applied events and on every tick, on the same database connection: what the events asked of
 /// Stripe. It cancels the intents of windows that are closing ([`settle_closing`]), makes the
-/// refunds still pending, follows the ones Stripe has not finished, and makes the sellers'
-/// Transfers that are due ([`payouts::pay_out`]). On the tick it first closes the windows the
-/// expiration timer's event never came for ([`close_overdue`], after two ticks of grace, since
-/// the timer's own event comes first when it can), and last leaves the refunds Stripe failed
-/// under [`FAILED_REFUNDS_KEY`] and the payouts waiting under [`payouts::WAITING_PAYOUTS_KEY`].
+/// refunds still pending and follows the ones Stripe has not finished. On the tick it first
+/// closes the windows the expiration timer's event never came for ([`close_overdue`], after two
+/// ticks of grace, since the timer's own event comes first when it can), and last makes the
+/// sellers' Transfers that are due ([`payouts::pay_out`]: a payout is no hurry, so no purchase's
+/// wake-up pays for the look) and leaves the refunds Stripe failed under [`FAILED_REFUNDS_KEY`]
+/// and the payouts waiting under [`payouts::WAITING_PAYOUTS_KEY`].
 pub struct Settlement<'a> {
     pub http: &'a dyn api::HttpClient,
     pub variables: &'a dyn api::VariableSource,
@@ -283,8 +283,8 @@ impl delivery::Housekeeping for Settlement<'_> {
         settle_closing(db, &stripe, now_ms).context("closing payment windows")?;
         refund_pending(db, &stripe, now_ms).context("making pending refunds")?;
         track_refunds(db, &stripe, now_ms).context("following refunds")?;
-        payouts::pay_out(db, &stripe, None, now_ms).context("paying sellers out")?;
         if tick {
+            payouts::pay_out(db, &stripe, None, now_ms).context("paying sellers out")?;
             report(db, redis, FAILED_REFUNDS_KEY, failed_refunds_json);
             report(
                 db,
@@ -345,6 +345,18 @@ pub fn failed_refunds_json(db: &dyn Database) -> anyhow::Result<String> {
 /// The idempotency key of a payment's refund: a refund retried after a lost answer refunds once.
 pub fn refund_idempotency_key(payment_id: &str) -> String {
     format!("payment-{payment_id}-refund")
+}
+
+/// Decides that `payment`, which succeeded, is to be refunded (`refund_pending`, for [`refund`]
+/// after the commit), and that its sale is paid out to nobody, or reversed with the refund
+/// ([`payouts::refund_decided`]). In the caller's transaction.
+pub(crate) fn decide_refund(
+    tx: &dyn Database,
+    payment: &Payment,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    store::advance_status(tx, &payment.id, PaymentStatus::RefundPending, None, now_ms)?;
+    payouts::refund_decided(tx, &payment.order_id, now_ms)
 }
 
 /// The replica's order a payment is for (which exists: a payment is only made for one).

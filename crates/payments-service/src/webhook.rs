@@ -73,6 +73,25 @@ pub fn verify(
     Ok(())
 }
 
+/// [`verify`] against each of `secrets` (an endpoint's secret, and another endpoint's at the same
+/// URL): the first that matches, else the first one's error.
+pub fn verify_any<'a>(
+    payload: &[u8],
+    header: Option<&str>,
+    secrets: impl IntoIterator<Item = &'a str>,
+    now_secs: u64,
+) -> Result<(), WebhookError> {
+    let mut first = Err(WebhookError::Missing);
+    for (n, secret) in secrets.into_iter().enumerate() {
+        match verify(payload, header, secret, now_secs) {
+            Ok(()) => return Ok(()),
+            Err(error) if n == 0 => first = Err(error),
+            Err(_) => {}
+        }
+    }
+    first
+}
+
 /// A webhook event, as far as this service reads one.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Event {
