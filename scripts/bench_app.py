@@ -6,6 +6,7 @@ loopback ports and stopped on exit, plus small clients for the API and for Redis
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -158,7 +159,7 @@ class App:
             env["SPIN_HOST_CACHE_DIR"] = self.cache_dir
         args = [host_binary(self.root), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
-                os.path.join(self.work, ".spin"), "--quiet"]
+                os.path.join(self.work, ".spin"), "--quiet", "--stats-file", self.stats_file()]
         if self.probe:
             args += ["--probe", "/api/heartbeat", "--probe-interval", "1"]
         self.started = started = time.monotonic()
@@ -220,6 +221,20 @@ class App:
 
     def url(self, path):
         return self.base + path
+
+    def stats_file(self):
+        return os.path.join(self.work, "host-stats.json")
+
+    def component_stats(self):
+        """The host's counters per component id now ({id: {instances, cpuNs, sqliteStatements,
+        sqliteWrites, redisCommands}}), which it writes on SIGUSR1."""
+        path = self.stats_file()
+        if os.path.exists(path):
+            os.remove(path)
+        self.host.send_signal(signal.SIGUSR1)
+        wait_until("the host's stats", lambda: os.path.exists(path), seconds=10)
+        with open(path) as f:
+            return json.load(f)["components"]
 
     def invariants(self):
         """The chaos suite's invariants over this app's databases, Redis and localstripe now."""

@@ -51,6 +51,35 @@ def reset_peak_rss(pid):
     return rss_mb(pid)
 
 
+COUNTERS = ("instances", "cpuNs", "sqliteStatements", "sqliteWrites", "redisCommands")
+
+
+def component_costs(before, after):
+    """{component: {counter: increase}} between two of the host's stats snapshots."""
+    return {name: {counter: after[name][counter] - before.get(name, {}).get(counter, 0)
+                   for counter in COUNTERS}
+            for name in after}
+
+
+def print_component_costs(components, cpu_seconds_total, purchases):
+    """Per purchase, by component: instances, CPU, SQLite statements and writes, Redis commands;
+    then the host's own CPU (HTTP, pub/sub, scheduling: the process's CPU less the components')."""
+    print("  per purchase, by component: instances, CPU ms, SQLite statements (writes), Redis commands")
+    busy = sorted(components.items(), key=lambda item: -item[1]["cpuNs"])
+    for name, c in busy:
+        if c["instances"] == 0:
+            continue
+        print(f"    {name:<16} {c['instances'] / purchases:5.1f} {c['cpuNs'] / 1e6 / purchases:7.2f} "
+              f"{c['sqliteStatements'] / purchases:6.1f} ({c['sqliteWrites'] / purchases:.1f}) "
+              f"{c['redisCommands'] / purchases:6.1f}")
+    total = {counter: sum(c[counter] for c in components.values()) for counter in COUNTERS}
+    own = cpu_seconds_total * 1e3 - total["cpuNs"] / 1e6
+    print(f"    {'all components':<16} {total['instances'] / purchases:5.1f} "
+          f"{total['cpuNs'] / 1e6 / purchases:7.2f} {total['sqliteStatements'] / purchases:6.1f} "
+          f"({total['sqliteWrites'] / purchases:.1f}) {total['redisCommands'] / purchases:6.1f}")
+    print(f"    {'the host itself':<16} {'':5} {own / purchases:7.2f}")
+
+
 def sign_up_buyers(app, count):
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(lambda n: app.sign_up(f"fan-{n}@example.com"), range(count)))
@@ -118,6 +147,7 @@ def main():
         rss_before = reset_peak_rss(app.host.pid)
         redis_before = command_stats(app.redis)
         cpu_before = cpu_seconds(app.host.pid)
+        components_before = app.component_stats()
         with ThreadPoolExecutor(args.connections) as pool:
             list(pool.map(lambda c: race.buyer(app, *c), contenders))
         raced = time.monotonic()
@@ -125,6 +155,7 @@ def main():
         sold_at = time.monotonic()
         app.wait_idle(600)
         cpu = cpu_seconds(app.host.pid) - cpu_before
+        components = component_costs(components_before, app.component_stats())
         redis_after = command_stats(app.redis)
 
         purchases = len(race.sold)
@@ -141,6 +172,7 @@ def main():
               f"p50 {percentile(race.payments, 50):.1f} ms, p99 {percentile(race.payments, 99):.1f} ms")
         print(f"  host CPU: {cpu / max(purchases, 1) * 1000:.2f} ms per purchase "
               f"(losers' orders and the event work included, until idle)")
+        print_component_costs(components, cpu, max(purchases, 1))
         calls = {name: redis_after.get(name, 0) - redis_before.get(name, 0) for name in redis_after}
         busiest = sorted(calls.items(), key=lambda item: -item[1])[:8]
         print(f"  Redis: {sum(calls.values()) / max(purchases, 1):.0f} commands per purchase; "

@@ -9,7 +9,6 @@
 //! refunds` finds them.
 
 use anyhow::Context;
-use payments_service::PaymentsEvents;
 use payments_service::settlement::Settlement;
 
 spin_adapter::redis_component!(on_message);
@@ -20,16 +19,9 @@ fn on_message(payload: &[u8]) -> anyhow::Result<()> {
         variables: &spin_adapter::SpinVariables,
         tick_secs: spin_adapter::housekeeping_interval_secs(),
     };
-    let subscription = delivery::Subscription {
-        database: "payments",
-        group: "payments",
-        streams: &["events:order", "events:expiration"],
-        handler: &PaymentsEvents,
-        housekeeping: &settlement,
-    };
     spin_adapter::consume(
         "payments-events",
-        &subscription,
+        &payments_service::subscription(&settlement),
         payments_service::MIGRATIONS,
         payload,
     )

@@ -3,7 +3,8 @@
 //! succeeded commits its `payment:created` to the outbox, which is relayed after the request.
 
 use anyhow::{Context, Result};
-use payments_service::{PaymentsApi, PaymentsConfig, Stripe};
+use payments_service::settlement::Settlement;
+use payments_service::{OrdersReplica, PaymentsApi, PaymentsConfig, Stripe};
 use spin_adapter::{SpinDatabase, SpinHttp};
 
 spin_adapter::http_component!("payments", serve);
@@ -24,8 +25,29 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         config: &config,
         clock: &spin_adapter::WallClock,
         gateway: &stripe,
+        replica: &OrderStream,
     }
     .handle(request);
     spin_adapter::relay_enqueued(&db);
     Ok(response)
+}
+
+/// Catches the orders replica up as the payments-events component would on the order stream's
+/// message (the same group, so each entry is applied by one of them), Stripe work included.
+struct OrderStream;
+
+impl OrdersReplica for OrderStream {
+    fn catch_up(&self) -> Result<()> {
+        let settlement = Settlement {
+            http: &SpinHttp,
+            variables: &spin_adapter::SpinVariables,
+            tick_secs: spin_adapter::housekeeping_interval_secs(),
+        };
+        spin_adapter::catch_up(
+            &payments_service::subscription(&settlement),
+            payments_service::MIGRATIONS,
+            payments_service::ORDER_STREAM,
+        )?;
+        Ok(())
+    }
 }

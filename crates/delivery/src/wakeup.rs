@@ -77,19 +77,36 @@ impl Subscription<'_> {
         platform: &dyn Platform,
         payload: &[u8],
     ) -> anyhow::Result<ConsumeReport> {
-        let tick = Wake::of(payload) == Wake::Housekeeping;
-        let streams: Vec<&str> = match Wake::of(payload) {
-            Wake::Housekeeping => self.streams.to_vec(),
-            Wake::Event { stream } if self.streams.contains(&stream) => vec![stream],
-            Wake::Event { .. } | Wake::Other => return Ok(ConsumeReport::default()),
-        };
+        match Wake::of(payload) {
+            Wake::Housekeeping => self.run(platform, self.streams, true),
+            Wake::Event { stream } if self.streams.contains(&stream) => {
+                self.run(platform, &[stream], false)
+            }
+            Wake::Event { .. } | Wake::Other => Ok(ConsumeReport::default()),
+        }
+    }
+
+    /// Applies what is new on `stream` now, as its own message would, for a request that needs
+    /// the replica up to date (a payment for an order whose `order:created` is still queued
+    /// behind other messages). Entries go to one consumer of the group or the other, never
+    /// both, so the wake-up that follows finds nothing new on the stream.
+    pub fn catch_up(&self, platform: &dyn Platform, stream: &str) -> anyhow::Result<ConsumeReport> {
+        self.run(platform, &[stream], false)
+    }
+
+    fn run(
+        &self,
+        platform: &dyn Platform,
+        streams: &[&str],
+        tick: bool,
+    ) -> anyhow::Result<ConsumeReport> {
         let db = platform.database()?;
         let redis = platform.redis()?;
         if tick {
             self.check_delivered(&*db, &*redis, platform.now_ms())?;
         }
         let mut failures = Vec::new();
-        let report = self.consume(&*db, &*redis, platform, &streams, tick, &mut failures);
+        let report = self.consume(&*db, &*redis, platform, streams, tick, &mut failures);
         if tick || report.applied > 0 {
             if let Err(error) = self
                 .housekeeping

@@ -73,6 +73,13 @@ impl OrdersApi<'_> {
         let now = self.clock.now_ms();
         let expires_at = now.saturating_add(self.config.order_window_ms);
         let id = OrderId::new_random();
+        // In an on-sale most orders are for a ticket already held: they are told so from a read,
+        // without queueing for the database's one writer. The transaction decides the rest.
+        let ticket = store::ticket(self.db, &ticket_id)?.ok_or(ApiError::NotFound)?;
+        let listing = store::listing(self.db, &ticket.id)?;
+        if listing.sold || store::is_held(self.db, &ticket.id, listing)? {
+            return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()));
+        }
         let order = storage::transaction(self.db, |tx| -> Result<Order, ApiError> {
             let ticket = store::ticket(tx, &ticket_id)?.ok_or(ApiError::NotFound)?;
             let listing = store::listing(tx, &ticket_id)?;

@@ -36,6 +36,7 @@ pub struct PaymentsApi<'a> {
     pub config: &'a PaymentsConfig,
     pub clock: &'a dyn Clock,
     pub gateway: &'a dyn PaymentGateway,
+    pub replica: &'a dyn crate::OrdersReplica,
 }
 
 impl PaymentsApi<'_> {
@@ -56,6 +57,18 @@ impl PaymentsApi<'_> {
         result.unwrap_or_else(ApiError::into_response)
     }
 
+    /// The order, from the replica, caught up once if it does not know it yet; 404 if it still
+    /// does not. A catch-up that fails (Redis away) leaves the 404.
+    fn order(&self, id: &OrderId) -> Result<crate::Order, ApiError> {
+        if let Some(order) = store::order(self.db, id)? {
+            return Ok(order);
+        }
+        if let Err(error) = self.replica.catch_up() {
+            crate::warn(&format!("catching up on orders for {id}: {error:#}"));
+        }
+        store::order(self.db, id)?.ok_or(ApiError::NotFound)
+    }
+
     /// `POST /api/payments {orderId, paymentMethodId?}`: checks in the reference's order, signed
     /// in (401), body (400), order known (404), the caller's (401), payable (400); then creates
     /// the order's PaymentIntent (once per order: an idempotency key and a unique payment per
@@ -65,7 +78,7 @@ impl PaymentsApi<'_> {
         let user = self.signed_in_user(request)?;
         let form = payment_form(request)?;
         let now = self.clock.now_ms();
-        let order = store::order(self.db, &form.order_id)?.ok_or(ApiError::NotFound)?;
+        let order = self.order(&form.order_id)?;
         if order.user_id != user.id {
             return Err(ApiError::NotAuthorized(NOT_OWNER.to_owned()));
         }
@@ -379,6 +392,29 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_payment_for_an_order_still_queued_catches_the_replica_up_instead_of_404() {
+        let app = TestApp::new();
+        let order = app.order_queued(1999);
+        let response = app.pay(
+            Some(BUYER),
+            &json!({ "orderId": order, "paymentMethodId": "pm_card_visa" }),
+        );
+        assert_eq!(
+            response.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_eq!(app.catch_ups.get(), 1);
+        assert_eq!(app.payment_status(&order).as_deref(), Some("succeeded"));
+        // A known order is paid without catching up again.
+        let known = app.order(1999);
+        let response = app.pay(Some(BUYER), &json!({ "orderId": known }));
+        assert_eq!(response.status, 201);
+        assert_eq!(app.catch_ups.get(), 1);
     }
 
     #[test]

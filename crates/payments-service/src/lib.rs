@@ -50,6 +50,39 @@ pub use crate::stripe::{
     Transfer,
 };
 
+/// The stream of the orders replica, whose `order:created` makes an order payable here.
+pub const ORDER_STREAM: &str = "events:order";
+
+/// The payments consumer group on its streams: the replica of orders ([`PaymentsEvents`]), then
+/// what that asks of Stripe (`settlement`).
+pub fn subscription<'a>(settlement: &'a settlement::Settlement<'a>) -> delivery::Subscription<'a> {
+    delivery::Subscription {
+        database: "payments",
+        group: "payments",
+        streams: &[ORDER_STREAM, "events:expiration"],
+        handler: &PaymentsEvents,
+        housekeeping: settlement,
+    }
+}
+
+/// Brings the orders replica up to date on demand. A buyer pays the moment their order is
+/// placed, often before this service's consumer has been woken by its `order:created` (the
+/// Redis trigger handles one message at a time, and a busy on-sale queues many). Rather than
+/// answer 404 until it has, a payment for an order not yet known applies what is new on the
+/// order stream first.
+pub trait OrdersReplica {
+    fn catch_up(&self) -> anyhow::Result<()>;
+}
+
+/// A replica only its consumer updates (tests of what follows a 404).
+pub struct ConsumerOnly;
+
+impl OrdersReplica for ConsumerOnly {
+    fn catch_up(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
 /// A warning in the log: something went wrong that the service recovers from, or an operator
 /// should know.
 fn warn(message: &str) {

@@ -326,6 +326,19 @@ pub(crate) struct TestApp {
     pub(crate) clock: FixedClock,
     pub(crate) stripe: FakeStripe,
     signer: TokenSigner,
+    /// Events on their stream that the consumer has not read yet: a catch-up applies them.
+    pub(crate) queued: RefCell<Vec<Event>>,
+    pub(crate) catch_ups: Cell<usize>,
+}
+
+impl crate::OrdersReplica for TestApp {
+    fn catch_up(&self) -> anyhow::Result<()> {
+        self.catch_ups.set(self.catch_ups.get() + 1);
+        for event in self.queued.take() {
+            self.deliver(event)?;
+        }
+        Ok(())
+    }
 }
 
 impl TestApp {
@@ -355,6 +368,8 @@ impl TestApp {
                 ..FakeStripe::default()
             },
             signer: TokenSigner::new(key, 24 * 3600),
+            queued: RefCell::default(),
+            catch_ups: Cell::new(0),
         }
     }
 
@@ -370,6 +385,7 @@ impl TestApp {
             config: &self.config,
             clock: &self.clock,
             gateway: &self.stripe,
+            replica: self,
         }
         .handle(request)
     }
@@ -457,8 +473,21 @@ impl TestApp {
     /// Like [`TestApp::order`], with the ticket sold by `seller` (`None`: an order replicated
     /// before payouts existed).
     pub(crate) fn order_from(&self, seller: Option<&str>, price_cents: u64) -> String {
+        let (id, created) = self.order_created(seller, price_cents);
+        self.deliver(created).expect("order:created applies");
+        id
+    }
+
+    /// An order whose `order:created` is on its stream but not yet read by the consumer.
+    pub(crate) fn order_queued(&self, price_cents: u64) -> String {
+        let (id, created) = self.order_created(Some(SELLER), price_cents);
+        self.queued.borrow_mut().push(created.into());
+        id
+    }
+
+    fn order_created(&self, seller: Option<&str>, price_cents: u64) -> (String, OrderCreated) {
         let id = domain::OrderId::new_random().to_string();
-        self.deliver(OrderCreated {
+        let created = OrderCreated {
             seller_id: seller.map(str::to_owned),
             id: id.clone(),
             user_id: BUYER.to_owned(),
@@ -467,9 +496,8 @@ impl TestApp {
             expires_at: rfc3339_millis(self.clock.now_ms() + WINDOW_MS),
             ticket: ticket(price_cents),
             placed_seq: Some(1),
-        })
-        .expect("order:created applies");
-        id
+        };
+        (id, created)
     }
 
     pub(crate) fn cancel(&self, order_id: &str, version: u64) {

@@ -397,6 +397,20 @@ pub fn consume(
     subscription.wake_up(&platform, payload)
 }
 
+/// Applies what is new on `stream` for `subscription` from within a request
+/// ([`delivery::Subscription::catch_up`]), on connections of its own.
+pub fn catch_up(
+    subscription: &delivery::Subscription<'_>,
+    migrations: &'static [storage::Migration],
+    stream: &str,
+) -> anyhow::Result<delivery::ConsumeReport> {
+    let platform = SpinPlatform {
+        database: subscription.database.to_owned(),
+        migrations,
+    };
+    subscription.catch_up(&platform, stream)
+}
+
 /// Spin's connections, clock and variables as a wake-up's [`delivery::Platform`].
 struct SpinPlatform {
     database: String,

@@ -471,6 +471,7 @@ impl Assembly {
             stdout: GuestOutput::new(id, !self.quiet, open_log("stdout")),
             stderr: GuestOutput::new(id, !self.quiet, open_log("stderr")),
             spec: spec.clone(),
+            stats: crate::stats::ComponentStats::of(id),
         });
         Ok(Some((context, component)))
     }

@@ -206,18 +206,26 @@ impl HttpTrigger {
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let id = component.context.id.clone();
+        let stats = component.context.stats.clone();
+        stats.count_instance();
         // The guest runs in its own task so that it can keep streaming the response body after
         // the headers have gone out.
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            let result = proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await;
-            if let Err(error) = &result {
-                eprintln!("ERROR Component {id} failed after the response started: {error:?}");
-            }
-            result
+            stats
+                .metered(async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    let result = proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, request, outparam)
+                        .await;
+                    if let Err(error) = &result {
+                        eprintln!(
+                            "ERROR Component {id} failed after the response started: {error:?}"
+                        );
+                    }
+                    result
+                })
+                .await
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),

@@ -33,6 +33,7 @@ pub struct ComponentContext {
     pub variables: Arc<Resolver>,
     pub stdout: GuestOutput,
     pub stderr: GuestOutput,
+    pub stats: Arc<crate::stats::ComponentStats>,
 }
 
 /// A component's own copy of its `files`. `watch` gives a component a fresh copy when they

@@ -22,6 +22,7 @@ mod outbound_redis;
 mod private_redis;
 mod redis_trigger;
 mod sqlite;
+mod stats;
 mod up;
 mod variables;
 mod watch;
@@ -131,6 +132,10 @@ struct UpArgs {
     /// Seconds between probes.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     probe_interval: u64,
+    /// On every SIGUSR1, write each component's counters (instances, CPU, SQLite statements and
+    /// writes, Redis commands) to this file as JSON, for benchmarks.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -181,6 +186,7 @@ fn up_options(manifest: PathBuf, args: UpArgs) -> Result<up::UpOptions> {
         redis_variable: args.redis_variable,
         probe: args.probe,
         probe_interval: std::time::Duration::from_secs(args.probe_interval),
+        stats_file: args.stats_file,
     })
 }
 

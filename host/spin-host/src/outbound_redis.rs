@@ -129,6 +129,7 @@ impl InstanceState {
         cmd: redis::Cmd,
         stateful: bool,
     ) -> wasmtime::Result<Result<T, Error>> {
+        self.component.stats.count_redis();
         let entry = self.table.get_mut(handle)?;
         if stateful {
             entry.reusable = false;

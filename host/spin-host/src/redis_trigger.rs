@@ -113,6 +113,12 @@ impl RedisSubscriber {
 }
 
 async fn handle_message(component: &RedisComponent, payload: &Vec<u8>) -> Result<()> {
+    let stats = &component.context.stats;
+    stats.count_instance();
+    stats.metered(run_handler(component, payload)).await
+}
+
+async fn run_handler(component: &RedisComponent, payload: &Vec<u8>) -> Result<()> {
     let mut store = Store::new(
         component.pre.engine(),
         InstanceState::new(&component.context)?,

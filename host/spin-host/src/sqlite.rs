@@ -3,9 +3,10 @@
 //! A guest connection is a real SQLite connection, so `BEGIN IMMEDIATE … COMMIT` across several
 //! `execute` calls is one transaction. Spin opens a new connection on every `open`; we hand out a
 //! pooled idle one instead (rolled back and otherwise untouched), which the guest cannot tell
-//! apart, and which saves re-reading the schema on every request. Statements run on the blocking
-//! pool: a writer may wait up to the 5 s busy timeout, and that must not stall the async workers
-//! that run other instances, one of which may hold the lock.
+//! apart, and which saves re-reading the schema on every request. Statements run on the async
+//! worker that calls them, which costs a few microseconds; one that meets a lock held elsewhere
+//! (another process, a checkpoint) is run again on the blocking pool, where it may wait up to
+//! the 5 s busy timeout without stalling the workers that run other instances.
 //!
 //! **Writers queue.** SQLite lets one connection write at a time and makes the others retry
 //! (its busy handler), which under many concurrent writers burns CPU on failed lock attempts and
@@ -17,6 +18,7 @@
 //! "database is locked", as it would without the gate. The order in which writers get the lock
 //! is the only difference a guest could notice.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -110,18 +112,36 @@ fn starts_writing(sql: &str) -> bool {
         Some(first) if first.eq_ignore_ascii_case("BEGIN") => words.next().is_some_and(|mode| {
             mode.eq_ignore_ascii_case("IMMEDIATE") || mode.eq_ignore_ascii_case("EXCLUSIVE")
         }),
-        Some(first) => ["INSERT", "UPDATE", "DELETE", "REPLACE"]
-            .iter()
-            .any(|verb| first.eq_ignore_ascii_case(verb)),
+        Some(first) => changes_rows(first),
         None => false,
     }
+}
+
+/// Whether a statement starting with `first_word` writes rows.
+fn changes_rows(first_word: &str) -> bool {
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|verb| first_word.eq_ignore_ascii_case(verb))
+}
+
+fn first_word(sql: &str) -> &str {
+    sql.split(|c: char| !c.is_ascii_alphabetic())
+        .find(|word| !word.is_empty())
+        .unwrap_or("")
 }
 
 /// How a connection waits for another's write lock: up to the 5 s Spin allows, in short naps.
 /// SQLite's own handler (Spin's) naps up to 100 ms at a time, so under write contention the lock
 /// is often free while every writer waiting for it sleeps; polling every millisecond or less
 /// keeps it busy instead. Only how soon a waiter gets the lock changes, never whether.
+///
+/// On an async worker ([`Inline`]) it never naps: it records that the statement would have
+/// waited and gives up, and the statement is run again on the blocking pool.
 fn wait_for_lock(attempt: i32) -> bool {
+    if INLINE.get() {
+        WOULD_WAIT.set(true);
+        return false;
+    }
     /// The first naps, in microseconds; every later one is 1 ms.
     const FIRST_NAPS_US: [u64; 6] = [20, 50, 100, 200, 500, 1000];
     /// About 5 s of naps in all.
@@ -135,6 +155,28 @@ fn wait_for_lock(attempt: i32) -> bool {
         .unwrap_or(1000);
     std::thread::sleep(std::time::Duration::from_micros(nap_us));
     true
+}
+
+thread_local! {
+    /// Whether this thread runs statements for [`run_inline`], which must not block.
+    static INLINE: Cell<bool> = const { Cell::new(false) };
+    /// Whether a statement run inline met a lock it would have waited for.
+    static WOULD_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `sql` on the calling async worker, unless it would wait for another connection's
+/// lock (another process writing, or a checkpoint), in which case `None`: nothing it did stands
+/// (SQLite failed it before it changed anything) and it is to be run again where it may wait.
+fn run_inline(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    parameters: &[SqlValue],
+) -> Option<Result<QueryResult, String>> {
+    INLINE.set(true);
+    WOULD_WAIT.set(false);
+    let result = run_statement(connection, sql, parameters.to_vec());
+    INLINE.set(false);
+    (!WOULD_WAIT.get()).then_some(result)
 }
 
 /// A guest's open connection. The SQLite connection itself is created on first use.
@@ -292,12 +334,28 @@ impl InstanceState {
                 }
             },
         };
-        let (connection, result, done_writing) = tokio::task::spawn_blocking(move || {
-            let result = run_statement(&connection, &sql, parameters);
-            let done_writing = connection.is_autocommit();
-            (connection, result, done_writing)
-        })
-        .await?;
+        let stats = self.component.stats.clone();
+        stats.count_sqlite(changes_rows(first_word(&sql)));
+        // First on this thread: a statement takes microseconds, and handing each to the
+        // blocking pool cost more than that (two thread wake-ups per statement). The write gate
+        // admits one writer of ours per database at a time and WAL readers do not block, so only
+        // a lock held outside this host (another process, a checkpoint) sends a statement to the
+        // blocking pool, where it may wait for it.
+        // Its CPU counts in the instance's poll (`ComponentStats::metered`); the pool's does not.
+        let inline = run_inline(&connection, &sql, &parameters);
+        let (connection, result) = match inline {
+            Some(result) => (connection, result),
+            None => {
+                tokio::task::spawn_blocking(move || {
+                    stats.timed(|| {
+                        let result = run_statement(&connection, &sql, parameters);
+                        (connection, result)
+                    })
+                })
+                .await?
+            }
+        };
+        let done_writing = connection.is_autocommit();
         let entry = self.table.get_mut(handle)?;
         entry.connection = Some(connection);
         if done_writing {

@@ -39,6 +39,8 @@ pub struct UpOptions {
     /// A path of the app to request every `probe_interval` (see [`probe`]).
     pub probe: Option<String>,
     pub probe_interval: std::time::Duration,
+    /// Where SIGUSR1 writes the per-component counters ([`crate::stats`]).
+    pub stats_file: Option<PathBuf>,
 }
 
 /// How one run of the app ended.
@@ -252,7 +254,7 @@ async fn bind(listen: &str) -> Result<tokio::net::TcpListener> {
         })
 }
 
-/// Starts the Redis subscriptions and the probe, if one is asked for.
+/// Starts the Redis subscriptions, and the probe and the stats writer if asked for.
 async fn start_tasks(
     subscribers: Vec<RedisSubscriber>,
     assembly: &Arc<Assembly>,
@@ -271,6 +273,11 @@ async fn start_tasks(
             path.clone(),
             options.probe_interval,
         )));
+    }
+    if let Some(path) = &options.stats_file {
+        tasks
+            .0
+            .push(tokio::spawn(crate::stats::write_on_signal(path.clone())));
     }
     Ok(tasks)
 }
