@@ -82,6 +82,12 @@ def envelope(subject, data):
                        "data": data}).encode()
 
 
+def counts_components(host):
+    """Whether this host binary writes per-component counters (`up --stats-file`)."""
+    usage = subprocess.run([host, "up", "--help"], capture_output=True, text=True).stdout
+    return "--stats-file" in usage
+
+
 def wait_until(what, check, seconds=120):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -159,7 +165,10 @@ class App:
             env["SPIN_HOST_CACHE_DIR"] = self.cache_dir
         args = [host_binary(self.root), "up", "-f", self.manifest, "--listen", f"127.0.0.1:{port}",
                 "--runtime-config-file", os.path.join(self.work, "runtime-config.toml"), "--state-dir",
-                os.path.join(self.work, ".spin"), "--quiet", "--stats-file", self.stats_file()]
+                os.path.join(self.work, ".spin"), "--quiet"]
+        self.counts = counts_components(host_binary(self.root))
+        if self.counts:
+            args += ["--stats-file", self.stats_file()]
         if self.probe:
             args += ["--probe", "/api/heartbeat", "--probe-interval", "1"]
         self.started = started = time.monotonic()
@@ -227,14 +236,19 @@ class App:
 
     def component_stats(self):
         """The host's counters per component id now ({id: {instances, cpuNs, sqliteStatements,
-        sqliteWrites, redisCommands}}), which it writes on SIGUSR1."""
+        sqliteWrites, writeTransactions, redisCommands}}, and under "redis trigger" {messages,
+        busyNs}), which it writes on SIGUSR1; None from an older host, which does not count
+        them."""
+        if not self.counts:
+            return None
         path = self.stats_file()
         if os.path.exists(path):
             os.remove(path)
         self.host.send_signal(signal.SIGUSR1)
         wait_until("the host's stats", lambda: os.path.exists(path), seconds=10)
         with open(path) as f:
-            return json.load(f)["components"]
+            snapshot = json.load(f)
+        return {**snapshot["components"], "redis trigger": snapshot["redisTrigger"]}
 
     def invariants(self):
         """The chaos suite's invariants over this app's databases, Redis and localstripe now."""

@@ -8,11 +8,16 @@ once with pm_card_visa. Every loser must be told "Ticket is already reserved".
 
 It prints purchases per second, order and payment p50/p99, the time from the first order to the
 last ticket sold, the host's CPU per purchase (until the host is idle again, so the
-Redis-triggered work each purchase sets off is counted), Redis commands per purchase (from
-INFO commandstats, the busiest listed), and the host's RSS before the race and its peak during
-it; then it checks the chaos
-suite's invariants over the databases, Redis and localstripe (no ticket sold twice, every
-complete order paid once and paid out, nothing pending) and exits 1 if any fails.
+Redis-triggered work each purchase sets off is counted), and split by component from the
+host's own counters (`up --stats-file`): instances, CPU, SQLite statements and writes, and
+Redis commands per purchase, with what is left the host's own (HTTP, pub/sub, scheduling).
+Then Redis commands per purchase (from INFO commandstats, the busiest listed), and the host's
+peak RSS through the sign-ups, before the race and during it. Last it checks the chaos suite's
+invariants over the databases, Redis and localstripe (no ticket sold twice, every complete
+order paid once and paid out, nothing pending) and exits 1 if any fails.
+
+With `--baseline DIR`, an earlier checkout with its builds (its target/host/spin-host and
+components) races first, on the same machine, for a before and after in one run.
 
 Run through scripts/bench-onsale, which builds everything first.
 """
@@ -20,6 +25,7 @@ Run through scripts/bench-onsale, which builds everything first.
 import argparse
 import os
 import random
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 import chaos_check
 from bench_app import App, call, wait_until
 from bench_auth import percentile
-from bench_host import cpu_seconds, peak_rss_mb, rss_mb
+from bench_whole_app import start_up
+from bench_host import CLOCK_TICKS, ROOT, cpu_seconds, peak_rss_mb, rss_mb
 
 RESERVED = "Ticket is already reserved"
 
@@ -43,6 +50,14 @@ def command_stats(redis):
     return stats
 
 
+def machine_cpu_seconds():
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 def reset_peak_rss(pid):
     """Resets the process's peak RSS (VmHWM) to its RSS now, which it returns, in MB, so the
     peak measured is the race's alone (Linux: writing 5 to /proc/PID/clear_refs)."""
@@ -51,33 +66,45 @@ def reset_peak_rss(pid):
     return rss_mb(pid)
 
 
-COUNTERS = ("instances", "cpuNs", "sqliteStatements", "sqliteWrites", "redisCommands")
+COUNTERS = ("instances", "cpuNs", "sqliteStatements", "sqliteWrites", "writeTransactions",
+            "redisCommands")
 
 
 def component_costs(before, after):
-    """{component: {counter: increase}} between two of the host's stats snapshots."""
-    return {name: {counter: after[name][counter] - before.get(name, {}).get(counter, 0)
-                   for counter in COUNTERS}
+    """{component: {counter: increase}} between two of the host's stats snapshots (None from a
+    host that does not count them)."""
+    if before is None or after is None:
+        return None
+    return {name: {counter: value - before.get(name, {}).get(counter, 0)
+                   for counter, value in after[name].items()}
             for name in after}
 
 
-def print_component_costs(components, cpu_seconds_total, purchases):
+def print_component_costs(components, cpu_seconds_total, purchases, seconds):
     """Per purchase, by component: instances, CPU, SQLite statements and writes, Redis commands;
-    then the host's own CPU (HTTP, pub/sub, scheduling: the process's CPU less the components')."""
-    print("  per purchase, by component: instances, CPU ms, SQLite statements (writes), Redis commands")
+    then the host's own CPU (HTTP, pub/sub, scheduling: the process's CPU less the components'),
+    and how busy the Redis trigger's one-at-a-time queue was over `seconds`."""
+    trigger = components.pop("redis trigger")
+    print("  per purchase, by component: instances, CPU ms, SQLite statements (writing ones; write "
+          "transactions), Redis commands")
     busy = sorted(components.items(), key=lambda item: -item[1]["cpuNs"])
     for name, c in busy:
         if c["instances"] == 0:
             continue
         print(f"    {name:<16} {c['instances'] / purchases:5.1f} {c['cpuNs'] / 1e6 / purchases:7.2f} "
-              f"{c['sqliteStatements'] / purchases:6.1f} ({c['sqliteWrites'] / purchases:.1f}) "
-              f"{c['redisCommands'] / purchases:6.1f}")
+              f"{c['sqliteStatements'] / purchases:6.1f} ({c['sqliteWrites'] / purchases:4.1f}; "
+              f"{c['writeTransactions'] / purchases:4.1f}) {c['redisCommands'] / purchases:6.1f}")
     total = {counter: sum(c[counter] for c in components.values()) for counter in COUNTERS}
     own = cpu_seconds_total * 1e3 - total["cpuNs"] / 1e6
     print(f"    {'all components':<16} {total['instances'] / purchases:5.1f} "
           f"{total['cpuNs'] / 1e6 / purchases:7.2f} {total['sqliteStatements'] / purchases:6.1f} "
-          f"({total['sqliteWrites'] / purchases:.1f}) {total['redisCommands'] / purchases:6.1f}")
+          f"({total['sqliteWrites'] / purchases:4.1f}; {total['writeTransactions'] / purchases:4.1f}) "
+          f"{total['redisCommands'] / purchases:6.1f}")
     print(f"    {'the host itself':<16} {'':5} {own / purchases:7.2f}")
+    messages = max(trigger["messages"], 1)
+    print(f"  Redis trigger: {trigger['messages'] / purchases:.1f} messages per purchase, "
+          f"{trigger['busyNs'] / 1e6 / messages:.2f} ms each, busy {trigger['busyNs'] / 1e9 / seconds:.0%} "
+          f"of the time from the first order to idle")
 
 
 def sign_up_buyers(app, count):
@@ -127,64 +154,92 @@ def all_sold(app, tickets):
     return all(call("GET", app.url(f"/api/tickets/{t['id']}"))[1]["status"] == "sold" for t in tickets)
 
 
+def race_for(app, args):
+    """Lists the tickets, signs the buyers up, runs the race and prints its figures; True if
+    every promise held."""
+    seller = app.sign_up("promoter@example.com")
+    tickets = app.list_for_sale(seller, args.tickets)
+    buyers = sign_up_buyers(app, args.buyers)
+    app.wait_idle()
+    print(f"  {args.tickets} tickets listed, {args.buyers} buyers signed up; the race, "
+          f"{args.connections} at a time")
+    contenders = [(cookie, tickets[n % len(tickets)]["id"]) for n, cookie in enumerate(buyers)]
+    random.Random(1).shuffle(contenders)
+    race = Race()
+    peak_with_sign_ups = peak_rss_mb(app.host.pid)
+    rss_before = reset_peak_rss(app.host.pid)
+    redis_before = command_stats(app.redis)
+    cpu_before = cpu_seconds(app.host.pid)
+    components_before = app.component_stats()
+    machine_before = machine_cpu_seconds()
+    with ThreadPoolExecutor(args.connections) as pool:
+        list(pool.map(lambda c: race.buyer(app, *c), contenders))
+    raced = time.monotonic()
+    wait_until("every ticket sold", lambda: all_sold(app, tickets), seconds=600)
+    sold_at = time.monotonic()
+    host_racing = cpu_seconds(app.host.pid) - cpu_before
+    machine_racing = machine_cpu_seconds() - machine_before
+    app.wait_idle(600)
+    idle_at = time.monotonic()
+    cpu = cpu_seconds(app.host.pid) - cpu_before
+    components = component_costs(components_before, app.component_stats())
+    redis_after = command_stats(app.redis)
+
+    purchases = len(race.sold)
+    seconds = sold_at - race.first_order
+    print(f"  {purchases} purchases, {race.lost} buyers told \"{RESERVED}\", "
+          f"{len(race.wrong)} other answers")
+    for line in race.wrong[:10]:
+        print(f"    {line}")
+    print(f"  purchases per second: {purchases / seconds:.1f} (first order to last ticket sold: "
+          f"{seconds:.1f} s; the requests took {raced - race.first_order:.1f} s)")
+    print(f"  POST /api/orders: p50 {percentile(race.orders, 50):.1f} ms, "
+          f"p99 {percentile(race.orders, 99):.1f} ms over {len(race.orders)}")
+    print(f"  POST /api/payments (from the order's answer, any 404s until payments knows it included): "
+          f"p50 {percentile(race.payments, 50):.1f} ms, p99 {percentile(race.payments, 99):.1f} ms")
+    print(f"  host CPU: {cpu / max(purchases, 1) * 1000:.2f} ms per purchase "
+          f"(losers' orders and the event work included, until idle)")
+    print(f"  until the last ticket sold the machine's {os.cpu_count()} cores were "
+          f"{machine_racing / (sold_at - race.first_order) / os.cpu_count():.0%} busy: the host "
+          f"{host_racing / (sold_at - race.first_order):.2f} cores, everything else (the buyers, "
+          f"localstripe, Redis) {(machine_racing - host_racing) / (sold_at - race.first_order):.2f}")
+    if components is None:
+        print("  per component: not counted by this checkout's host")
+    else:
+        print_component_costs(components, cpu, max(purchases, 1), idle_at - race.first_order)
+    calls = {name: redis_after.get(name, 0) - redis_before.get(name, 0) for name in redis_after}
+    busiest = sorted(calls.items(), key=lambda item: -item[1])[:8]
+    print(f"  Redis: {sum(calls.values()) / max(purchases, 1):.0f} commands per purchase; "
+          + ", ".join(f"{name} {count / max(purchases, 1):.1f}" for name, count in busiest))
+    print(f"  host RSS: peak {peak_with_sign_ups:.0f} MB through the sign-ups (Argon2), "
+          f"{rss_before:.0f} MB before the race, peak {peak_rss_mb(app.host.pid):.0f} MB during it")
+    print("  invariants:")
+    ok = chaos_check.report(app.invariants(), out=lambda line: print("  " + line))
+    ok = ok and purchases == args.tickets and not race.wrong
+    return ok and race.lost == args.buyers - args.tickets
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=200)
     parser.add_argument("--buyers", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="an earlier checkout with its builds, raced first on the same machine")
     args = parser.parse_args()
     print(f"spin-host release build, {os.cpu_count()} cores, load generators on the same machine")
-    with App(stripe=True) as app:
-        seller = app.sign_up("promoter@example.com")
-        tickets = app.list_for_sale(seller, args.tickets)
-        buyers = sign_up_buyers(app, args.buyers)
-        app.wait_idle()
-        print(f"{args.tickets} tickets listed, {args.buyers} buyers signed up; the race, "
-              f"{args.connections} at a time")
-        contenders = [(cookie, tickets[n % len(tickets)]["id"]) for n, cookie in enumerate(buyers)]
-        random.Random(1).shuffle(contenders)
-        race = Race()
-        rss_before = reset_peak_rss(app.host.pid)
-        redis_before = command_stats(app.redis)
-        cpu_before = cpu_seconds(app.host.pid)
-        components_before = app.component_stats()
-        with ThreadPoolExecutor(args.connections) as pool:
-            list(pool.map(lambda c: race.buyer(app, *c), contenders))
-        raced = time.monotonic()
-        wait_until("every ticket sold", lambda: all_sold(app, tickets), seconds=600)
-        sold_at = time.monotonic()
-        app.wait_idle(600)
-        cpu = cpu_seconds(app.host.pid) - cpu_before
-        components = component_costs(components_before, app.component_stats())
-        redis_after = command_stats(app.redis)
-
-        purchases = len(race.sold)
-        seconds = sold_at - race.first_order
-        print(f"  {purchases} purchases, {race.lost} buyers told \"{RESERVED}\", "
-              f"{len(race.wrong)} other answers")
-        for line in race.wrong[:10]:
-            print(f"    {line}")
-        print(f"  purchases per second: {purchases / seconds:.1f} (first order to last ticket sold: "
-              f"{seconds:.1f} s; the requests took {raced - race.first_order:.1f} s)")
-        print(f"  POST /api/orders: p50 {percentile(race.orders, 50):.1f} ms, "
-              f"p99 {percentile(race.orders, 99):.1f} ms over {len(race.orders)}")
-        print(f"  POST /api/payments (from the order's answer, 404s until payments knows it included): "
-              f"p50 {percentile(race.payments, 50):.1f} ms, p99 {percentile(race.payments, 99):.1f} ms")
-        print(f"  host CPU: {cpu / max(purchases, 1) * 1000:.2f} ms per purchase "
-              f"(losers' orders and the event work included, until idle)")
-        print_component_costs(components, cpu, max(purchases, 1))
-        calls = {name: redis_after.get(name, 0) - redis_before.get(name, 0) for name in redis_after}
-        busiest = sorted(calls.items(), key=lambda item: -item[1])[:8]
-        print(f"  Redis: {sum(calls.values()) / max(purchases, 1):.0f} commands per purchase; "
-              + ", ".join(f"{name} {count / max(purchases, 1):.1f}" for name, count in busiest))
-        print(f"  host RSS: {rss_before:.0f} MB before the race, peak {peak_rss_mb(app.host.pid):.0f} MB "
-              f"during it (the sign-ups' Argon2 left out)")
-        print("  invariants:")
-        ok = chaos_check.report(app.invariants(), out=lambda line: print("  " + line))
-        ok = ok and purchases == args.tickets and not race.wrong
-        ok = ok and race.lost == args.buyers - args.tickets
-        if not ok:
-            raise SystemExit("the on-sale broke a promise")
+    roots = ([os.path.abspath(args.baseline)] if args.baseline else []) + [ROOT]
+    ok = True
+    for root in roots:
+        print(f"{'baseline' if root != ROOT else 'this checkout'}: {root}")
+        # The race runs on a host started from a warm compile cache, as a restarted host or pod
+        # does: compiled code is then mapped from the cache, not held on the heap.
+        with tempfile.TemporaryDirectory() as cache_dir:
+            start_up(root, cache_dir)
+            with App(stripe=True, root=root, cache_dir=cache_dir) as app:
+                ok = race_for(app, args) and ok
+    if not ok:
+        raise SystemExit("the on-sale broke a promise")
 
 
 if __name__ == "__main__":

@@ -254,11 +254,12 @@ class Memory:
     """Samples the host's RSS every second under load. `warm` is taken once the host's last run
     is warmed up: 20 s after its (re)start, or halfway to the end of the load if that is later,
     since the pooling allocator's resident slots grow with the busiest moment so far. `end` is
-    the last sample; `series` one sample every 10 s, for the report."""
+    the last sample; `peak` the largest of all; `series` one sample every 10 s, for the report."""
 
     def __init__(self, processes, deadline):
         self.p, self.deadline = processes, deadline
         self.warm = self.end = None
+        self.peak = 0
         self.series = []
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
@@ -275,6 +276,7 @@ class Memory:
             if self.warm is None and time.time() >= warm_at:
                 self.warm = rss
             self.end = rss
+            self.peak = max(self.peak, rss or 0)
             if tick % 10 == 0 and rss:
                 self.series.append(round(rss))
             tick += 1
@@ -608,7 +610,7 @@ def report_memory(memory):
         return True
     growth = (memory.end - memory.warm) / memory.warm
     print(f"  host RSS: {memory.warm:.0f} MB once warmed up, {memory.end:.0f} MB at the end "
-          f"({growth:+.0%}); every 10 s: {memory.series}")
+          f"({growth:+.0%}), peak {memory.peak:.0f} MB; every 10 s: {memory.series}")
     if growth > 0.2:
         print("  FAIL the host's memory grew by more than 20%")
         return False

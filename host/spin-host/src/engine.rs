@@ -74,7 +74,7 @@ fn build_engine(options: &EngineOptions, parallel_compilation: bool) -> Result<E
             // (0 or 1 MiB kept) to ~145 µs, and p99 at 32 connections from 7.1 to 5.7 ms.
             // PAGEMAP_SCAN (Linux 6.7+; ignored before) finds the pages an instance actually
             // wrote, so only those are reset and kept, not the whole 4 MiB of every slot.
-            .linear_memory_keep_resident(4 << 20)
+            .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto)
             // A slot keeps its memory while unused; by default up to 100 unused slots are kept
@@ -217,10 +217,11 @@ fn deserialize_own(engine: &Engine, code: &[u8]) -> Result<Component> {
 }
 
 /// Compiling leaves tens of MB of freed memory in glibc's heaps (one per compiling thread),
-/// which glibc keeps by default: after a compile the app's RSS stayed 75 MB higher. This
-/// returns it to the OS.
+/// which glibc keeps by default: after a compile the app's RSS stayed 75 MB higher. Serving
+/// does too, more slowly: a burst of requests frees memory in the middle of the heaps, which
+/// glibc only returns from their tops. This returns all of it to the OS.
 #[allow(unsafe_code)]
-fn release_freed_memory() {
+pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap memory; it is thread-safe.
     unsafe {

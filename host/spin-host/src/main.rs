@@ -241,11 +241,30 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives each thread that allocates under contention a heap ("arena") of its own, up to
+/// eight per core, and keeps what is freed in each. Instances run on every worker and blocking
+/// thread, so under load the host held about 70 MB in a dozen arenas, mostly free. One arena per
+/// core keeps allocation uncontended and that memory reused.
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let arenas = libc::c_int::try_from(cores).unwrap_or(2);
+        // SAFETY: mallopt only changes the allocator's tuning; it runs here, before any other
+        // thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
 }

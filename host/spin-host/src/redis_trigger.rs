@@ -98,6 +98,7 @@ impl RedisSubscriber {
         let Some(ids) = self.channels.get(channel) else {
             return;
         };
+        let started = std::time::Instant::now();
         let payload = &payload;
         let calls = ids.iter().map(|id| async move {
             let outcome = match assembly.component::<RedisComponent>(id).await {
@@ -109,6 +110,7 @@ impl RedisSubscriber {
             }
         });
         futures::future::join_all(calls).await;
+        crate::stats::count_message(started.elapsed());
     }
 }
 

@@ -1,10 +1,13 @@
 //! What each component costs the host: instances run, the CPU their instances' code and host
-//! calls took, SQLite statements (and how many of them wrote), and Redis commands. Benchmarks
+//! calls took, SQLite statements (how many of them wrote, and the write transactions), and
+//! Redis commands; and the Redis trigger's messages and the time it was busy with them.
+//! Benchmarks
 //! read these through `up --stats-file`: on SIGUSR1 the host writes them there as JSON, so a
 //! benchmark can take the difference across a phase of load.
 //!
 //! CPU is the calling thread's CPU time (user and system) across each poll of an instance's
-//! future, plus the time SQLite statements take on the blocking pool. What is not counted here
+//! future, plus the time SQLite statements take on the blocking pool. A write transaction is
+//! counted when it ends, so one left open when its instance ends (rolled back) is not. What is not counted here
 //! (accepting connections, parsing HTTP, pub/sub, the runtime's scheduling) is the host's own.
 
 use std::collections::BTreeMap;
@@ -22,7 +25,28 @@ pub struct ComponentStats {
     cpu_ns: AtomicU64,
     sqlite_statements: AtomicU64,
     sqlite_writes: AtomicU64,
+    write_transactions: AtomicU64,
     redis_commands: AtomicU64,
+}
+
+/// The Redis trigger's messages, and the time it spent handling them (which it does one at a
+/// time per server, so this is how busy that queue was).
+#[derive(Default)]
+struct TriggerStats {
+    messages: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+static TRIGGER: TriggerStats = TriggerStats {
+    messages: AtomicU64::new(0),
+    busy_ns: AtomicU64::new(0),
+};
+
+/// Counts one message of the Redis trigger, handled in `busy`.
+pub fn count_message(busy: std::time::Duration) {
+    TRIGGER.messages.fetch_add(1, Ordering::Relaxed);
+    let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+    TRIGGER.busy_ns.fetch_add(nanos, Ordering::Relaxed);
 }
 
 static COMPONENTS: LazyLock<Mutex<BTreeMap<String, Arc<ComponentStats>>>> =
@@ -46,6 +70,12 @@ impl ComponentStats {
         if wrote {
             self.sqlite_writes.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A write to a database ended (its transaction, or the one statement, committed or rolled
+    /// back): what SQLite's one writer per database was held for.
+    pub fn count_write_transaction(&self) {
+        self.write_transactions.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_redis(&self) {
@@ -78,6 +108,7 @@ impl ComponentStats {
             "cpuNs": read(&self.cpu_ns),
             "sqliteStatements": read(&self.sqlite_statements),
             "sqliteWrites": read(&self.sqlite_writes),
+            "writeTransactions": read(&self.write_transactions),
             "redisCommands": read(&self.redis_commands),
         })
     }
@@ -99,7 +130,13 @@ pub fn snapshot() -> serde_json::Value {
         .iter()
         .map(|(id, stats)| (id.clone(), stats.to_json()))
         .collect::<serde_json::Map<_, _>>();
-    serde_json::json!({ "components": by_id })
+    serde_json::json!({
+        "components": by_id,
+        "redisTrigger": {
+            "messages": TRIGGER.messages.load(Ordering::Relaxed),
+            "busyNs": TRIGGER.busy_ns.load(Ordering::Relaxed),
+        },
+    })
 }
 
 /// Writes [`snapshot`] to `path` whole (through a temporary file beside it), so a reader never
@@ -136,10 +173,12 @@ mod tests {
         stats.count_sqlite(true);
         stats.count_sqlite(false);
         stats.count_redis();
+        stats.count_write_transaction();
         // Enough work that the thread's CPU clock moves.
         let sum = stats.timed(|| (0..2_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b)));
         assert_ne!(sum, 0);
         ComponentStats::of("stats-test").count_instance();
+        count_message(std::time::Duration::from_millis(2));
 
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("stats.json");
@@ -151,7 +190,11 @@ mod tests {
         assert_eq!(mine["sqliteStatements"], 2);
         assert_eq!(mine["sqliteWrites"], 1);
         assert_eq!(mine["redisCommands"], 1);
+        assert_eq!(mine["writeTransactions"], 1);
         assert!(mine["cpuNs"].as_u64().is_some_and(|ns| ns > 0));
+        let trigger = &written["redisTrigger"];
+        assert!(trigger["messages"].as_u64().is_some_and(|n| n >= 1));
+        assert!(trigger["busyNs"].as_u64().is_some_and(|ns| ns >= 2_000_000));
     }
 
     #[tokio::test]
