@@ -68,12 +68,12 @@ fn build_engine(options: &EngineOptions, parallel_compilation: bool) -> Result<E
             .max_core_instance_size(10 << 20)
             .max_memories_per_component(4)
             .max_tables_per_component(8)
-            // Resetting a slot's first 4 MiB with memset instead of madvise avoids the page faults
-            // and cross-core TLB shootdowns of decommitting, for the 1-3 MiB heaps spin-sdk
-            // guests touch: measured on 2 cores, host CPU per trivial request fell from ~215 µs
-            // (0 or 1 MiB kept) to ~145 µs, and p99 at 32 connections from 7.1 to 5.7 ms.
+            // A freed slot's first pages are reset with memset and kept, the rest decommitted.
             // PAGEMAP_SCAN (Linux 6.7+; ignored before) finds the pages an instance actually
-            // wrote, so only those are reset and kept, not the whole 4 MiB of every slot.
+            // wrote, so only those are reset and kept. Keeping 4 MiB made a trivial request
+            // cheapest (~145 µs of host CPU against ~215 µs with 1 MiB, on 2 cores), but every
+            // slot ever used then held up to 4 MiB: the on-sale's concurrency touches about 40
+            // slots, which kept 160 MB resident. With 1 MiB its peak RSS is under 90 MB.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto)

@@ -142,7 +142,7 @@ fn first_word(sql: &str) -> &str {
 /// is often free while every writer waiting for it sleeps; polling every millisecond or less
 /// keeps it busy instead. Only how soon a waiter gets the lock changes, never whether.
 ///
-/// On an async worker ([`Inline`]) it never naps: it records that the statement would have
+/// Inline ([`run_inline`], on an async worker) it never naps: it records that the statement would have
 /// waited and gives up, and the statement is run again on the blocking pool.
 fn wait_for_lock(attempt: i32) -> bool {
     if INLINE.get() {
@@ -347,8 +347,8 @@ impl InstanceState {
         // blocking pool cost more than that (two thread wake-ups per statement). The write gate
         // admits one writer of ours per database at a time and WAL readers do not block, so only
         // a lock held outside this host (another process, a checkpoint) sends a statement to the
-        // blocking pool, where it may wait for it.
-        // Its CPU counts in the instance's poll (`ComponentStats::metered`); the pool's does not.
+        // blocking pool, where it may wait for it. Inline, its CPU counts in the instance's poll
+        // (`ComponentStats::metered`); on the pool it is counted here.
         let inline = run_inline(&connection, &sql, &parameters);
         let (connection, result) = match inline {
             Some(result) => (connection, result),
@@ -509,6 +509,46 @@ impl sqlite_v3::HostConnection for InstanceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_run_inline_gives_way_to_a_lock_held_elsewhere_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let database = SqliteDatabase::new(Some(dir.path().join("inline.db"))).expect("database");
+        let ours = database.connect().expect("our connection");
+        ours.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .expect("schema");
+        let insert = |connection: &rusqlite::Connection| {
+            run_inline(
+                connection,
+                "INSERT INTO t VALUES (?)",
+                &[SqlValue::Integer(1)],
+            )
+        };
+        // Another process writing: the insert would wait, so it gives up at once.
+        let theirs = rusqlite::Connection::open(dir.path().join("inline.db")).expect("theirs");
+        theirs.execute_batch("BEGIN IMMEDIATE").expect("their lock");
+        let started = std::time::Instant::now();
+        assert!(
+            insert(&ours).is_none(),
+            "an insert under their lock must not run inline"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        // A read does not wait for a writer in WAL mode.
+        let count = run_inline(&ours, "SELECT count(*) FROM t", &[]).expect("a read runs inline");
+        assert!(matches!(
+            count.map(|r| r.rows[0][0].clone()),
+            Ok(SqlValue::Integer(0))
+        ));
+        theirs
+            .execute_batch("ROLLBACK")
+            .expect("their lock released");
+        // With their lock gone the insert runs inline.
+        assert!(matches!(insert(&ours), Some(Ok(_))));
+        let rows: i64 = ours
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(rows, 1, "the statement that gave way changed nothing");
+    }
 
     #[test]
     fn statements_that_start_writing_take_the_gate_and_others_do_not() {
