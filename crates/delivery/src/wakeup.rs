@@ -58,6 +58,14 @@ impl Housekeeping for NoHousekeeping {
     }
 }
 
+/// Why a subscription runs: the tick, an event's message, or a request catching up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Tick,
+    Event,
+    CatchUp,
+}
+
 /// A service's consumer: its group on each of its streams, and what it does with what it reads.
 pub struct Subscription<'a> {
     /// The service's database, named in log lines.
@@ -78,9 +86,9 @@ impl Subscription<'_> {
         payload: &[u8],
     ) -> anyhow::Result<ConsumeReport> {
         match Wake::of(payload) {
-            Wake::Housekeeping => self.run(platform, self.streams, true),
+            Wake::Housekeeping => self.run(platform, self.streams, Run::Tick),
             Wake::Event { stream } if self.streams.contains(&stream) => {
-                self.run(platform, &[stream], false)
+                self.run(platform, &[stream], Run::Event)
             }
             Wake::Event { .. } | Wake::Other => Ok(ConsumeReport::default()),
         }
@@ -89,28 +97,33 @@ impl Subscription<'_> {
     /// Applies what is new on `stream` now, as its own message would, for a request that needs
     /// the replica up to date (a payment for an order whose `order:created` is still queued
     /// behind other messages). Entries go to one consumer of the group or the other, never
-    /// both, so the wake-up that follows finds nothing new on the stream.
+    /// both, so the wake-up that follows finds nothing new on the stream. The service's
+    /// housekeeping is left to its consumer: the request waits for no one else's Stripe work,
+    /// and concurrent requests do not repeat it; the consumer's next wake-up that applies
+    /// something, or its tick, runs it.
     pub fn catch_up(&self, platform: &dyn Platform, stream: &str) -> anyhow::Result<ConsumeReport> {
-        self.run(platform, &[stream], false)
+        self.run(platform, &[stream], Run::CatchUp)
     }
 
     fn run(
         &self,
         platform: &dyn Platform,
         streams: &[&str],
-        tick: bool,
+        run: Run,
     ) -> anyhow::Result<ConsumeReport> {
         let db = platform.database()?;
         let redis = platform.redis()?;
+        let tick = run == Run::Tick;
         if tick {
             self.check_delivered(&*db, &*redis, platform.now_ms())?;
         }
         let mut failures = Vec::new();
         let report = self.consume(&*db, &*redis, platform, streams, tick, &mut failures);
         if tick || report.applied > 0 {
-            if let Err(error) = self
-                .housekeeping
-                .run(&*db, &*redis, tick, platform.now_ms())
+            if run != Run::CatchUp
+                && let Err(error) = self
+                    .housekeeping
+                    .run(&*db, &*redis, tick, platform.now_ms())
             {
                 failures.push(error.context(format!("the {} housekeeping", self.group)));
             }

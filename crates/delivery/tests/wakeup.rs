@@ -279,6 +279,38 @@ fn an_event_that_applied_something_relays_what_applying_enqueued_and_re_arms_the
 }
 
 #[test]
+fn a_catch_up_applies_the_stream_for_its_group_but_leaves_the_housekeeping_to_the_consumer() {
+    let platform = TestPlatform::start();
+    let streams = ["events:order"];
+    let housekeeping = CountingHousekeeping::default();
+    let subscription = subscription(&streams, &housekeeping);
+    platform.enqueue(cancelled("o1"));
+    delivery::relay_and_arm(&platform.db(), &platform.redis(), now_ms(), TICK_SECS).expect("relay");
+
+    let report = subscription
+        .catch_up(&platform, "events:order")
+        .expect("catch-up");
+    assert_eq!(report.applied, 1);
+    assert_eq!(platform.applied(), ["order:cancelled"]);
+    assert!(
+        housekeeping.runs.take().is_empty(),
+        "a request waits for no Stripe work"
+    );
+
+    // The event's own message then finds nothing new for the group: applied once.
+    let report = subscription
+        .wake_up(&platform, &message(cancelled("o1")))
+        .expect("wake-up");
+    assert_eq!(report.applied, 0);
+    assert_eq!(platform.applied(), ["order:cancelled"]);
+    // The consumer's tick runs the housekeeping the catch-up left.
+    subscription
+        .wake_up(&platform, TICK_KEY.as_bytes())
+        .expect("tick");
+    assert_eq!(housekeeping.runs.take(), [true]);
+}
+
+#[test]
 fn the_tick_sends_every_kept_event_again_after_redis_lost_its_data() {
     let platform = TestPlatform::start();
     let streams = ["events:order"];

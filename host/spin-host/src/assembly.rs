@@ -127,6 +127,8 @@ pub struct Assembly {
     env: Vec<(String, String)>,
     /// Whether guest output stays off the terminal (`--quiet`).
     quiet: bool,
+    /// Each component's budget of instance memory, in MiB ([`crate::admission`]).
+    instance_memory_budget_mib: u32,
     engines: Engines,
     linker: Linker<InstanceState>,
     stores: Stores,
@@ -228,6 +230,7 @@ pub struct AssemblyOptions<'a> {
     pub env: Vec<(String, String)>,
     pub quiet: bool,
     pub state_dir: &'a Path,
+    pub instance_memory_budget_mib: u32,
 }
 
 impl Assembly {
@@ -262,6 +265,7 @@ impl Assembly {
         Ok(Self {
             env: options.env,
             quiet: options.quiet,
+            instance_memory_budget_mib: options.instance_memory_budget_mib,
             engines,
             linker,
             stores,
@@ -472,6 +476,9 @@ impl Assembly {
             stderr: GuestOutput::new(id, !self.quiet, open_log("stderr")),
             spec: spec.clone(),
             stats: crate::stats::ComponentStats::of(id),
+            admission: Arc::new(crate::admission::Admission::new(
+                self.instance_memory_budget_mib,
+            )),
         });
         Ok(Some((context, component)))
     }

@@ -194,10 +194,10 @@ impl HttpTrigger {
     where
         B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
-        let mut store = Store::new(
-            component.pre.engine(),
-            InstanceState::new(&component.context)?,
-        );
+        let mut state = InstanceState::new(&component.context)?;
+        state.memory = component.context.admission.admit().await;
+        let mut store = Store::new(component.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()

@@ -34,6 +34,8 @@ pub struct ComponentContext {
     pub stdout: GuestOutput,
     pub stderr: GuestOutput,
     pub stats: Arc<crate::stats::ComponentStats>,
+    /// How many of its HTTP instances run at once ([`crate::admission`]).
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 /// A component's own copy of its `files`. `watch` gives a component a fresh copy when they
@@ -53,6 +55,8 @@ pub struct InstanceState {
     pub http: WasiHttpCtx,
     pub http_policy: OutboundHttpPolicy,
     pub component: Arc<ComponentContext>,
+    /// The instance's linear memory, as the store's limiter once an HTTP instance is admitted.
+    pub memory: crate::admission::MemoryAccount,
 }
 
 impl InstanceState {
@@ -78,6 +82,7 @@ impl InstanceState {
             http: WasiHttpCtx::new(),
             http_policy: OutboundHttpPolicy::new(component.clone()),
             component: component.clone(),
+            memory: crate::admission::MemoryAccount::default(),
         })
     }
 }

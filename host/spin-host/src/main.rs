@@ -9,6 +9,7 @@
 //! outbound network policy in [`outbound_http`]. The manifest's meaning lives in the `spin-app`
 //! crate.
 
+mod admission;
 mod assembly;
 mod bindings;
 mod build_cmd;
@@ -118,6 +119,11 @@ struct UpArgs {
     /// The most linear memory one instance may use, in bytes.
     #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
     max_instance_memory: Option<usize>,
+    /// How much linear memory, in MiB, each component's running HTTP instances may take
+    /// together; a request beyond it waits for one of them to finish. The default, 24 MiB per
+    /// core, lets one password hash (Argon2, about 21 MiB) run per core.
+    #[arg(long, default_value_t = admission::default_budget_mib(), value_parser = clap::value_parser!(u32).range(1..))]
+    instance_memory_budget: u32,
     /// The largest request body accepted, in bytes; larger requests get 413.
     #[arg(long, default_value_t = 10 << 20)]
     max_request_body: u64,
@@ -183,6 +189,7 @@ fn up_options(manifest: PathBuf, args: UpArgs) -> Result<up::UpOptions> {
             max_instance_memory: args.max_instance_memory,
         },
         max_request_body: args.max_request_body,
+        instance_memory_budget_mib: args.instance_memory_budget,
         redis_variable: args.redis_variable,
         probe: args.probe,
         probe_interval: std::time::Duration::from_secs(args.probe_interval),

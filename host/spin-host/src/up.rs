@@ -33,6 +33,8 @@ pub struct UpOptions {
     pub quiet: bool,
     pub engine: EngineOptions,
     pub max_request_body: u64,
+    /// Each component's budget of instance memory ([`crate::admission`]).
+    pub instance_memory_budget_mib: u32,
     /// The application variable that holds the Redis address; when nothing supplies it, `up`
     /// starts a private redis-server and uses its address.
     pub redis_variable: String,
@@ -156,6 +158,7 @@ async fn serve(
         env: options.env.clone(),
         quiet: options.quiet,
         state_dir,
+        instance_memory_budget_mib: options.instance_memory_budget_mib,
     };
     let assembly = Arc::new(Assembly::new(
         app,

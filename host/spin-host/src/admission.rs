@@ -1,0 +1,241 @@
+//! How many of a component's HTTP instances run at once, bounded by their linear memory.
+//!
+//! Spin starts an instance for every request as it arrives. An instance's linear memory is
+//! resident while it lives, and a few components need much of it: a sign-up or sign-in hashes
+//! its password with Argon2 in 19 MiB. Fifty sign-ups at once then held close to 1 GB, although
+//! two cores hash only two at a time. So each component has a memory budget: a request is let
+//! in while the instances already running, each counted at the largest memory an instance of
+//! that component has reached, fit in it with the new one; otherwise it waits for one of them
+//! to finish. A component of small instances (most need one or two MiB) is in practice never
+//! held back; one that needs more than the whole budget still runs, one at a time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+const MIB: usize = 1 << 20;
+
+/// The default budget per component: one Argon2 instance (about 21 MiB) per core, and at least
+/// two of them.
+pub fn default_budget_mib() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    u32::try_from(cores.max(2) * 24).unwrap_or(u32::MAX)
+}
+
+/// One component's budget, in MiB, and what its instances were seen to need.
+pub struct Admission {
+    budget_mib: u32,
+    permits: Arc<Semaphore>,
+    /// The largest linear memory an instance of the component has reached, in whole MiB; 0
+    /// until one has ended, and until then an instance runs alone.
+    largest_mib: AtomicU32,
+}
+
+impl Admission {
+    pub fn new(budget_mib: u32) -> Self {
+        let budget_mib = budget_mib.max(1);
+        Self {
+            budget_mib,
+            permits: Arc::new(Semaphore::new(budget_mib as usize)),
+            largest_mib: AtomicU32::new(0),
+        }
+    }
+
+    /// Waits until an instance of the component fits in the budget, then accounts for it. The
+    /// instance holds its share until its store is dropped. Waiters are let in first come,
+    /// first served.
+    pub async fn admit(self: &Arc<Self>) -> MemoryAccount {
+        let needed = match self.largest_mib.load(Ordering::Relaxed) {
+            0 => self.budget_mib,
+            largest => largest.min(self.budget_mib),
+        };
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(needed)
+            .await
+            .expect("the semaphore is never closed");
+        MemoryAccount {
+            admission: Some(self.clone()),
+            permit: Some(permit),
+            largest_bytes: 0,
+        }
+    }
+
+    fn learn(&self, mib: u32) {
+        self.largest_mib.fetch_max(mib.max(1), Ordering::Relaxed);
+    }
+}
+
+/// One instance's linear memory as its store's limiter sees it: it allows what the instance's
+/// own limits allow and, for an admitted instance, takes its growth out of the component's
+/// budget as far as the budget has room (growth is never refused for the budget: a request that
+/// is running finishes). When the store is dropped its share goes back and its component
+/// learns how large an instance grew.
+#[derive(Default)]
+pub struct MemoryAccount {
+    admission: Option<Arc<Admission>>,
+    permit: Option<OwnedSemaphorePermit>,
+    largest_bytes: usize,
+}
+
+impl MemoryAccount {
+    fn grew_to(&mut self, bytes: usize) {
+        self.largest_bytes = self.largest_bytes.max(bytes);
+        let (Some(admission), Some(permit)) = (&self.admission, &mut self.permit) else {
+            return;
+        };
+        let mib = mib_of(bytes);
+        let held = u32::try_from(permit.num_permits()).unwrap_or(u32::MAX);
+        if mib > held {
+            if admission.largest_mib.load(Ordering::Relaxed) > 0 {
+                admission.learn(mib);
+            }
+            let room = u32::try_from(admission.permits.available_permits()).unwrap_or(u32::MAX);
+            if let Ok(more) = admission
+                .permits
+                .clone()
+                .try_acquire_many_owned((mib - held).min(room))
+            {
+                permit.merge(more);
+            }
+        }
+    }
+}
+
+impl Drop for MemoryAccount {
+    fn drop(&mut self) {
+        if let Some(admission) = &self.admission {
+            admission.learn(mib_of(self.largest_bytes));
+        }
+    }
+}
+
+fn mib_of(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(MIB)).unwrap_or(u32::MAX)
+}
+
+impl wasmtime::ResourceLimiter for MemoryAccount {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = maximum.is_none_or(|maximum| desired <= maximum);
+        if allowed {
+            self.grew_to(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|maximum| desired <= maximum))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use wasmtime::ResourceLimiter as _;
+
+    async fn admitted_at_once(admission: &Arc<Admission>) -> Option<MemoryAccount> {
+        tokio::time::timeout(Duration::from_millis(50), admission.admit())
+            .await
+            .ok()
+    }
+
+    /// An instance that was admitted, grew to `mib` and ended.
+    async fn one_that_grew_to(admission: &Arc<Admission>, mib: usize) {
+        let mut account = admitted_at_once(admission).await.expect("admitted");
+        assert!(
+            account
+                .memory_growing(0, mib * MIB, None)
+                .expect("a limiter never errs")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_instance_runs_alone_then_small_ones_run_side_by_side() {
+        let admission = Arc::new(Admission::new(48));
+        let first = admitted_at_once(&admission).await.expect("admitted");
+        assert!(admitted_at_once(&admission).await.is_none(), "alone");
+        drop(first);
+        one_that_grew_to(&admission, 1).await;
+        let mut small = Vec::new();
+        for _ in 0..48 {
+            small.push(admitted_at_once(&admission).await.expect("1 MiB each fits"));
+        }
+        assert!(
+            admitted_at_once(&admission).await.is_none(),
+            "the 49th MiB does not"
+        );
+    }
+
+    #[tokio::test]
+    async fn large_instances_wait_for_room_and_growth_is_taken_from_the_budget() {
+        let admission = Arc::new(Admission::new(48));
+        one_that_grew_to(&admission, 21).await;
+        let first = admitted_at_once(&admission).await.expect("21 of 48");
+        let _second = admitted_at_once(&admission).await.expect("42 of 48");
+        assert!(admitted_at_once(&admission).await.is_none(), "63 > 48");
+        drop(first);
+        let mut third = admitted_at_once(&admission).await.expect("room again");
+        // It grows past what was reserved for it: the 6 MiB left are taken, and growth beyond
+        // the budget is still allowed.
+        assert!(
+            third
+                .memory_growing(21 * MIB, 30 * MIB, None)
+                .expect("a limiter never errs")
+        );
+        assert_eq!(admission.permits.available_permits(), 0);
+        assert!(
+            third
+                .memory_growing(30 * MIB, 40 * MIB, None)
+                .expect("a limiter never errs")
+        );
+        drop(third);
+        assert_eq!(
+            admission.permits.available_permits(),
+            27,
+            "the third's share came back"
+        );
+        assert_eq!(admission.largest_mib.load(Ordering::Relaxed), 40);
+    }
+
+    #[tokio::test]
+    async fn an_instance_larger_than_the_budget_still_runs_alone() {
+        let admission = Arc::new(Admission::new(16));
+        one_that_grew_to(&admission, 40).await;
+        let only = admitted_at_once(&admission).await.expect("admitted");
+        assert!(
+            admitted_at_once(&admission).await.is_none(),
+            "one at a time"
+        );
+        drop(only);
+        assert!(admitted_at_once(&admission).await.is_some());
+    }
+
+    #[test]
+    fn growth_past_the_instances_own_maximum_is_refused() {
+        let mut account = MemoryAccount::default();
+        assert!(
+            account
+                .memory_growing(0, 2 * MIB, Some(64 * MIB))
+                .expect("a limiter never errs")
+        );
+        assert!(
+            !account
+                .memory_growing(2 * MIB, 80 * MIB, Some(64 * MIB))
+                .expect("a limiter never errs")
+        );
+        assert_eq!(account.largest_bytes, 2 * MIB);
+    }
+}
