@@ -2,19 +2,23 @@
 //!
 //! Spin starts an instance for every request as it arrives. An instance's linear memory is
 //! resident while it lives, and a few components need much of it: a sign-up or sign-in hashes
-//! its password with Argon2 in 19 MiB. Fifty sign-ups at once then held close to 1 GB, although
+//! its password with Argon2 in 19 MiB. Fifty sign-ups at once then held close to 900 MB, although
 //! two cores hash only two at a time. So each component has a memory budget: a request is let
 //! in while the instances already running, each counted at the largest memory an instance of
 //! that component has reached, fit in it with the new one; otherwise it waits for one of them
 //! to finish. A component of small instances (most need one or two MiB) is in practice never
-//! held back; one that needs more than the whole budget still runs, one at a time.
+//! held back; one that needs more than the whole budget still runs, one at a time. Until a
+//! component's first instance has ended, the others wait for it up to 100 ms.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 const MIB: usize = 1 << 20;
+
+/// How long requests wait for a component's first instance to end before they are let in.
+const FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The default budget per component: one Argon2 instance (about 21 MiB) per core, and at least
 /// two of them.
@@ -28,8 +32,14 @@ pub struct Admission {
     budget_mib: u32,
     permits: Arc<Semaphore>,
     /// The largest linear memory an instance of the component has reached, in whole MiB; 0
-    /// until one has ended, and until then an instance runs alone.
+    /// until one has ended, and until then an instance runs alone for up to `FIRST_WAIT`.
     largest_mib: AtomicU32,
+    /// The largest memory any instance has grown to so far, in whole MiB, the first included.
+    seen_mib: AtomicU32,
+    /// Whether the first instance has been let in.
+    scouting: AtomicBool,
+    /// Wakes the requests that waited for the first instance to end.
+    learned: Notify,
 }
 
 impl Admission {
@@ -39,6 +49,9 @@ impl Admission {
             budget_mib,
             permits: Arc::new(Semaphore::new(budget_mib as usize)),
             largest_mib: AtomicU32::new(0),
+            seen_mib: AtomicU32::new(0),
+            scouting: AtomicBool::new(false),
+            learned: Notify::new(),
         }
     }
 
@@ -46,16 +59,44 @@ impl Admission {
     /// instance holds its share until its store is dropped. Waiters are let in first come,
     /// first served.
     pub async fn admit(self: &Arc<Self>) -> MemoryAccount {
-        let needed = match self.largest_mib.load(Ordering::Relaxed) {
-            0 => self.budget_mib,
-            largest => largest.min(self.budget_mib),
+        let permit = loop {
+            // Registered before the check, so the first instance ending in between still wakes.
+            let learned = self.learned.notified();
+            let largest = self.largest_mib.load(Ordering::Acquire);
+            if largest > 0 {
+                break self
+                    .permits
+                    .clone()
+                    .acquire_many_owned(largest.min(self.budget_mib))
+                    .await
+                    .expect("the semaphore is never closed");
+            }
+            // Nothing known yet: one request goes first, its growth taken from the budget as
+            // it comes. The others wait until it ended and told how large an instance grows,
+            // or for at most `FIRST_WAIT`, after which they count as large as it has grown
+            // meanwhile (a password hash takes its memory in its first milliseconds), so that
+            // one slow first request does not hold up the rest.
+            if !self.scouting.swap(true, Ordering::AcqRel) {
+                break self
+                    .permits
+                    .clone()
+                    .acquire_many_owned(1)
+                    .await
+                    .expect("the semaphore is never closed");
+            }
+            if tokio::time::timeout(FIRST_WAIT, learned).await.is_err() {
+                let seen = self
+                    .seen_mib
+                    .load(Ordering::Acquire)
+                    .clamp(1, self.budget_mib);
+                break self
+                    .permits
+                    .clone()
+                    .acquire_many_owned(seen)
+                    .await
+                    .expect("the semaphore is never closed");
+            }
         };
-        let permit = self
-            .permits
-            .clone()
-            .acquire_many_owned(needed)
-            .await
-            .expect("the semaphore is never closed");
         MemoryAccount {
             admission: Some(self.clone()),
             permit: Some(permit),
@@ -64,7 +105,9 @@ impl Admission {
     }
 
     fn learn(&self, mib: u32) {
-        self.largest_mib.fetch_max(mib.max(1), Ordering::Relaxed);
+        if self.largest_mib.fetch_max(mib.max(1), Ordering::AcqRel) == 0 {
+            self.learned.notify_waiters();
+        }
     }
 }
 
@@ -87,6 +130,7 @@ impl MemoryAccount {
             return;
         };
         let mib = mib_of(bytes);
+        admission.seen_mib.fetch_max(mib, Ordering::AcqRel);
         let held = u32::try_from(permit.num_permits()).unwrap_or(u32::MAX);
         if mib > held {
             if admission.largest_mib.load(Ordering::Relaxed) > 0 {
@@ -177,6 +221,51 @@ mod tests {
             admitted_at_once(&admission).await.is_none(),
             "the 49th MiB does not"
         );
+    }
+
+    #[tokio::test]
+    async fn requests_that_waited_for_the_first_instance_then_run_side_by_side() {
+        let admission = Arc::new(Admission::new(48));
+        let mut first = admitted_at_once(&admission).await.expect("admitted");
+        let waiting: Vec<_> = (0..10)
+            .map(|_| {
+                let admission = admission.clone();
+                tokio::spawn(async move { admission.admit().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(waiting.iter().all(|task| !task.is_finished()), "they wait");
+        assert!(
+            first
+                .memory_growing(0, 2 * MIB, None)
+                .expect("a limiter never errs")
+        );
+        drop(first);
+        let mut admitted = Vec::new();
+        for task in waiting {
+            let account = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("all ten let in together, 2 MiB each")
+                .expect("the task ran");
+            admitted.push(account);
+        }
+        assert_eq!(admission.permits.available_permits(), 48 - 20);
+    }
+
+    #[tokio::test]
+    async fn a_slow_first_instance_holds_the_others_up_only_briefly() {
+        let admission = Arc::new(Admission::new(48));
+        let mut first = admitted_at_once(&admission).await.expect("admitted");
+        assert!(
+            first
+                .memory_growing(0, 21 * MIB, None)
+                .expect("a limiter never errs")
+        );
+        // The first still runs: after the short wait the next is let in, counted at 21 MiB.
+        let second = tokio::time::timeout(Duration::from_secs(5), admission.admit()).await;
+        assert!(second.is_ok(), "let in while the first still runs");
+        drop(first);
+        assert_eq!(admission.permits.available_permits(), 48 - 21);
     }
 
     #[tokio::test]
