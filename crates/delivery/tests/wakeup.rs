@@ -40,6 +40,12 @@ impl TestPlatform {
         }
     }
 
+    /// `event` committed and relayed by its producer: on its stream, the tick armed.
+    fn relay(&self, event: impl Into<Event>) {
+        self.enqueue(event);
+        delivery::relay_and_arm(&self.db(), &self.redis(), now_ms(), TICK_SECS).expect("relay");
+    }
+
     fn db(&self) -> NativeDatabase {
         self.file.open()
     }
@@ -249,8 +255,7 @@ fn an_event_that_applied_something_relays_what_applying_enqueued_and_re_arms_the
     let housekeeping = CountingHousekeeping::default();
     let subscription = subscription(&streams, &housekeeping);
     // The producer's relay: the event on its stream, the tick armed; then the tick key is lost.
-    platform.enqueue(cancelled("o1"));
-    delivery::relay_and_arm(&platform.db(), &platform.redis(), now_ms(), TICK_SECS).expect("relay");
+    platform.relay(cancelled("o1"));
     platform.command("DEL", &[TICK_KEY]);
 
     let report = subscription
@@ -284,8 +289,7 @@ fn a_catch_up_applies_the_stream_for_its_group_but_leaves_the_housekeeping_to_th
     let streams = ["events:order"];
     let housekeeping = CountingHousekeeping::default();
     let subscription = subscription(&streams, &housekeeping);
-    platform.enqueue(cancelled("o1"));
-    delivery::relay_and_arm(&platform.db(), &platform.redis(), now_ms(), TICK_SECS).expect("relay");
+    platform.relay(cancelled("o1"));
 
     let report = subscription
         .catch_up(&platform, "events:order")

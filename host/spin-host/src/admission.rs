@@ -64,12 +64,7 @@ impl Admission {
             let learned = self.learned.notified();
             let largest = self.largest_mib.load(Ordering::Acquire);
             if largest > 0 {
-                break self
-                    .permits
-                    .clone()
-                    .acquire_many_owned(largest.min(self.budget_mib))
-                    .await
-                    .expect("the semaphore is never closed");
+                break self.take(largest.min(self.budget_mib)).await;
             }
             // Nothing known yet: one request goes first, its growth taken from the budget as
             // it comes. The others wait until it ended and told how large an instance grows,
@@ -77,24 +72,14 @@ impl Admission {
             // meanwhile (a password hash takes its memory in its first milliseconds), so that
             // one slow first request does not hold up the rest.
             if !self.scouting.swap(true, Ordering::AcqRel) {
-                break self
-                    .permits
-                    .clone()
-                    .acquire_many_owned(1)
-                    .await
-                    .expect("the semaphore is never closed");
+                break self.take(1).await;
             }
             if tokio::time::timeout(FIRST_WAIT, learned).await.is_err() {
                 let seen = self
                     .seen_mib
                     .load(Ordering::Acquire)
                     .clamp(1, self.budget_mib);
-                break self
-                    .permits
-                    .clone()
-                    .acquire_many_owned(seen)
-                    .await
-                    .expect("the semaphore is never closed");
+                break self.take(seen).await;
             }
         };
         MemoryAccount {
@@ -102,6 +87,15 @@ impl Admission {
             permit: Some(permit),
             largest_bytes: 0,
         }
+    }
+
+    /// Waits for `mib` permits of the budget.
+    async fn take(&self, mib: u32) -> OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_many_owned(mib)
+            .await
+            .expect("the semaphore is never closed")
     }
 
     fn learn(&self, mib: u32) {
