@@ -152,7 +152,7 @@ class Stats:
         self.lock = threading.Lock()
         self.latency = defaultdict(list)
         self.server_errors = []  # (time, route, status)
-        self.unanswered = []  # (time, route): no answer at all (refused, reset or timed out)
+        self.unanswered = []  # (sent, given up, route): no answer at all (refused, reset or timed out)
         self.down = []  # (start, end) of host outages, end None while down
         self.purchases = 0
 
@@ -162,10 +162,13 @@ class Stats:
             if status >= 500:
                 self.server_errors.append((time.time(), route, status))
             if status == 0:
-                self.unanswered.append((time.time(), route))
+                now = time.time()
+                self.unanswered.append((now - seconds, now, route))
 
-    def host_was_down(self, at):
-        return any(start - 1 <= at <= (end or time.time()) + 1 for start, end in self.down)
+    def host_was_down(self, at, until=None):
+        """Whether the host was down at `at`, or at some time from `at` to `until`."""
+        until = at if until is None else until
+        return any(start - 1 <= until and at <= (end or time.time()) + 1 for start, end in self.down)
 
 
 class Client:
@@ -315,8 +318,12 @@ def sign_webhook(payload):
 class Faults:
     """Breaks one thing at a time, in turn, and times how long the app takes to work again."""
 
-    def __init__(self, processes, stats, rng):
+    NAMES = ("redis_restart", "redis_power_loss", "redis_restart_empty", "host_kill", "stripe_pause",
+             "webhooks_replayed", "consumers_fail", "duplicate_events")
+
+    def __init__(self, processes, stats, rng, names=NAMES):
         self.p, self.stats, self.rng = processes, stats, rng
+        self.names = names
         self.recoveries = defaultdict(list)
         self.started = []  # (time, name) of each fault
 
@@ -329,8 +336,7 @@ class Faults:
         return name, at - start
 
     def run(self, deadline, every):
-        faults = [self.redis_restart, self.redis_power_loss, self.redis_restart_empty, self.host_kill,
-                  self.stripe_pause, self.webhooks_replayed, self.consumers_fail, self.duplicate_events]
+        faults = [getattr(self, name) for name in self.names]
         turn = self.rng.randrange(len(faults))  # which fault comes first depends on the seed
         while time.time() + every < deadline:
             time.sleep(every)
@@ -392,10 +398,12 @@ class Faults:
 
     def webhooks_replayed(self):
         """Successes from the first page of Stripe's list of intents, sent again twice each."""
+        started = time.monotonic()
         try:
             intents = chaos_check.first_intents(self.p.stripe_base)
         except OSError:
             return
+        listed = time.monotonic()
         succeeded = [i for i in intents if i["status"] == "succeeded"][:10]
         for intent in succeeded * 2:
             payload = json.dumps({"id": f"evt_replay_{self.rng.randint(0, 10**9)}", "object": "event",
@@ -408,6 +416,8 @@ class Faults:
                 urllib.request.urlopen(request, timeout=10).read()
             except (OSError, urllib.error.URLError):
                 pass
+        print(f"    Stripe listed its intents in {listed - started:.2f} s; {len(succeeded) * 2} webhooks "
+              f"answered in {time.monotonic() - listed:.2f} s", flush=True)
 
     def consumers_fail(self):
         """Holds the orders database's write lock for 3 s: every write to it fails meanwhile, the
@@ -541,6 +551,8 @@ def main():
     parser.add_argument("--seed", type=int, default=random.randrange(10**6))
     parser.add_argument("--fault-every", type=float, default=8.0)
     parser.add_argument("--max-rss", type=float, default=120.0, help="the host's peak RSS allowed, in MB")
+    parser.add_argument("--faults", type=lambda text: text.split(","), default=Faults.NAMES,
+                        help=f"the faults to strike, in turn, comma-separated (default: all of {','.join(Faults.NAMES)})")
     args = parser.parse_args()
     print(f"chaos: {args.users} users for {args.duration} s, a fault every {args.fault_every} s, "
           f"seed {args.seed} (replay with --seed {args.seed})", flush=True)
@@ -578,7 +590,7 @@ def run_load(p, args, rng):
     for thread in users:
         thread.start()
     memory = Memory(p, deadline)
-    faults = Faults(p, stats, rng)
+    faults = Faults(p, stats, rng, args.faults)
     faults.run(deadline, args.fault_every)
     for thread in users:
         thread.join()
@@ -630,13 +642,14 @@ def report_figures(stats, faults, memory, duration, max_rss):
     for at, route, status in unexplained[:10]:
         print(f"    {status} on {route}")
     ok = ok and not unexplained
-    hung = [e for e in stats.unanswered if not stats.host_was_down(e[0])]
+    hung = [e for e in stats.unanswered if not stats.host_was_down(e[0], e[1])]
     print(f"  requests without an answer: {len(stats.unanswered)}, {len(hung)} while the host was up")
-    by_fault = defaultdict(int)
-    for at, route in hung:
-        by_fault[(route, faults.last_before(at)[0])] += 1
-    for (route, fault), count in sorted(by_fault.items(), key=lambda item: -item[1]):
-        print(f"    {count} on {route}, the last fault before them {fault}")
+    by_fault = defaultdict(list)
+    for sent, _, route in hung:
+        fault, after = faults.last_before(sent)
+        by_fault[(route, fault)].append(after)
+    for (route, fault), after in sorted(by_fault.items(), key=lambda item: -len(item[1])):
+        print(f"    {len(after)} on {route}, sent {min(after):.1f}-{max(after):.1f} s after the start of {fault}")
     if hung:
         print("  FAIL requests got no answer while the host was up")
         ok = False

@@ -25,6 +25,9 @@ What it adds, following the shapes and errors of Stripe's API reference:
   refunds, transfers, reversals and fees move them (no Stripe fees, everything available at once).
 - Events `account.updated` (with `account` and `data.previous_attributes`), `transfer.created`
   and `transfer.reversed`, sent through localstripe's own signed webhooks.
+- An index of localstripe's store by kind, which its lists read: it scans the whole store for
+  them, three times for every charge it exports (its refunds), so that each request slowed as
+  the store grew.
 - For tests, under /_config/ like localstripe's webhooks: POST/GET/DELETE /_config/faults (make
   the next `count` requests to a path fail with a 500: `down` runs nothing, `lost_answer` runs
   the request, keeps its idempotent answer, and loses it on the way back), and POST/DELETE
@@ -286,8 +289,52 @@ def object_list(url, items, limit=None, starting_after=None):
     return listing
 
 
+# localstripe's store keyed by `<kind>:<id>`, and the same objects by kind. localstripe finds the
+# objects of a kind by scanning the whole store, and exporting a charge does it three times (for
+# its refunds): each request slowed as the store grew, to seconds for a page of PaymentIntents
+# after some thousand payments. `patch_store` keeps this index along with the store.
+BY_KIND = {}
+
+
 def stored(kind):
-    return [value for key, value in store.items() if key.startswith(kind + ":")]
+    return list(BY_KIND.get(kind, {}).values())
+
+
+def patch_store():
+    kind_store = type(store)
+    set_item, del_item, clear = kind_store.__setitem__, kind_store.__delitem__, kind_store.clear
+
+    def kind_of(key):
+        return key.split(":", 1)[0]
+
+    def indexed_set(self, key, value):
+        set_item(self, key, value)
+        BY_KIND.setdefault(kind_of(key), {})[key] = value
+
+    def indexed_del(self, key):
+        del_item(self, key)
+        BY_KIND.get(kind_of(key), {}).pop(key, None)
+
+    def indexed_clear(self):
+        clear(self)
+        BY_KIND.clear()
+
+    def indexed_update(self, other=(), **more):
+        for key, value in dict(other, **more).items():
+            indexed_set(self, key, value)
+
+    def list_all(cls, url, limit=None, starting_after=None, **kwargs):
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        listing = List(url, limit=limit, starting_after=starting_after)
+        listing._list = stored(cls.object)
+        return listing
+
+    kind_store.__setitem__, kind_store.__delitem__ = indexed_set, indexed_del
+    kind_store.clear, kind_store.update = indexed_clear, indexed_update
+    for key, value in store.items():
+        BY_KIND.setdefault(kind_of(key), {})[key] = value
+    StripeObject._api_list_all = classmethod(list_all)
 
 
 class Account(StripeObject):
@@ -1165,6 +1212,7 @@ def install():
     is imported, hence the order) and adds the routes and middlewares above. Returns its app."""
     if "localstripe.server" in sys.modules:
         raise RuntimeError("stripe_connect.install() must run before localstripe.server is imported")
+    patch_store()
     patch_balance_transactions()
     patch_charges()
     patch_payment_intents()

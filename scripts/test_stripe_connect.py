@@ -349,6 +349,35 @@ class StripeConnect(unittest.TestCase):
         self.assert_error(self.call("POST", "/v1/refunds", {"payment_intent": intent["id"]}),
                           400, code="charge_already_refunded")
 
+    def every(self, path, **filters):
+        """Every object a list endpoint holds, following `has_more` as Stripe's clients do."""
+        found, after = [], None
+        while True:
+            page = self.ok("GET", path, {"limit": "100", **filters,
+                                         **({"starting_after": after} if after else {})})
+            found += page["data"]
+            if not page["has_more"]:
+                return found
+            after = page["data"][-1]["id"]
+
+    def test_lists_hold_every_object_of_their_kind_and_no_other(self):
+        # The lists read an index by kind (patch_store), which must follow the store through
+        # every write and delete.
+        intents = [self.pay(700 + n)["id"] for n in range(3)]
+        refunded = self.pay(900)
+        refund = self.ok("POST", "/v1/refunds", {"payment_intent": refunded["id"]})
+        customer = self.ok("POST", "/v1/customers", {"email": "listed@example.com"})["id"]
+        listed = {intent["id"]: intent for intent in self.every("/v1/payment_intents")}
+        self.assertTrue(set(intents + [refunded["id"]]) <= set(listed), listed.keys())
+        self.assertTrue(all(intent["object"] == "payment_intent" for intent in listed.values()))
+        charge = listed[refunded["id"]]["latest_charge"]  # localstripe expands it
+        self.assertEqual((charge["id"], charge["amount_refunded"], charge["refunded"]),
+                         (refund["charge"], 900, True))
+        self.assertEqual([r["id"] for r in self.every("/v1/refunds", charge=refund["charge"])], [refund["id"]])
+        self.assertIn(customer, [c["id"] for c in self.every("/v1/customers")])
+        self.ok("DELETE", f"/v1/customers/{customer}")
+        self.assertNotIn(customer, [c["id"] for c in self.every("/v1/customers")])
+
     # Transfers and reversals
 
     def test_a_transfer_from_a_charge_is_bounded_by_it(self):
