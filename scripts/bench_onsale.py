@@ -2,9 +2,12 @@
 every event consumer running.
 
 One seller lists `--tickets` tickets (default 200); `--buyers` buyers (default 2,000) have
-signed up. Then all of them race, `--connections` at a time (default 32, each a keep-alive
-connection, as a browser keeps one): buyer i orders ticket i mod N (so each ticket has
-buyers/tickets contenders) and, when the order is placed, pays it at once with pm_card_visa. Every loser must be told "Ticket is already reserved".
+signed up. Then all of them race under wrk, `--connections` at a time (default 32, each a
+keep-alive connection, as a browser keeps one): buyer i orders ticket i mod N (so each ticket
+has buyers/tickets contenders) and, when the order is placed, pays it at once with
+pm_card_visa. wrk times the requests in C: Python threads, which an earlier version raced
+with, used a core of their own and counted their own waits for the interpreter lock in the
+latencies. Every loser must be told "Ticket is already reserved".
 
 It prints purchases per second, order and payment p50/p99, the time from the first order to the
 last ticket sold, the host's CPU per purchase (until the host is idle again, so the
@@ -23,12 +26,10 @@ Run through scripts/bench-onsale, which builds everything first.
 """
 
 import argparse
-import http.client
-import json
 import os
 import random
+import subprocess
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +37,7 @@ import chaos_check
 from bench_app import App, call, wait_until
 from bench_auth import percentile
 from bench_whole_app import start_up
-from bench_host import CLOCK_TICKS, ROOT, cpu_seconds, peak_rss_mb, rss_mb
+from bench_host import CLOCK_TICKS, NUMBERED_THREADS, ROOT, cpu_seconds, peak_rss_mb, rss_mb
 
 RESERVED = "Ticket is already reserved"
 
@@ -114,68 +115,165 @@ def sign_up_buyers(app, count):
         return list(pool.map(lambda n: app.sign_up(f"fan-{n}@example.com"), range(count)))
 
 
-class Connection(threading.local):
-    """Each racing thread's own keep-alive connection to the app, as a browser keeps one: a new
-    connection and urllib's machinery per request cost the load generator, which shares the two
-    cores with the host, more CPU than the host's answer."""
+# One wrk thread per connection, so that a thread's Lua state is its connection's buyer: it
+# orders for each of its buyers in turn (every `connections`-th line of the contenders file,
+# from its own number) and pays each order it wins, retrying the payment 10 ms later while
+# payments has not learnt of the order (404). It times each request with the monotonic clock,
+# writes what it saw to a file of its own once its buyers are done, and stops.
+RACE_SCRIPT = NUMBERED_THREADS + r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC, Python's time.monotonic()
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
 
-    def call(self, base, method, path, body, cookie):
-        """(status, JSON body) of one API request, over this thread's connection; on a new one
-        if the host had closed it."""
-        try:
-            return self.once(base, method, path, body, cookie)
-        except (http.client.HTTPException, ConnectionError):
-            self.http.close()
-            self.http = None
-            return self.once(base, method, path, body, cookie)
+local buyers, current, seen = {}, 1, {}
+local step, order_id, sent, ordered, tries, wait = "order", nil, 0, 0, 0, false
 
-    def once(self, base, method, path, body, cookie):
-        if getattr(self, "http", None) is None:
-            self.http = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
-        self.http.request(method, path, json.dumps(body), {"content-type": "application/json",
-                                                           "cookie": cookie})
-        response = self.http.getresponse()
-        text = response.read()
-        return response.status, json.loads(text) if text else None
+function init(args)
+  local n, connections = 0, tonumber(args[2])
+  for line in io.lines(args[1]) do
+    if n % connections == first then
+      local cookie, ticket = line:match("^(%S+) (%S+)$")
+      buyers[#buyers + 1] = { cookie = cookie, ticket = ticket }
+    end
+    n = n + 1
+  end
+  results = args[3] .. "/" .. first .. ".txt"
+end
+
+function request()
+  local buyer = buyers[current]
+  if step == "done" then
+    return wrk.format("GET", "/api/heartbeat")
+  end
+  local headers = { ["content-type"] = "application/json", ["cookie"] = buyer.cookie }
+  sent = now_ms()
+  if #seen == 0 then
+    seen[1] = string.format("first %.3f", sent)
+  end
+  if step == "pay" then
+    return wrk.format("POST", "/api/payments", headers,
+      '{"orderId":"' .. order_id .. '","paymentMethodId":"pm_card_visa"}')
+  end
+  return wrk.format("POST", "/api/orders", headers, '{"ticketId":"' .. buyer.ticket .. '"}')
+end
+
+function delay()
+  if wait then
+    wait = false
+    return 10
+  end
+  return 0
+end
+
+local function next_buyer()
+  step, current, tries = "order", current + 1, 0
+  if current > #buyers then
+    step = "done"
+    local file = io.open(results, "w")
+    file:write(table.concat(seen, "\n"), "\n")
+    file:close()
+    wrk.thread:stop()
+  end
+end
+
+local function flat(body)
+  return (body:gsub("%s+", " "))
+end
+
+function response(status, headers, body)
+  local took = now_ms() - sent
+  if step == "done" then
+    return
+  end
+  local buyer = buyers[current]
+  if step == "pay" then
+    tries = tries + 1
+    if status == 404 and tries < 200 then
+      wait = true
+      return
+    end
+    seen[#seen + 1] = string.format("payment %.3f", now_ms() - ordered)
+    if status == 201 and body:find('"status":"succeeded"', 1, true) then
+      seen[#seen + 1] = "sold " .. buyer.ticket .. " " .. order_id
+    else
+      seen[#seen + 1] = "wrong payment " .. order_id .. ": " .. status .. " " .. flat(body)
+    end
+    return next_buyer()
+  end
+  seen[#seen + 1] = string.format("order %.3f", took)
+  if status == 201 then
+    order_id = body:gsub('"ticket":%b{}', ""):match('"id":"([^"]+)"')
+    step, ordered = "pay", now_ms()
+    return
+  end
+  if status == 400 and body:find("RESERVED", 1, true) then
+    seen[#seen + 1] = "lost"
+  else
+    seen[#seen + 1] = "wrong order " .. buyer.ticket .. ": " .. status .. " " .. flat(body)
+  end
+  next_buyer()
+end
+""".replace("RESERVED", RESERVED)
 
 
 class Race:
-    """The outcome of every buyer's try, shared by the racing threads."""
+    """The outcome of every buyer's try, read from the race's files."""
 
-    def __init__(self):
-        self.connection = Connection()
-        self.lock = threading.Lock()
+    def __init__(self, directory):
         self.orders, self.payments, self.lost, self.wrong = [], [], 0, []
         self.sold = []  # (ticket id, order id)
-        self.first_order = None
+        firsts = []
+        for name in os.listdir(directory):
+            with open(os.path.join(directory, name)) as f:
+                for line in f.read().splitlines():
+                    kind, _, rest = line.partition(" ")
+                    if kind == "first":
+                        firsts.append(float(rest) / 1000)
+                    elif kind == "order":
+                        self.orders.append(float(rest))
+                    elif kind == "payment":
+                        self.payments.append(float(rest))
+                    elif kind == "lost":
+                        self.lost += 1
+                    elif kind == "sold":
+                        self.sold.append(tuple(rest.split(" ")))
+                    else:
+                        self.wrong.append(rest)
+        self.first_order = min(firsts)
 
-    def buyer(self, app, cookie, ticket_id):
-        started = time.monotonic()
-        status, order = self.connection.call(app.base, "POST", "/api/orders", {"ticketId": ticket_id}, cookie)
-        ordered = time.monotonic()
-        with self.lock:
-            self.first_order = self.first_order or started
-            self.orders.append((ordered - started) * 1000)
-        if status == 400 and order and order["errors"][0]["message"] == RESERVED:
-            with self.lock:
-                self.lost += 1
-            return
-        if status != 201:
-            with self.lock:
-                self.wrong.append(f"order {ticket_id}: {status} {order}")
-            return
-        body = {"orderId": order["id"], "paymentMethodId": "pm_card_visa"}
-        for _ in range(200):  # payments learns of the order from its event: 404 until then
-            status, payment = self.connection.call(app.base, "POST", "/api/payments", body, cookie)
-            if status != 404:
-                break
+
+def race_with_wrk(app, contenders, connections, work):
+    """Runs the race under wrk, `connections` at a time; (its Race, when the last buyer was
+    done)."""
+    listing, script, results = (os.path.join(work, name) for name in ("contenders.txt", "race.lua", "race"))
+    os.makedirs(results)
+    with open(listing, "w") as f:
+        f.write("".join(f"{cookie} {ticket}\n" for cookie, ticket in contenders))
+    with open(script, "w") as f:
+        f.write(RACE_SCRIPT)
+    connections = min(connections, len(contenders))
+    # wrk runs for its whole duration even once every thread stopped: it is stopped here when
+    # every thread has written its file.
+    wrk = subprocess.Popen(["wrk", f"-t{connections}", f"-c{connections}", "-d600s", "--timeout", "30s",
+                            "-s", script, app.base, "--", listing, str(connections), results],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while len(os.listdir(results)) < connections:
+            if wrk.poll() is not None:
+                raise SystemExit(f"wrk ended before the race did: {wrk.stderr.read()}")
             time.sleep(0.01)
-        with self.lock:
-            self.payments.append((time.monotonic() - ordered) * 1000)
-            if status == 201 and payment["status"] == "succeeded":
-                self.sold.append((ticket_id, order["id"]))
-            else:
-                self.wrong.append(f"payment {order['id']}: {status} {payment}")
+        done = time.monotonic()
+    finally:
+        wrk.kill()
+        wrk.wait()
+    return Race(results), done
 
 
 def all_sold(app, tickets):
@@ -193,16 +291,14 @@ def race_for(app, args):
           f"{args.connections} at a time")
     contenders = [(cookie, tickets[n % len(tickets)]["id"]) for n, cookie in enumerate(buyers)]
     random.Random(1).shuffle(contenders)
-    race = Race()
     peak_with_sign_ups = peak_rss_mb(app.host.pid)
     rss_before = reset_peak_rss(app.host.pid)
     redis_before = command_stats(app.redis)
     cpu_before = cpu_seconds(app.host.pid)
     components_before = app.component_stats()
     machine_before = machine_cpu_seconds()
-    with ThreadPoolExecutor(args.connections) as pool:
-        list(pool.map(lambda c: race.buyer(app, *c), contenders))
-    raced = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        race, raced = race_with_wrk(app, contenders, args.connections, work)
     wait_until("every ticket sold", lambda: all_sold(app, tickets), seconds=600)
     sold_at = time.monotonic()
     host_racing = cpu_seconds(app.host.pid) - cpu_before
