@@ -51,6 +51,14 @@ def open_databases(directory):
     return dbs
 
 
+def stripe_page(base, kind, key="sk_test_chaos", after=None):
+    """One page of 100 of Stripe's list of `kind` (`payment_intents`, ...), after id `after`."""
+    url = f"{base}/v1/{kind}?limit=100" + (f"&starting_after={after}" if after else "")
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
 def stripe_objects(base, key="sk_test_chaos"):
     """Every PaymentIntent, refund and transfer localstripe (or Stripe) holds, following
     `has_more`."""
@@ -58,10 +66,7 @@ def stripe_objects(base, key="sk_test_chaos"):
     def every(kind):
         found, after = [], None
         while True:
-            url = f"{base}/v1/{kind}?limit=100" + (f"&starting_after={after}" if after else "")
-            request = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                page = json.load(response)
+            page = stripe_page(base, kind, key, after)
             found += page["data"]
             if not page.get("has_more") or not page["data"]:
                 return found
@@ -74,10 +79,7 @@ def stripe_objects(base, key="sk_test_chaos"):
 def first_intents(base, key="sk_test_chaos"):
     """The first page of 100 PaymentIntents (Stripe lists the newest first, localstripe the
     oldest): a fault that needs only some does not walk them all."""
-    request = urllib.request.Request(f"{base}/v1/payment_intents?limit=100",
-                                     headers={"authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["data"]
+    return stripe_page(base, "payment_intents", key)["data"]
 
 
 def rows(db, sql, *args):

@@ -289,10 +289,8 @@ def object_list(url, items, limit=None, starting_after=None):
     return listing
 
 
-# localstripe's store keyed by `<kind>:<id>`, and the same objects by kind. localstripe finds the
-# objects of a kind by scanning the whole store, and exporting a charge does it three times (for
-# its refunds): each request slowed as the store grew, to seconds for a page of PaymentIntents
-# after some thousand payments. `patch_store` keeps this index along with the store.
+# localstripe's store keyed by `<kind>:<id>`, and the same objects by kind (see the module's
+# documentation), kept along with the store by `patch_store`.
 BY_KIND = {}
 
 
@@ -304,16 +302,16 @@ def patch_store():
     kind_store = type(store)
     set_item, del_item, clear = kind_store.__setitem__, kind_store.__delitem__, kind_store.clear
 
-    def kind_of(key):
-        return key.split(":", 1)[0]
+    def of_kind(key):
+        return BY_KIND.setdefault(key.split(":", 1)[0], {})
 
     def indexed_set(self, key, value):
         set_item(self, key, value)
-        BY_KIND.setdefault(kind_of(key), {})[key] = value
+        of_kind(key)[key] = value
 
     def indexed_del(self, key):
         del_item(self, key)
-        BY_KIND.get(kind_of(key), {}).pop(key, None)
+        of_kind(key).pop(key, None)
 
     def indexed_clear(self):
         clear(self)
@@ -333,7 +331,7 @@ def patch_store():
     kind_store.__setitem__, kind_store.__delitem__ = indexed_set, indexed_del
     kind_store.clear, kind_store.update = indexed_clear, indexed_update
     for key, value in store.items():
-        BY_KIND.setdefault(kind_of(key), {})[key] = value
+        of_kind(key)[key] = value
     StripeObject._api_list_all = classmethod(list_all)
 
 
