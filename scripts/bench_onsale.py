@@ -207,7 +207,7 @@ function response(status, headers, body)
     end
     return next_buyer()
   end
-  seen[#seen + 1] = string.format("order %.3f", took)
+  seen[#seen + 1] = string.format("order %.3f %.3f %d", took, sent, status)
   if status == 201 then
     order_id = body:gsub('"ticket":%b{}', ""):match('"id":"([^"]+)"')
     step, ordered = "pay", now_ms()
@@ -228,6 +228,7 @@ class Race:
 
     def __init__(self, directory):
         self.orders, self.payments, self.lost, self.wrong = [], [], 0, []
+        self.order_sent = []  # (ms taken, when it was sent: monotonic ms, HTTP status)
         self.sold = []  # (ticket id, order id)
         firsts = []
         for name in os.listdir(directory):
@@ -237,7 +238,9 @@ class Race:
                     if kind == "first":
                         firsts.append(float(rest) / 1000)
                     elif kind == "order":
-                        self.orders.append(float(rest))
+                        took, sent, status = rest.split(" ")
+                        self.orders.append(float(took))
+                        self.order_sent.append((float(took), float(sent), int(status)))
                     elif kind == "payment":
                         self.payments.append(float(rest))
                     elif kind == "lost":
@@ -319,6 +322,10 @@ def race_for(app, args):
           f"{seconds:.1f} s; the requests took {raced - race.first_order:.1f} s)")
     print(f"  POST /api/orders: p50 {percentile(race.orders, 50):.1f} ms, "
           f"p99 {percentile(race.orders, 99):.1f} ms over {len(race.orders)}")
+    slowest = sorted(race.order_sent, reverse=True)[:max(1, len(race.order_sent) // 100)]
+    print("    the slowest 1%, when sent (ms after the first order) and answered: "
+          + ", ".join(f"{sent - race.first_order * 1000:.0f} {status}"
+                      for _, sent, status in sorted(slowest, key=lambda o: o[1])))
     print(f"  POST /api/payments (from the order's answer, any 404s until payments knows it included): "
           f"p50 {percentile(race.payments, 50):.1f} ms, p99 {percentile(race.payments, 99):.1f} ms")
     print(f"  host CPU: {cpu / max(purchases, 1) * 1000:.2f} ms per purchase "

@@ -10,7 +10,7 @@ spin_adapter::http_component!("orders", serve);
 
 const DATABASE: &str = "orders";
 
-fn serve(request: &api::Request) -> Result<api::Response> {
+fn serve(request: &api::Request) -> Result<spin_adapter::Served> {
     let config = OrdersConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the orders configuration")?;
     let db = SpinDatabase::open(DATABASE, orders_service::MIGRATIONS)
@@ -21,6 +21,5 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         clock: &spin_adapter::WallClock,
     }
     .handle(request);
-    spin_adapter::relay_enqueued(&db);
-    Ok(response)
+    Ok(spin_adapter::relay_enqueued(response, db))
 }

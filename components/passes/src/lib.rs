@@ -11,7 +11,7 @@ spin_adapter::http_component!("passes", serve);
 
 const DATABASE: &str = "passes";
 
-fn serve(request: &api::Request) -> Result<api::Response> {
+fn serve(request: &api::Request) -> Result<spin_adapter::Served> {
     let config = PassesConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the passes configuration")?;
     let db = SpinDatabase::open(DATABASE, passes_service::MIGRATIONS)
@@ -22,6 +22,5 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         clock: &spin_adapter::WallClock,
     }
     .handle(request);
-    spin_adapter::relay_enqueued(&db);
-    Ok(response)
+    Ok(spin_adapter::relay_enqueued(response, db))
 }

@@ -11,7 +11,7 @@ spin_adapter::http_component!("payments", serve);
 
 const DATABASE: &str = "payments";
 
-fn serve(request: &api::Request) -> Result<api::Response> {
+fn serve(request: &api::Request) -> Result<spin_adapter::Served> {
     let config = PaymentsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the payments configuration")?;
     let db = SpinDatabase::open(DATABASE, payments_service::MIGRATIONS)
@@ -28,8 +28,7 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         replica: &OrderStream,
     }
     .handle(request);
-    spin_adapter::relay_enqueued(&db);
-    Ok(response)
+    Ok(spin_adapter::relay_enqueued(response, db))
 }
 
 /// Catches the orders replica up as the payments-events component would on the order stream's

@@ -18,12 +18,13 @@ const DATABASE: &str = "tickets";
 /// The probes' route (spin.toml), which keeps the housekeeping tick armed.
 const HEARTBEAT: &str = "/api/heartbeat";
 
-fn serve(request: &api::Request) -> Result<api::Response> {
+fn serve(request: &api::Request) -> Result<spin_adapter::Served> {
     if request.path == HEARTBEAT {
         return Ok(match request.method {
             api::Method::Get | api::Method::Head => spin_adapter::heartbeat(),
             _ => api::ApiError::NotFound.into_response(),
-        });
+        }
+        .into());
     }
     let config = TicketsConfig::from_variables(&spin_adapter::SpinVariables)
         .context("reading the tickets configuration")?;
@@ -35,12 +36,11 @@ fn serve(request: &api::Request) -> Result<api::Response> {
         clock: &spin_adapter::WallClock,
     };
     if request.path == "/" {
-        return home(&tickets, request);
+        return home(&tickets, request).map(Into::into);
     }
 
     let response = tickets.handle(request);
-    spin_adapter::relay_enqueued(&db);
-    Ok(response)
+    Ok(spin_adapter::relay_enqueued(response, db))
 }
 
 /// `GET /` (and `HEAD`): the home page with the first page of tickets in it.

@@ -8,9 +8,10 @@
 //!
 //! 1. **Enqueue.** The service makes its change and calls [`enqueue`] in the same SQLite
 //!    transaction ([`storage::transaction`]), so the event exists exactly when the change does.
-//! 2. **Relay.** After commit (when the request enqueued something, [`take_enqueued`]) and on
-//!    every housekeeping tick, the component calls [`relay_and_arm`]: [`relay`] leases the unsent
-//!    `outbox` rows, appends each to the Redis Stream of its aggregate type
+//! 2. **Relay.** After commit (when the request enqueued something, [`has_enqueued`]) and on
+//!    every housekeeping tick, the component calls [`relay_and_arm`]: [`relay`] takes the rows
+//!    this thread enqueued (born leased to it, so taking them writes nothing) and leases any other
+//!    unsent `outbox` rows no relay holds, appends each to the Redis Stream of its aggregate type
 //!    ([`stream_for_subject`]: `events:ticket`, `events:order`, …) with one field, `event`, holding
 //!    the envelope JSON, marks the rows sent, and then publishes each envelope, exactly as stored,
 //!    on the pub/sub channel named by its subject (`order:created`, …). Redis being down leaves
@@ -60,8 +61,9 @@ pub use consumer::{
 #[cfg(feature = "native")]
 pub use native::NativeRedis;
 pub use outbox::{
-    EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, VERIFY_AFTER_MS, VerifyReport, enqueue,
-    enqueue_envelope, outbox_envelopes, relay, resend_after_data_loss, take_enqueued, verify_sent,
+    Appended, EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, VERIFY_AFTER_MS,
+    VerifyReport, append, enqueue, enqueue_envelope, has_enqueued, outbox_envelopes, relay,
+    resend_after_data_loss, verify_sent,
 };
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};
@@ -71,7 +73,8 @@ pub use storage::StorageError;
 pub use tick::{EXPIRED_CHANNEL, TICK_KEY, arm_tick};
 pub use wake::Wake;
 pub use wakeup::{
-    Housekeeping, NoHousekeeping, Platform, Subscription, relay_and_arm, warn_on_failures,
+    Housekeeping, NoHousekeeping, Platform, RELAY_BATCH, Subscription, relay_and_arm,
+    warn_on_failures,
 };
 
 /// Why delivering or consuming failed.

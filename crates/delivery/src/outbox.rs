@@ -13,7 +13,7 @@
 //! entry is gone ([`verify_sent`]). A Redis that lost everything is caught by its epoch instead
 //! ([`resend_after_data_loss`]).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 
 use events::{Envelope, Event};
 use storage::{Database, SqlValue};
@@ -94,8 +94,16 @@ pub fn resend_after_data_loss(
 }
 
 thread_local! {
-    /// Whether this thread enqueued an event since [`take_enqueued`] last looked.
-    static ENQUEUED: Cell<bool> = const { Cell::new(false) };
+    /// The rows this thread enqueued and has not relayed yet, oldest first.
+    static ENQUEUED: RefCell<Vec<Enqueued>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A row as [`enqueue_envelope`] wrote it: its seq, event id and the lease it was born with, which
+/// together tell it from a row written after a rollback freed its seq.
+struct Enqueued {
+    seq: i64,
+    event_id: String,
+    lease: i64,
 }
 
 /// Writes `event` to the outbox, for the relay to send after the caller's transaction commits, in
@@ -111,15 +119,20 @@ pub fn enqueue(tx: &dyn Database, event: &Event, now_ms: u64) -> Result<(), Deli
     enqueue_envelope(tx, &envelope, now_ms)
 }
 
-/// Whether the handler that ran on this thread enqueued an event since the last call, which
-/// clears it: a component relays after a request only when its handler wrote to the outbox. (An
-/// event whose transaction then rolled back counts too; its relay finds nothing to send.)
-pub fn take_enqueued() -> bool {
-    ENQUEUED.with(|enqueued| enqueued.replace(false))
+/// Whether the handler that ran on this thread enqueued events that no relay on this thread has
+/// taken yet: a component relays after a request only when its handler wrote to the outbox. (An
+/// event whose transaction then rolled back counts too, until a relay finds it gone.)
+pub fn has_enqueued() -> bool {
+    ENQUEUED.with(|enqueued| !enqueued.borrow().is_empty())
 }
 
 /// Writes `envelope` to the outbox as it is. Call it inside the transaction that makes the
 /// change the event describes.
+///
+/// The row is born leased to this thread's next [`relay`], which sends it without claiming it
+/// first: a claim is a write transaction of its own, and the outbox's database has one writer.
+/// Should this thread never relay (the instance died after its commit), the row goes out with
+/// the first relay after the lease ended, on a later write or the housekeeping tick.
 pub fn enqueue_envelope(
     tx: &dyn Database,
     envelope: &Envelope,
@@ -130,16 +143,29 @@ pub fn enqueue_envelope(
     })?;
     let json = String::from_utf8(envelope.to_json())
         .map_err(|error| DeliveryError::Encode(format!("envelope is not UTF-8: {error}")))?;
-    tx.execute(
-        "INSERT INTO outbox (event_id, stream, envelope, created_at_ms) VALUES (?, ?, ?, ?)",
+    let lease = lease_from(now_ms)?;
+    let rows = tx.execute(
+        "INSERT INTO outbox (event_id, stream, envelope, created_at_ms, claimed_until_ms) \
+         VALUES (?, ?, ?, ?, ?) RETURNING seq",
         &[
             envelope.id.as_str().into(),
             stream.into(),
             json.into(),
             SqlValue::from_u64(now_ms)?,
+            SqlValue::Integer(lease),
         ],
     )?;
-    ENQUEUED.with(|enqueued| enqueued.set(true));
+    let seq = rows
+        .first()
+        .ok_or_else(|| DeliveryError::Protocol("INSERT … RETURNING seq: no row".to_owned()))?
+        .integer("seq")?;
+    ENQUEUED.with(|enqueued| {
+        enqueued.borrow_mut().push(Enqueued {
+            seq,
+            event_id: envelope.id.clone(),
+            lease,
+        })
+    });
     Ok(())
 }
 
@@ -171,34 +197,189 @@ struct Claimed {
     stream: String,
     subject: String,
     envelope: String,
+    /// The lease the row is held under, until it is sent or released.
+    lease: i64,
+}
+
+/// The lease a relay (or a row born leased) takes at `now_ms`.
+fn lease_from(now_ms: u64) -> Result<i64, DeliveryError> {
+    match SqlValue::from_u64(now_ms.saturating_add(RELAY_LEASE_MS))? {
+        SqlValue::Integer(lease) => Ok(lease),
+        other => Err(DeliveryError::Encode(format!("a lease of {other:?}"))),
+    }
 }
 
 /// Appends up to `limit` unsent outbox rows to their streams, oldest first (`XADD <stream> MAXLEN
-/// ~ 1000000 * event <json>`), marks them sent, then publishes each envelope on the channel named
-/// by its subject (`PUBLISH order:created <json>`), which wakes the consumers of that subject.
-///
-/// Rows are claimed with a lease in one `UPDATE … RETURNING`, so relays running at once (one per
-/// concurrent request) take different rows. At the first Redis error the relay stops, releases
-/// the rows it has not sent and returns the error; they stay unsent for the next relay.
+/// ~ 1000000 * event <json>`), publishes each envelope on the channel named by its subject
+/// (`PUBLISH order:created <json>`), which wakes the consumers of that subject, and marks the
+/// rows sent: [`append`] then [`Appended::finish`].
 pub fn relay(
     db: &dyn Database,
     redis: &dyn Redis,
     now_ms: u64,
     limit: usize,
 ) -> Result<RelayReport, DeliveryError> {
-    let lease = SqlValue::from_u64(now_ms.saturating_add(RELAY_LEASE_MS))?;
-    let now = SqlValue::from_u64(now_ms)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX).max(1);
+    append(db, redis, now_ms, limit)?.finish(db, redis, now_ms)
+}
+
+/// Rows [`append`] put on their streams, still to publish and mark sent.
+#[must_use = "the rows stay unsent until `finish` marks them"]
+pub struct Appended {
+    rows: Vec<(Claimed, reply::EntryId)>,
+    /// Whether as many rows were taken as the limit allowed.
+    full: bool,
+}
+
+/// The first half of [`relay`]: takes up to `limit` unsent rows and appends them to their streams
+/// in commit order. Once it returned, a reader of the streams finds the events (payments
+/// catching up on an order a moment after the buyer placed it); an HTTP component can answer
+/// then and [`finish`](Appended::finish) after its response went out.
+///
+/// The rows come first from those this thread enqueued, which were born leased to it, then from
+/// those no relay holds (their writer died, Redis was away, or a lease ended), claimed with a
+/// lease in one `UPDATE … RETURNING` so that relays running at once (one per concurrent request)
+/// take different rows; that write is skipped when a read finds no such row, which is the usual
+/// case. At the first Redis error the rows appended so far are marked sent, the others released
+/// for the next relay, and the error returned.
+pub fn append(
+    db: &dyn Database,
+    redis: &dyn Redis,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Appended, DeliveryError> {
+    let limit = limit.max(1);
+    let mut claimed = take_enqueued(db, limit)?;
+    if claimed.len() < limit {
+        claimed.extend(claim_unleased(db, now_ms, limit - claimed.len())?);
+    }
+    // RETURNING gives no order guarantee; commit order is what consumers should see.
+    claimed.sort_by_key(|row| row.seq);
+    let full = claimed.len() >= limit;
+    let mut rows = Vec::with_capacity(claimed.len());
+    let mut unsent = claimed.into_iter();
+    for row in unsent.by_ref() {
+        match append_row(redis, &row) {
+            Ok(entry) => rows.push((row, entry)),
+            Err(error) => {
+                let unsent: Vec<Claimed> = std::iter::once(row).chain(unsent).collect();
+                release(db, &unsent);
+                if !rows.is_empty() {
+                    mark_sent(db, &rows, now_ms)?;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(Appended { rows, full })
+}
+
+impl Appended {
+    /// The second half of [`relay`]: wakes each appended row's consumers and marks the rows sent,
+    /// with their entries to verify, in one transaction. A crash before the mark sends the rows
+    /// again once their lease ends, which consumers drop as duplicates by event id.
+    pub fn finish(
+        self,
+        db: &dyn Database,
+        redis: &dyn Redis,
+        now_ms: u64,
+    ) -> Result<RelayReport, DeliveryError> {
+        // The stream is the durable log; the channel carries the same envelope to whoever
+        // listens now. A lost PUBLISH delays consumers until their next wake-up, and loses
+        // nothing, so it does not keep the rows from being marked.
+        let mut published = Ok(());
+        for (row, _) in &self.rows {
+            if published.is_ok() {
+                published = redis.publish(&row.subject, row.envelope.as_bytes());
+            }
+        }
+        if !self.rows.is_empty() {
+            mark_sent(db, &self.rows, now_ms)?;
+        }
+        published?;
+        // Fewer rows than the limit means none were left to claim; rows committed since are
+        // their writers' to relay.
+        Ok(RelayReport {
+            sent: self.rows.len(),
+            remaining: self.full || has_enqueued(),
+        })
+    }
+}
+
+/// The outbox columns a relay sends a row with.
+const RELAYED_COLUMNS: &str = "seq, event_id, stream, json_extract(envelope, '$.subject') AS subject, envelope, \
+     claimed_until_ms AS lease";
+
+/// Up to `limit` of the rows this thread enqueued, oldest first, as they were committed: a row
+/// whose transaction rolled back is not found, and one whose lease ran out (this thread stalled
+/// for 10 s) may be another relay's by now, so it is left to that one.
+fn take_enqueued(db: &dyn Database, limit: usize) -> Result<Vec<Claimed>, DeliveryError> {
+    let mine = ENQUEUED.with(|enqueued| {
+        let enqueued = enqueued.borrow();
+        let taken = &enqueued[..limit.min(enqueued.len())];
+        (!taken.is_empty()).then(|| {
+            serde_json::Value::from_iter(
+                taken
+                    .iter()
+                    .map(|row| serde_json::json!([row.seq, row.event_id, row.lease])),
+            )
+            .to_string()
+        })
+    });
+    let Some(mine) = mine else {
+        return Ok(Vec::new());
+    };
     let rows = db.execute(
-        "UPDATE outbox SET claimed_until_ms = ?1 WHERE seq IN (\
-            SELECT seq FROM outbox \
-            WHERE sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?2) \
-            ORDER BY seq LIMIT ?3) \
-         RETURNING seq, event_id, stream, json_extract(envelope, '$.subject') AS subject, envelope",
-        &[lease.clone(), now.clone(), limit.into()],
+        &format!(
+            "SELECT {RELAYED_COLUMNS} FROM outbox WHERE sent_at_ms IS NULL AND \
+             (seq, event_id, claimed_until_ms) IN (SELECT json_extract(value, '$[0]'), \
+             json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))"
+        ),
+        &[mine.into()],
     )?;
-    let mut claimed = rows
-        .iter()
+    let claimed = claimed_rows(&rows)?;
+    ENQUEUED.with(|enqueued| {
+        let mut enqueued = enqueued.borrow_mut();
+        let taken = limit.min(enqueued.len());
+        enqueued.drain(..taken);
+    });
+    Ok(claimed)
+}
+
+/// Claims up to `limit` unsent rows that no relay holds, under a lease of its own.
+fn claim_unleased(
+    db: &dyn Database,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<Claimed>, DeliveryError> {
+    const UNLEASED: &str =
+        "sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)";
+    let now = SqlValue::from_u64(now_ms)?;
+    // A read first, since the claim is a write even when it finds nothing.
+    let any = db.execute(
+        &format!("SELECT seq FROM outbox WHERE {UNLEASED} LIMIT 1"),
+        std::slice::from_ref(&now),
+    )?;
+    if any.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db.execute(
+        &format!(
+            "UPDATE outbox SET claimed_until_ms = ?1 WHERE seq IN (\
+                SELECT seq FROM outbox WHERE {} ORDER BY seq LIMIT ?3) \
+             RETURNING {RELAYED_COLUMNS}",
+            UNLEASED.replace('?', "?2")
+        ),
+        &[
+            SqlValue::Integer(lease_from(now_ms)?),
+            now,
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    )?;
+    claimed_rows(&rows)
+}
+
+fn claimed_rows(rows: &storage::Rows) -> Result<Vec<Claimed>, DeliveryError> {
+    rows.iter()
         .map(|row| {
             Ok(Claimed {
                 seq: row.integer("seq")?,
@@ -206,67 +387,23 @@ pub fn relay(
                 stream: row.text("stream")?.to_owned(),
                 subject: row.text("subject")?.to_owned(),
                 envelope: row.text("envelope")?.to_owned(),
+                lease: row.integer("lease")?,
             })
         })
-        .collect::<Result<Vec<_>, DeliveryError>>()?;
-    // RETURNING gives no order guarantee; commit order is what consumers should see.
-    claimed.sort_by_key(|row| row.seq);
-
-    // Append in commit order, then mark what made it into the streams sent in one statement
-    // and wake each stream's consumers once: a consumer reads everything new when woken. A crash
-    // between the appends and the update sends the batch again, which consumers drop as
-    // duplicates by event id.
-    let mut entries = Vec::with_capacity(claimed.len());
-    let mut failure = None;
-    for row in &claimed {
-        match append(redis, row) {
-            Ok(entry) => entries.push(serde_json::json!({
-                "seq": row.seq,
-                "stream": row.stream,
-                "ms": entry.ms,
-                "n": entry.seq,
-            })),
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
-        }
-    }
-    let (sent_rows, unsent_rows) = claimed.split_at(entries.len());
-    if !sent_rows.is_empty()
-        && let Err(error) = mark_sent(db, &entries, &now)
-    {
-        // These rows go out again once their lease ends; consumers drop the duplicates.
-        release(db, unsent_rows, &lease);
-        return Err(error);
-    }
-    release(db, unsent_rows, &lease);
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    // The stream is the durable log; the channel carries the same envelope to whoever listens
-    // now. A lost PUBLISH delays consumers until their next wake-up, and loses nothing.
-    for row in sent_rows {
-        redis.publish(&row.subject, row.envelope.as_bytes())?;
-    }
-    // Fewer rows than the limit means none were left to claim; rows committed since are their
-    // writers' to relay.
-    let remaining = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= limit;
-    Ok(RelayReport {
-        sent: sent_rows.len(),
-        remaining,
-    })
+        .collect()
 }
 
-/// Marks the rows of `entries` (`{seq, stream, ms, n}`) sent, with their entries to verify, in
-/// one transaction.
+/// Marks `rows` sent, with their stream entries to verify, in one transaction.
 fn mark_sent(
     db: &dyn Database,
-    entries: &[serde_json::Value],
-    now: &SqlValue,
+    rows: &[(Claimed, reply::EntryId)],
+    now_ms: u64,
 ) -> Result<(), DeliveryError> {
-    let entries =
-        serde_json::to_string(entries).map_err(|error| DeliveryError::Encode(error.to_string()))?;
+    let entries = serde_json::Value::from_iter(rows.iter().map(|(row, entry)| {
+        serde_json::json!({"seq": row.seq, "stream": row.stream, "ms": entry.ms, "n": entry.seq})
+    }))
+    .to_string();
+    let now = SqlValue::from_u64(now_ms)?;
     storage::transaction(db, |tx| -> Result<(), DeliveryError> {
         tx.execute(
             "UPDATE outbox SET sent_at_ms = ?, claimed_until_ms = NULL \
@@ -404,7 +541,7 @@ fn entries_between(
     }
 }
 
-fn append(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryError> {
+fn append_row(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryError> {
     let reply = redis.execute(
         "XADD",
         &[
@@ -423,12 +560,12 @@ fn append(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, DeliveryEr
 /// Gives the rows back for the next relay instead of leaving them leased for 10 s. Only rows
 /// still under this relay's lease are touched. A failure here is only logged: the relay is
 /// already failing with the error that matters, and the lease expires on its own.
-fn release(db: &dyn Database, rows: &[Claimed], lease: &SqlValue) {
+fn release(db: &dyn Database, rows: &[Claimed]) {
     for row in rows {
         if let Err(error) = db.execute(
             "UPDATE outbox SET claimed_until_ms = NULL \
              WHERE seq = ? AND claimed_until_ms = ? AND sent_at_ms IS NULL",
-            &[row.seq.into(), lease.clone()],
+            &[row.seq.into(), row.lease.into()],
         ) {
             log_line::warn(
                 "delivery",

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Rows relayed per call; [`relay_and_arm`] loops until none is left.
-const RELAY_BATCH: usize = 200;
+pub const RELAY_BATCH: usize = 200;
 
 /// What the platform gives a wake-up: its connections (opened only when there is work), its
 /// clock and its settings.

@@ -119,6 +119,21 @@ impl TestApp {
         }
     }
 
+    /// Commits the envelopes on a thread that ends without relaying them, as an instance that
+    /// died after its commits: the rows wait out the lease they were born with.
+    fn enqueue_and_abandon(&self, envelopes: &[Envelope]) {
+        let path = &self.path;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let db = NativeDatabase::open(path).expect("open database");
+                for envelope in envelopes {
+                    storage::transaction(&db, |tx| enqueue_envelope(tx, envelope, now_ms()))
+                        .expect("enqueue");
+                }
+            });
+        });
+    }
+
     /// Commits and relays the envelopes, in this order.
     fn enqueue_and_relay(&self, envelopes: &[Envelope]) {
         self.enqueue(envelopes);
@@ -647,7 +662,8 @@ fn two_relays_at_once_send_every_event_exactly_once() {
     let envelopes: Vec<Envelope> = (0..200)
         .map(|n| app.created(&format!("t{n}"), "Concert"))
         .collect();
-    app.enqueue(&envelopes);
+    app.enqueue_and_abandon(&envelopes);
+    let after_the_lease = now_ms() + delivery::RELAY_LEASE_MS;
 
     let sent: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..2)
@@ -656,7 +672,7 @@ fn two_relays_at_once_send_every_event_exactly_once() {
                 scope.spawn(move || {
                     let mut sent = 0;
                     loop {
-                        let report = relay(&db, &redis, now_ms(), 10).expect("relay");
+                        let report = relay(&db, &redis, after_the_lease, 10).expect("relay");
                         sent += report.sent;
                         if !report.remaining {
                             return sent;
@@ -678,6 +694,67 @@ fn two_relays_at_once_send_every_event_exactly_once() {
     let streamed: HashSet<String> = streamed.into_iter().collect();
     let expected: HashSet<String> = envelopes.into_iter().map(|e| e.id).collect();
     assert_eq!(streamed, expected, "no event lost");
+}
+
+#[test]
+fn a_row_is_born_leased_to_its_writer_and_goes_out_with_a_later_relay_once_the_writer_died() {
+    let app = TestApp::spawn();
+    let (db, redis) = (app.db(), app.redis());
+    let abandoned = app.created("t1", "Concert");
+    app.enqueue_and_abandon(std::slice::from_ref(&abandoned));
+
+    let report = relay(&db, &redis, now_ms(), 10).expect("relay");
+    assert_eq!(
+        report.sent, 0,
+        "another relay leaves a row its writer still holds"
+    );
+    let report = relay(&db, &redis, now_ms() + delivery::RELAY_LEASE_MS, 10).expect("relay");
+    assert_eq!((report.sent, report.remaining), (1, false));
+    assert_eq!(app.stream_event_ids(), [abandoned.id]);
+    assert_eq!(app.unsent(), 0);
+}
+
+#[test]
+fn a_relay_sends_what_its_own_thread_enqueued_and_nothing_whose_transaction_rolled_back() {
+    let app = TestApp::spawn();
+    let (db, redis) = (app.db(), app.redis());
+    let kept = app.created("t1", "Concert");
+    let rolled_back = app.created("t2", "Opera");
+    app.enqueue(std::slice::from_ref(&kept));
+    let outcome: Result<(), DeliveryError> = storage::transaction(&db, |tx| {
+        enqueue_envelope(tx, &rolled_back, now_ms())?;
+        Err(DeliveryError::Protocol(
+            "the request failed after enqueueing".to_owned(),
+        ))
+    });
+    assert!(outcome.is_err());
+    // Written after the rollback, it may take the seq the rolled-back row had.
+    let after = app.created("t3", "Ballet");
+    app.enqueue(std::slice::from_ref(&after));
+
+    let report = relay(&db, &redis, now_ms(), 10).expect("relay");
+    assert_eq!((report.sent, report.remaining), (2, false));
+    assert_eq!(app.stream_event_ids(), [kept.id, after.id]);
+    assert!(!delivery::has_enqueued());
+}
+
+#[test]
+fn a_relay_that_finds_nothing_to_claim_does_not_wait_for_the_write_lock() {
+    let app = TestApp::spawn();
+    let redis = app.redis();
+    app.enqueue_and_relay(&[app.created("t1", "Concert")]);
+    let writer = app.db();
+    writer
+        .execute("BEGIN IMMEDIATE", &[])
+        .expect("take the write lock");
+    let db = app
+        .db()
+        .with_busy_timeout(std::time::Duration::from_millis(50));
+
+    let report = relay(&db, &redis, now_ms(), 10).expect("a relay that only reads");
+
+    assert_eq!((report.sent, report.remaining), (0, false));
+    writer.execute("ROLLBACK", &[]).expect("rollback");
 }
 
 #[test]

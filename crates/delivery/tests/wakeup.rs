@@ -373,11 +373,12 @@ fn a_stream_that_cannot_be_read_starves_neither_the_others_nor_the_relay_nor_the
 fn a_request_that_enqueued_an_event_is_told_from_one_that_did_not() {
     let platform = TestPlatform::start();
     let db = platform.db();
-    assert!(!delivery::take_enqueued(), "nothing enqueued yet");
+    assert!(!delivery::has_enqueued(), "nothing enqueued yet");
     storage::transaction(&db, |tx| enqueue(tx, &ticket("t1").into(), now_ms())).expect("enqueue");
-    assert!(delivery::take_enqueued());
-    assert!(!delivery::take_enqueued(), "taking it clears it");
+    assert!(delivery::has_enqueued());
+    delivery::relay(&db, &platform.redis(), now_ms(), 10).expect("relay");
+    assert!(!delivery::has_enqueued(), "relaying takes it");
     // A read-only request enqueues nothing.
     platform.applied();
-    assert!(!delivery::take_enqueued());
+    assert!(!delivery::has_enqueued());
 }

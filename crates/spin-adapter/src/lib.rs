@@ -9,8 +9,9 @@ use api::{Method, Request, Response};
 pub use log_line;
 use spin_sdk::http::Method as SpinMethod;
 
-/// Exports an HTTP component whose requests go through [`handle_http`] as `component`, to the
-/// `serve` function of the calling module: `spin_adapter::http_component!("tickets", serve);`.
+/// Exports an HTTP component whose requests go through [`answer_http`] as `component`, to the
+/// `serve` function of the calling module (`fn(&api::Request) -> anyhow::Result<R>`, where `R`
+/// is an [`api::Response`] or a [`Served`]): `spin_adapter::http_component!("tickets", serve);`.
 /// spin-sdk's export macro expands to `unsafe` ABI glue; the module this makes is the one place
 /// it may.
 #[macro_export]
@@ -19,8 +20,11 @@ macro_rules! http_component {
         #[allow(unsafe_code)]
         mod entrypoint {
             #[spin_sdk::http_component]
-            fn handle(request: spin_sdk::http::Request) -> spin_sdk::http::Response {
-                $crate::handle_http($component, &request, super::$serve)
+            async fn handle(
+                request: spin_sdk::http::IncomingRequest,
+                out: spin_sdk::http::ResponseOutparam,
+            ) {
+                $crate::answer_http($component, request, out, super::$serve).await
             }
         }
     };
@@ -77,32 +81,76 @@ fn response_to_spin(response: Response) -> spin_sdk::http::Response {
     builder.body(response.body).build()
 }
 
+/// What an HTTP component's `serve` answers: the response, and work to do once it has been
+/// sent (the rest of a relay, [`relay_enqueued`]), which the client then does not wait for.
+pub struct Served {
+    response: Response,
+    then: Option<Box<dyn FnOnce()>>,
+}
+
+impl From<Response> for Served {
+    fn from(response: Response) -> Self {
+        Self {
+            response,
+            then: None,
+        }
+    }
+}
+
 /// An HTTP component's whole request path: converts Spin's request, calls `serve` under the
 /// request's id ([`log_line`]), answers a failure to even set up (configuration, opening a
 /// store) with the opaque 500 in the error format (its cause logged), echoes the request id in
-/// `x-request-id`, writes the request's log line, and converts the response back.
-pub fn handle_http(
+/// `x-request-id`, writes the request's log line, and sends the response; then does what `serve`
+/// left for after it, under the same request id. Spin sends a response as soon as its body is
+/// finished, while the instance runs on.
+pub async fn answer_http<S: Into<Served>>(
     component: &'static str,
-    request: &spin_sdk::http::Request,
-    serve: impl FnOnce(&Request) -> anyhow::Result<Response>,
-) -> spin_sdk::http::Response {
+    incoming: spin_sdk::http::IncomingRequest,
+    out: spin_sdk::http::ResponseOutparam,
+    serve: impl FnOnce(&Request) -> anyhow::Result<S>,
+) {
+    use spin_sdk::http::conversions::TryFromIncomingRequest;
     let started = std::time::Instant::now();
     log_line::set_component(component);
-    let request = request_from_spin(request);
+    let request = match spin_sdk::http::Request::try_from_incoming_request(incoming).await {
+        Ok(request) => request_from_spin(&request),
+        Err(error) => {
+            send(out, spin_sdk::http::IntoResponse::into_response(error)).await;
+            return;
+        }
+    };
     let request_id = log_line::request_id_from(|name| request.header(name));
-    let response = log_line::with_request_id(Some(request_id.clone()), || {
-        let response =
-            serve(&request).unwrap_or_else(|error| api::ApiError::Internal(error).into_response());
+    let served = log_line::with_request_id(Some(request_id.clone()), || {
+        let served = serve(&request)
+            .map(Into::into)
+            .unwrap_or_else(|error| api::ApiError::Internal(error).into_response().into());
         log_line::request(
             request.method.as_str(),
             &request.path,
             request.header("spin-matched-route"),
-            response.status,
+            served.response.status,
             started,
         );
-        response
+        served
     });
-    response_to_spin(response.with_header("x-request-id", &request_id))
+    let response = served.response.with_header("x-request-id", &request_id);
+    send(out, response_to_spin(response)).await;
+    if let Some(then) = served.then {
+        log_line::with_request_id(Some(request_id), then);
+    }
+}
+
+/// Sets the response and writes its whole body, which ends it for the client.
+async fn send(out: spin_sdk::http::ResponseOutparam, mut response: spin_sdk::http::Response) {
+    let body = std::mem::take(response.body_mut());
+    match spin_sdk::http::OutgoingResponse::try_from(response) {
+        Ok(outgoing) => {
+            if let Err(error) = out.set_with_body(outgoing, body).await {
+                eprintln!("could not send the response: {error}");
+            }
+        }
+        Err(error) => eprintln!("could not convert the response: {error}"),
+    }
 }
 
 /// `GET /api/heartbeat`, which probes call every few seconds: re-arms the housekeeping tick. A
@@ -139,28 +187,55 @@ pub fn heartbeat() -> Response {
     }
 }
 
-/// After a request: relays what its handler enqueued ([`delivery::take_enqueued`]) and re-arms
-/// the housekeeping tick; nothing after a request that enqueued nothing. A Redis failure is only
-/// logged, since the rows stay in the outbox for the next relay or tick.
-pub fn relay_enqueued(db: &dyn storage::Database) {
-    if !delivery::take_enqueued() {
-        return;
+/// After a request's handler: appends what it enqueued ([`delivery::has_enqueued`]) to the
+/// streams before `response` goes out, so that whoever the client asks next (payments, catching
+/// up on the order just placed) finds the events there, and leaves the rest of the relay for
+/// after the response: publishing the wake-ups, marking the rows sent (a write transaction the
+/// client need not wait for), relaying rows others left, and re-arming the housekeeping tick.
+/// Nothing after a request that enqueued nothing. A Redis failure is only logged, since the rows
+/// stay in the outbox for the next relay or tick.
+pub fn relay_enqueued(response: Response, db: SpinDatabase) -> Served {
+    if !delivery::has_enqueued() {
+        return response.into();
     }
-    let outcome = redis()
+    let now_ms = now_unix_ms();
+    let appended = redis()
         .map_err(delivery::DeliveryError::from)
         .and_then(|redis| {
-            delivery::relay_and_arm(db, &redis, now_unix_ms(), housekeeping_interval_secs())
+            Ok((
+                delivery::append(&db, &redis, now_ms, delivery::RELAY_BATCH)?,
+                redis,
+            ))
         });
-    if let Err(error) = outcome {
-        log_line::Line::new(log_line::Level::Warn, "delivery")
-            .field("outcome", "kept")
-            .field(
-                "reason",
-                "events stay in the outbox until Redis is reachable",
-            )
-            .field("error", error.to_string())
-            .emit();
+    let (appended, redis) = match appended {
+        Ok(appended) => appended,
+        Err(error) => {
+            warn_kept(&error);
+            return response.into();
+        }
+    };
+    Served {
+        response,
+        then: Some(Box::new(move || {
+            let finished = appended.finish(&db, &redis, now_ms).and_then(|_| {
+                delivery::relay_and_arm(&db, &redis, now_unix_ms(), housekeeping_interval_secs())
+            });
+            if let Err(error) = finished {
+                warn_kept(&error);
+            }
+        })),
     }
+}
+
+fn warn_kept(error: &delivery::DeliveryError) {
+    log_line::Line::new(log_line::Level::Warn, "delivery")
+        .field("outcome", "kept")
+        .field(
+            "reason",
+            "events stay in the outbox until Redis is reachable",
+        )
+        .field("error", error.to_string())
+        .emit();
 }
 
 /// Spin's outbound HTTP (`wasi:http/outgoing-handler`) as the services' [`api::HttpClient`]. The

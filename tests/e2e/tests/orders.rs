@@ -240,6 +240,27 @@ fn orders_keep_the_reference_routes_and_checks() {
 }
 
 #[test]
+fn an_order_s_event_is_on_its_stream_by_the_time_the_order_is_answered() {
+    let redis = RedisServer::start();
+    let host = app(&redis).start();
+    let seller = sign_up(&host, "seller@example.com");
+    let buyer = sign_up(&host, "buyer@example.com");
+    for (n, title) in ["Concert", "Opera", "Ballet"].into_iter().enumerate() {
+        let ticket_id = id_of(&create_ticket(&host, &seller, title, 10.0));
+        let order_id = id_of(&place(&host, &buyer, &ticket_id));
+
+        // No waiting: whoever the buyer asks next (payments, catching up on the order) reads
+        // the stream. The rest of the relay runs after the response.
+        let created: Vec<Value> = stream(&redis, "events:order")
+            .into_iter()
+            .filter(|event| event["subject"] == "order:created")
+            .collect();
+        assert_eq!(created.len(), n + 1, "{created:?}");
+        assert_eq!(created[n]["data"]["id"], order_id.as_str());
+    }
+}
+
+#[test]
 fn a_hundred_concurrent_orders_for_one_ticket_reserve_it_exactly_once() {
     let redis = RedisServer::start();
     let host = app(&redis).start();
