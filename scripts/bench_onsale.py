@@ -70,7 +70,7 @@ def reset_peak_rss(pid):
 
 
 COUNTERS = ("instances", "cpuNs", "sqliteStatements", "sqliteWrites", "writeTransactions",
-            "redisCommands")
+            "gateWaitNs", "gateHoldNs", "redisCommands")
 
 
 def component_costs(before, after):
@@ -83,26 +83,34 @@ def component_costs(before, after):
             for name in after}
 
 
+def costs_line(c, purchases):
+    """One component's counters per purchase, and its write gate's per write transaction."""
+    line = (f"{c['instances'] / purchases:5.1f} {c['cpuNs'] / 1e6 / purchases:7.2f} "
+            f"{c['sqliteStatements'] / purchases:6.1f} ({c['sqliteWrites'] / purchases:4.1f}; "
+            f"{c['writeTransactions'] / purchases:4.1f}) {c['redisCommands'] / purchases:6.1f}")
+    if c.get("gateHoldNs") and c["writeTransactions"]:
+        line += (f"   {c['gateWaitNs'] / 1e6 / c['writeTransactions']:6.2f} "
+                 f"{c['gateHoldNs'] / 1e6 / c['writeTransactions']:5.2f}")
+    return line
+
+
 def print_component_costs(components, cpu_seconds_total, purchases, seconds):
     """Per purchase, by component: instances, CPU, SQLite statements and writes, Redis commands;
     then the host's own CPU (HTTP, pub/sub, scheduling: the process's CPU less the components'),
     and how busy the Redis trigger's one-at-a-time queue was over `seconds`."""
     trigger = components.pop("redis trigger")
     print("  per purchase, by component: instances, CPU ms, SQLite statements (writing ones; write "
-          "transactions), Redis commands")
+          "transactions), Redis commands; then per write transaction, the ms waited for the "
+          "database's one writer and held it")
     busy = sorted(components.items(), key=lambda item: -item[1]["cpuNs"])
     for name, c in busy:
         if c["instances"] == 0:
             continue
-        print(f"    {name:<16} {c['instances'] / purchases:5.1f} {c['cpuNs'] / 1e6 / purchases:7.2f} "
-              f"{c['sqliteStatements'] / purchases:6.1f} ({c['sqliteWrites'] / purchases:4.1f}; "
-              f"{c['writeTransactions'] / purchases:4.1f}) {c['redisCommands'] / purchases:6.1f}")
-    total = {counter: sum(c[counter] for c in components.values()) for counter in COUNTERS}
+        print(f"    {name:<16} {costs_line(c, purchases)}")
+    # A host from before the gate was timed lacks those counters.
+    total = {counter: sum(c.get(counter, 0) for c in components.values()) for counter in COUNTERS}
     own = cpu_seconds_total * 1e3 - total["cpuNs"] / 1e6
-    print(f"    {'all components':<16} {total['instances'] / purchases:5.1f} "
-          f"{total['cpuNs'] / 1e6 / purchases:7.2f} {total['sqliteStatements'] / purchases:6.1f} "
-          f"({total['sqliteWrites'] / purchases:4.1f}; {total['writeTransactions'] / purchases:4.1f}) "
-          f"{total['redisCommands'] / purchases:6.1f}")
+    print(f"    {'all components':<16} {costs_line(total, purchases)}")
     print(f"    {'the host itself':<16} {'':5} {own / purchases:7.2f}")
     messages = max(trigger["messages"], 1)
     print(f"  Redis trigger: {trigger['messages'] / purchases:.1f} messages per purchase, "

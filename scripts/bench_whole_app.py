@@ -12,8 +12,10 @@ run), it prints:
 3. Every route under load (wrk, 2 threads, 32 connections, a 2-second warm-up each; requests
    carry `accept-encoding: gzip` as browsers' do): requests/s, p50/p99, host CPU per request
    (the host process's user+sys time over the run, Redis-triggered work included, divided by
-   the requests wrk completed) and the host's RSS after the route. Seeded first: 1,000 tickets,
-   a seller and a buyer, and one order.
+   the requests wrk completed) and the host's RSS after the route; for creating an order, also
+   the write transactions per order on orders.db and how long each waited for the database's one
+   writer and held it (the host's counters). Seeded first: 1,000 tickets, a seller and a buyer,
+   and one order.
 4. Peak RSS (VmHWM) over all of it; with `--soak SECONDS`, then a round robin over every GET
    route for that long, the RSS printed each minute, to show whether it stays flat.
 
@@ -191,11 +193,25 @@ def order_creation(app, work, seller, buyer, seconds):
     requests, _, _ = run_wrk(url, 2, script=script, args=[warm, buyer])
     needed = int(requests / 2 * seconds * 1.5) + 1000
     run = ticket_list("run.txt", needed)
-    before = cpu_seconds(app.host.pid)
+    before, counters = cpu_seconds(app.host.pid), app.component_stats()
     requests, p50, p99 = run_wrk(url, seconds, script=script, args=[run, buyer])
     cpu = cpu_seconds(app.host.pid) - before
+    writer = orders_writer(counters, app.component_stats(), requests)
     app.wait_idle()
-    return requests / seconds, p50, p99, cpu / requests * 1e6, rss_mb(app.host.pid)
+    return requests / seconds, p50, p99, cpu / requests * 1e6, rss_mb(app.host.pid), writer
+
+
+def orders_writer(before, after, orders):
+    """What the orders component's writes held of its database's one writer over a run of
+    `orders` orders: (write transactions per order, ms waited and ms held per transaction);
+    None from a host that does not time its write gate."""
+    if not before or "gateHoldNs" not in after.get("orders", {}):
+        return None
+    grown = {name: after["orders"][name] - before.get("orders", {}).get(name, 0)
+             for name in ("writeTransactions", "gateWaitNs", "gateHoldNs")}
+    transactions = max(grown["writeTransactions"], 1)
+    return (grown["writeTransactions"] / orders, grown["gateWaitNs"] / 1e6 / transactions,
+            grown["gateHoldNs"] / 1e6 / transactions)
 
 
 def soak(app, work, routes, seconds):
@@ -248,12 +264,16 @@ def report(label, figures):
           f"warm {warm[0] * 1000:.0f} ms, every HTTP component {warm[1] * 1000:.0f} ms")
     print(f"  {'route':<28} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU/req':>9} {'RSS after':>10}")
     for name, value in figures.items():
-        if isinstance(value, tuple) and len(value) == 5:
-            rate, p50, p99, cpu, rss = value
+        if isinstance(value, tuple) and len(value) >= 5:
+            rate, p50, p99, cpu, rss = value[:5]
             print(f"  {name:<28} {rate:>7.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>6.0f} us {rss:>7.0f} MB")
     static = figures["static page /auth/signin"][3] / figures["trivial handler (probe app)"][3]
     asset = figures["asset /app.js?v=..."][3] / figures["trivial handler (probe app)"][3]
     print(f"  static page / trivial handler CPU: {static:.2f}x; asset / trivial: {asset:.2f}x")
+    writer = figures["create order"][5]
+    if writer:
+        print(f"  create order: {writer[0]:.2f} write transactions per order on orders.db, each waiting "
+              f"{writer[1]:.2f} ms for its one writer and holding it {writer[2]:.2f} ms")
     print(f"  peak RSS over the routes: {figures['peak']:.0f} MB")
     if "soak" in figures:
         samples = figures["soak"]

@@ -190,9 +190,9 @@ fn run_inline(
 pub struct Connection {
     database: Arc<SqliteDatabase>,
     connection: Option<rusqlite::Connection>,
-    /// The database's write gate, while this connection writes. Declared after `connection`, so
-    /// that on drop it is released only after the connection rolled back.
-    writing: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The database's write gate, while this connection writes, and since when. Declared after
+    /// `connection`, so that on drop it is released only after the connection rolled back.
+    writing: Option<(tokio::sync::OwnedMutexGuard<()>, std::time::Instant)>,
 }
 
 impl Drop for Connection {
@@ -324,11 +324,20 @@ impl InstanceState {
         let entry = self.table.get_mut(handle)?;
         let database = entry.database.clone();
         if entry.writing.is_none() && database.path.is_some() && starts_writing(&sql) {
-            let gate = database.write_gate.clone().lock_owned();
-            match tokio::time::timeout(BUSY_TIMEOUT, gate).await {
-                Ok(guard) => self.table.get_mut(handle)?.writing = Some(guard),
-                Err(_) => return Ok(Err("database is locked".to_owned())),
-            }
+            let asked = std::time::Instant::now();
+            let guard = match database.write_gate.clone().try_lock_owned() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    let gate = database.write_gate.clone().lock_owned();
+                    match tokio::time::timeout(BUSY_TIMEOUT, gate).await {
+                        Ok(guard) => guard,
+                        Err(_) => return Ok(Err("database is locked".to_owned())),
+                    }
+                }
+            };
+            let acquired = std::time::Instant::now();
+            self.component.stats.count_gate_wait(acquired - asked);
+            self.table.get_mut(handle)?.writing = Some((guard, acquired));
         }
         let entry = self.table.get_mut(handle)?;
         let connection = match entry.connection.take() {
@@ -365,8 +374,10 @@ impl InstanceState {
         let done_writing = connection.is_autocommit();
         let entry = self.table.get_mut(handle)?;
         entry.connection = Some(connection);
-        if done_writing && entry.writing.take().is_some() {
-            self.component.stats.count_write_transaction();
+        if done_writing && let Some((_, since)) = entry.writing.take() {
+            self.component
+                .stats
+                .count_write_transaction(since.elapsed());
         }
         Ok(result)
     }

@@ -1,6 +1,6 @@
 //! What each component costs the host: instances run, the CPU their instances' code and host
-//! calls took, SQLite statements (how many of them wrote, and the write transactions), and
-//! Redis commands; and the Redis trigger's messages and the time it was busy with them.
+//! calls took, SQLite statements (how many of them wrote, and the write transactions, with how
+//! long they waited for and held their database's write gate), and Redis commands; and the Redis trigger's messages and the time it was busy with them.
 //! Benchmarks
 //! read these through `up --stats-file`: on SIGUSR1 the host writes them there as JSON, so a
 //! benchmark can take the difference across a phase of load.
@@ -26,6 +26,9 @@ pub struct ComponentStats {
     sqlite_statements: AtomicU64,
     sqlite_writes: AtomicU64,
     write_transactions: AtomicU64,
+    /// How long its writers waited for a database's write gate, and held it.
+    gate_wait_ns: AtomicU64,
+    gate_hold_ns: AtomicU64,
     redis_commands: AtomicU64,
 }
 
@@ -45,8 +48,11 @@ static TRIGGER: TriggerStats = TriggerStats {
 /// Counts one message of the Redis trigger, handled in `busy`.
 pub fn count_message(busy: std::time::Duration) {
     TRIGGER.messages.fetch_add(1, Ordering::Relaxed);
-    let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
-    TRIGGER.busy_ns.fetch_add(nanos, Ordering::Relaxed);
+    TRIGGER.busy_ns.fetch_add(nanos(busy), Ordering::Relaxed);
+}
+
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 static COMPONENTS: LazyLock<Mutex<BTreeMap<String, Arc<ComponentStats>>>> =
@@ -73,9 +79,16 @@ impl ComponentStats {
     }
 
     /// A write to a database ended (its transaction, or the one statement, committed or rolled
-    /// back): what SQLite's one writer per database was held for.
-    pub fn count_write_transaction(&self) {
+    /// back) after holding the database's one writer, its write gate, for `held`.
+    pub fn count_write_transaction(&self, held: std::time::Duration) {
         self.write_transactions.fetch_add(1, Ordering::Relaxed);
+        self.gate_hold_ns.fetch_add(nanos(held), Ordering::Relaxed);
+    }
+
+    /// A writer waited `waited` for a database's write gate.
+    pub fn count_gate_wait(&self, waited: std::time::Duration) {
+        self.gate_wait_ns
+            .fetch_add(nanos(waited), Ordering::Relaxed);
     }
 
     pub fn count_redis(&self) {
@@ -109,6 +122,8 @@ impl ComponentStats {
             "sqliteStatements": read(&self.sqlite_statements),
             "sqliteWrites": read(&self.sqlite_writes),
             "writeTransactions": read(&self.write_transactions),
+            "gateWaitNs": read(&self.gate_wait_ns),
+            "gateHoldNs": read(&self.gate_hold_ns),
             "redisCommands": read(&self.redis_commands),
         })
     }
@@ -173,7 +188,8 @@ mod tests {
         stats.count_sqlite(true);
         stats.count_sqlite(false);
         stats.count_redis();
-        stats.count_write_transaction();
+        stats.count_gate_wait(std::time::Duration::from_micros(300));
+        stats.count_write_transaction(std::time::Duration::from_micros(700));
         // Enough work that the thread's CPU clock moves.
         let sum = stats.timed(|| (0..2_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b)));
         assert_ne!(sum, 0);
@@ -191,6 +207,8 @@ mod tests {
         assert_eq!(mine["sqliteWrites"], 1);
         assert_eq!(mine["redisCommands"], 1);
         assert_eq!(mine["writeTransactions"], 1);
+        assert_eq!(mine["gateWaitNs"], 300_000);
+        assert_eq!(mine["gateHoldNs"], 700_000);
         assert!(mine["cpuNs"].as_u64().is_some_and(|ns| ns > 0));
         let trigger = &written["redisTrigger"];
         assert!(trigger["messages"].as_u64().is_some_and(|n| n >= 1));
