@@ -75,14 +75,14 @@ impl OrdersApi<'_> {
         let id = OrderId::new_random();
         // In an on-sale most orders are for a ticket already held: they are told so from a read,
         // without queueing for the database's one writer. The transaction decides the rest.
-        let ticket = store::ticket(self.db, &ticket_id)?.ok_or(ApiError::NotFound)?;
-        let listing = store::listing(self.db, &ticket.id)?;
+        let (ticket, listing) =
+            store::ticket_and_listing(self.db, &ticket_id)?.ok_or(ApiError::NotFound)?;
         if listing.sold || store::is_held(self.db, &ticket.id, listing)? {
             return Err(ApiError::BadRequest(TICKET_RESERVED.to_owned()));
         }
         let order = storage::transaction(self.db, |tx| -> Result<Order, ApiError> {
-            let ticket = store::ticket(tx, &ticket_id)?.ok_or(ApiError::NotFound)?;
-            let listing = store::listing(tx, &ticket_id)?;
+            let (ticket, listing) =
+                store::ticket_and_listing(tx, &ticket_id)?.ok_or(ApiError::NotFound)?;
             if ticket.user_id == user.id {
                 // The seller learns the ticket is held before learning they cannot buy it; for
                 // everyone else the insert below is the check.

@@ -63,21 +63,30 @@ pub(crate) fn save_ticket(
     Ok(())
 }
 
-/// The listing the replica holds of a ticket it knows.
-pub(crate) fn listing(db: &dyn Database, ticket_id: &TicketId) -> anyhow::Result<Listing> {
+/// The replica's ticket with this id, with the listing it holds of it: what placing an order
+/// reads, in one statement.
+pub(crate) fn ticket_and_listing(
+    db: &dyn Database,
+    id: &TicketId,
+) -> anyhow::Result<Option<(Ticket, Listing)>> {
     let rows = db
         .execute(
-            "SELECT listing, sold FROM tickets WHERE id = ?",
-            &[ticket_id.to_string().into()],
+            "SELECT id AS ticket_id, title AS ticket_title, price_cents AS ticket_price_cents, \
+             user_id AS ticket_user_id, version AS ticket_version, listing, sold \
+             FROM tickets WHERE id = ?",
+            &[id.to_string().into()],
         )
-        .context("reading a ticket's listing")?;
-    let row = rows
-        .first()
-        .context("the listing of a ticket the replica lacks")?;
-    Ok(Listing {
-        number: u32::try_from(row.integer("listing")?).context("a stored listing out of range")?,
-        sold: row.optional_integer("sold")?.is_some(),
-    })
+        .context("looking up a ticket and its listing")?;
+    rows.first()
+        .map(|row| {
+            let listing = Listing {
+                number: u32::try_from(row.integer("listing")?)
+                    .context("a stored listing out of range")?,
+                sold: row.optional_integer("sold")?.is_some(),
+            };
+            Ok((ticket_from_row(&row)?, listing))
+        })
+        .transpose()
 }
 
 /// Whether an order that is not cancelled holds `listing` of the ticket (a read; placing an
@@ -132,22 +141,34 @@ pub(crate) fn place_order(
         ])
     };
     let values = values().map_err(|error| PlaceError::Other(error.into()))?;
-    match db.execute(
+    let rows = match db.execute(
         "INSERT INTO orders (id, user_id, ticket_id, status, price_cents, expires_at_ms, \
-         version, created_at_ms, listing) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+         version, created_at_ms, listing) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING seq",
         &values,
     ) {
-        Ok(_) => {}
+        Ok(rows) => rows,
         Err(error) if error.is_unique_violation() => return Err(PlaceError::Reserved),
         Err(error) => {
             return Err(PlaceError::Other(
                 anyhow::Error::new(error).context("inserting an order"),
             ));
         }
-    }
-    find_order(db, id)
-        .and_then(|order| order.context("the order just inserted is missing"))
-        .map_err(PlaceError::Other)
+    };
+    let seq = rows
+        .first()
+        .context("INSERT … RETURNING seq gave no row")
+        .and_then(|row| Ok(row.integer("seq")?))
+        .map_err(PlaceError::Other)?;
+    Ok(Order {
+        seq,
+        id: *id,
+        user_id: user_id.to_owned(),
+        status: OrderStatus::Created,
+        price: ticket.price,
+        expires_at_ms,
+        version: Version::new(0),
+        ticket: ticket.clone(),
+    })
 }
 
 /// The order with this id, whoever placed it.
