@@ -63,7 +63,7 @@ pub use native::NativeRedis;
 pub use outbox::{
     Appended, EPOCH_KEY, RELAY_LEASE_MS, RelayReport, STREAM_MAX_LEN, VERIFY_AFTER_MS,
     VerifyReport, append, enqueue, enqueue_envelope, has_enqueued, outbox_envelopes, relay,
-    resend_after_data_loss, verify_sent,
+    release_enqueued, resend_after_data_loss, verify_sent,
 };
 pub use redis::{Redis, RedisArg, RedisError, RedisValue};
 pub use replica::{VersionCheck, check_replica_version, record_replica_version};

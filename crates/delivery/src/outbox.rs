@@ -309,11 +309,16 @@ impl Appended {
 const RELAYED_COLUMNS: &str = "seq, event_id, stream, json_extract(envelope, '$.subject') AS subject, envelope, \
      claimed_until_ms AS lease";
 
-/// Up to `limit` of the rows this thread enqueued, oldest first, as they were committed: a row
-/// whose transaction rolled back is not found, and one whose lease ran out (this thread stalled
-/// for 10 s) may be another relay's by now, so it is left to that one.
-fn take_enqueued(db: &dyn Database, limit: usize) -> Result<Vec<Claimed>, DeliveryError> {
-    let mine = ENQUEUED.with(|enqueued| {
+/// Matches the rows of a JSON array of `[seq, event id, lease]` ([`enqueued_json`]) still unsent
+/// and under that lease.
+const ENQUEUED_ROWS: &str = "sent_at_ms IS NULL AND (seq, event_id, claimed_until_ms) IN (\
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+     json_extract(value, '$[2]') FROM json_each(?))";
+
+/// The first `limit` rows this thread enqueued, as `[seq, event id, lease]` in a JSON array;
+/// `None` when there are none.
+fn enqueued_json(limit: usize) -> Option<String> {
+    ENQUEUED.with(|enqueued| {
         let enqueued = enqueued.borrow();
         let taken = &enqueued[..limit.min(enqueued.len())];
         (!taken.is_empty()).then(|| {
@@ -324,25 +329,47 @@ fn take_enqueued(db: &dyn Database, limit: usize) -> Result<Vec<Claimed>, Delive
             )
             .to_string()
         })
-    });
-    let Some(mine) = mine else {
-        return Ok(Vec::new());
-    };
-    let rows = db.execute(
-        &format!(
-            "SELECT {RELAYED_COLUMNS} FROM outbox WHERE sent_at_ms IS NULL AND \
-             (seq, event_id, claimed_until_ms) IN (SELECT json_extract(value, '$[0]'), \
-             json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))"
-        ),
-        &[mine.into()],
-    )?;
-    let claimed = claimed_rows(&rows)?;
+    })
+}
+
+/// Forgets the first `limit` rows this thread enqueued.
+fn forget_enqueued(limit: usize) {
     ENQUEUED.with(|enqueued| {
         let mut enqueued = enqueued.borrow_mut();
         let taken = limit.min(enqueued.len());
         enqueued.drain(..taken);
     });
+}
+
+/// Up to `limit` of the rows this thread enqueued, oldest first, as they were committed: a row
+/// whose transaction rolled back is not found, and one whose lease ran out (this thread stalled
+/// for 10 s) may be another relay's by now, so it is left to that one.
+fn take_enqueued(db: &dyn Database, limit: usize) -> Result<Vec<Claimed>, DeliveryError> {
+    let Some(mine) = enqueued_json(limit) else {
+        return Ok(Vec::new());
+    };
+    let rows = db.execute(
+        &format!("SELECT {RELAYED_COLUMNS} FROM outbox WHERE {ENQUEUED_ROWS}"),
+        &[mine.into()],
+    )?;
+    let claimed = claimed_rows(&rows)?;
+    forget_enqueued(limit);
     Ok(claimed)
+}
+
+/// Gives the rows this thread enqueued to whichever relay comes next, for a request that could
+/// not reach Redis to relay them itself; otherwise they would wait out the lease they were born
+/// with (10 s) after Redis is back.
+pub fn release_enqueued(db: &dyn Database) -> Result<(), DeliveryError> {
+    let Some(mine) = enqueued_json(usize::MAX) else {
+        return Ok(());
+    };
+    db.execute(
+        &format!("UPDATE outbox SET claimed_until_ms = NULL WHERE {ENQUEUED_ROWS}"),
+        &[mine.into()],
+    )?;
+    forget_enqueued(usize::MAX);
+    Ok(())
 }
 
 /// Claims up to `limit` unsent rows that no relay holds, under a lease of its own.

@@ -715,6 +715,27 @@ fn a_row_is_born_leased_to_its_writer_and_goes_out_with_a_later_relay_once_the_w
 }
 
 #[test]
+fn rows_a_request_released_for_want_of_redis_go_out_with_the_next_relay_at_once() {
+    let app = TestApp::spawn();
+    let db = app.db();
+    let created = app.created("t1", "Concert");
+    app.enqueue(std::slice::from_ref(&created));
+    delivery::release_enqueued(&db).expect("release");
+    assert!(!delivery::has_enqueued());
+
+    // Another instance's relay, before the lease the row was born with would have ended.
+    let (other_db, other_redis) = (app.db(), app.redis());
+    let report = std::thread::scope(|scope| {
+        scope
+            .spawn(move || relay(&other_db, &other_redis, now_ms(), 10).expect("relay"))
+            .join()
+            .expect("relay thread")
+    });
+    assert_eq!((report.sent, report.remaining), (1, false));
+    assert_eq!(app.stream_event_ids(), [created.id]);
+}
+
+#[test]
 fn a_relay_sends_what_its_own_thread_enqueued_and_nothing_whose_transaction_rolled_back() {
     let app = TestApp::spawn();
     let (db, redis) = (app.db(), app.redis());

@@ -211,7 +211,15 @@ pub fn relay_enqueued(response: Response, db: SpinDatabase) -> Served {
         Ok(appended) => appended,
         Err(error) => {
             warn_kept(&error);
-            return response.into();
+            // Rows born leased to this request would wait out the lease once Redis is back.
+            return Served {
+                response,
+                then: Some(Box::new(move || {
+                    if let Err(error) = delivery::release_enqueued(&db) {
+                        warn_kept(&error);
+                    }
+                })),
+            };
         }
     };
     Served {
