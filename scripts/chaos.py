@@ -21,6 +21,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -275,32 +276,45 @@ def user(number, base, stats, rng, deadline, tickets_seen):
 
 
 class Memory:
-    """Samples the host's RSS every second under load. `warm` is taken once the host's last run
-    is warmed up: 20 s after its (re)start, or halfway to the end of the load if that is later,
-    since the pooling allocator's resident slots grow with the busiest moment so far. `end` is
-    the last sample; `peak` the largest of all; `series` one sample every 10 s, for the report."""
+    """Samples the host's RSS every second under load. `warm` is the host's RSS once its last run
+    is warmed up: from 20 s after its (re)start, or halfway to the end of the load if that is
+    later, since the pooling allocator's resident slots grow with the busiest moment so far.
+    `end` is its RSS at the end of the load. Each is the median of `WINDOW` samples (fewer when
+    the run is shorter), because one second's RSS swings by 10 MB with the instances alive at
+    that moment. `peak` is the largest sample; `series` one sample every 10 s, for the report."""
+
+    WINDOW = 30
 
     def __init__(self, processes, deadline):
         self.p, self.deadline = processes, deadline
-        self.warm = self.end = None
+        self.warm_samples, self.last_samples = [], []
         self.peak = 0
         self.peak_at = None
         self.series = []
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
+    @property
+    def warm(self):
+        return statistics.median(self.warm_samples) if self.warm_samples else None
+
+    @property
+    def end(self):
+        return statistics.median(self.last_samples) if self.last_samples else None
+
     def sample(self):
         pid, warm_at = None, None
         tick = 0
         while time.time() < self.deadline:
             if self.p.host.pid != pid:
-                pid, self.warm = self.p.host.pid, None
+                pid, self.warm_samples, self.last_samples = self.p.host.pid, [], []
                 started = time.time() - (time.monotonic() - self.p.host_started)
                 warm_at = max(started + 20, started + (self.deadline - started) / 2)
             rss = self.p.rss_mb()
-            if self.warm is None and time.time() >= warm_at:
-                self.warm = rss
-            self.end = rss
+            if rss and time.time() >= warm_at:
+                if len(self.warm_samples) < self.WINDOW:
+                    self.warm_samples.append(rss)
+                self.last_samples = (self.last_samples + [rss])[-self.WINDOW:]
             if (rss or 0) > self.peak:
                 self.peak, self.peak_at = rss, time.time()
             if tick % 10 == 0 and rss:
