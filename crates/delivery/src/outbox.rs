@@ -203,10 +203,9 @@ struct Claimed {
 
 /// The lease a relay (or a row born leased) takes at `now_ms`.
 fn lease_from(now_ms: u64) -> Result<i64, DeliveryError> {
-    match SqlValue::from_u64(now_ms.saturating_add(RELAY_LEASE_MS))? {
-        SqlValue::Integer(lease) => Ok(lease),
-        other => Err(DeliveryError::Encode(format!("a lease of {other:?}"))),
-    }
+    let lease = now_ms.saturating_add(RELAY_LEASE_MS);
+    i64::try_from(lease)
+        .map_err(|_| DeliveryError::Encode(format!("a lease until {lease} ms does not fit")))
 }
 
 /// Appends up to `limit` unsent outbox rows to their streams, oldest first (`XADD <stream> MAXLEN
@@ -286,12 +285,10 @@ impl Appended {
         // The stream is the durable log; the channel carries the same envelope to whoever
         // listens now. A lost PUBLISH delays consumers until their next wake-up, and loses
         // nothing, so it does not keep the rows from being marked.
-        let mut published = Ok(());
-        for (row, _) in &self.rows {
-            if published.is_ok() {
-                published = redis.publish(&row.subject, row.envelope.as_bytes());
-            }
-        }
+        let published = self
+            .rows
+            .iter()
+            .try_for_each(|(row, _)| redis.publish(&row.subject, row.envelope.as_bytes()));
         if !self.rows.is_empty() {
             mark_sent(db, &self.rows, now_ms)?;
         }
@@ -306,28 +303,43 @@ impl Appended {
 }
 
 /// The outbox columns a relay sends a row with.
-const RELAYED_COLUMNS: &str = "seq, event_id, stream, json_extract(envelope, '$.subject') AS subject, envelope, \
-     claimed_until_ms AS lease";
+const RELAYED_COLUMNS: &str = "seq, event_id, stream, \
+     json_extract(envelope, '$.subject') AS subject, envelope, claimed_until_ms AS lease";
 
-/// Matches the rows of a JSON array of `[seq, event id, lease]` ([`enqueued_json`]) still unsent
+/// Matches the rows of a JSON array of `[seq, event id, lease]` ([`held_json`]) still unsent
 /// and under that lease.
-const ENQUEUED_ROWS: &str = "sent_at_ms IS NULL AND (seq, event_id, claimed_until_ms) IN (\
+const HELD_ROWS: &str = "sent_at_ms IS NULL AND (seq, event_id, claimed_until_ms) IN (\
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
      json_extract(value, '$[2]') FROM json_each(?))";
 
-/// The first `limit` rows this thread enqueued, as `[seq, event id, lease]` in a JSON array;
-/// `None` when there are none.
+/// Rows as `(seq, event id, lease)`, in the JSON array [`HELD_ROWS`] reads.
+fn held_json<'a>(rows: impl Iterator<Item = (i64, &'a str, i64)>) -> String {
+    serde_json::Value::from_iter(rows.map(|row| serde_json::json!([row.0, row.1, row.2])))
+        .to_string()
+}
+
+/// Gives rows back to whichever relay comes next, instead of leaving them leased for 10 s. Only
+/// rows still unsent and under the lease given with each are touched.
+fn unlease(db: &dyn Database, held: String) -> Result<(), DeliveryError> {
+    db.execute(
+        &format!("UPDATE outbox SET claimed_until_ms = NULL WHERE {HELD_ROWS}"),
+        &[held.into()],
+    )?;
+    Ok(())
+}
+
+/// The first `limit` rows this thread enqueued, in the JSON array [`HELD_ROWS`] reads; `None`
+/// when there are none.
 fn enqueued_json(limit: usize) -> Option<String> {
     ENQUEUED.with(|enqueued| {
         let enqueued = enqueued.borrow();
         let taken = &enqueued[..limit.min(enqueued.len())];
         (!taken.is_empty()).then(|| {
-            serde_json::Value::from_iter(
+            held_json(
                 taken
                     .iter()
-                    .map(|row| serde_json::json!([row.seq, row.event_id, row.lease])),
+                    .map(|row| (row.seq, row.event_id.as_str(), row.lease)),
             )
-            .to_string()
         })
     })
 }
@@ -349,7 +361,7 @@ fn take_enqueued(db: &dyn Database, limit: usize) -> Result<Vec<Claimed>, Delive
         return Ok(Vec::new());
     };
     let rows = db.execute(
-        &format!("SELECT {RELAYED_COLUMNS} FROM outbox WHERE {ENQUEUED_ROWS}"),
+        &format!("SELECT {RELAYED_COLUMNS} FROM outbox WHERE {HELD_ROWS}"),
         &[mine.into()],
     )?;
     let claimed = claimed_rows(&rows)?;
@@ -364,10 +376,7 @@ pub fn release_enqueued(db: &dyn Database) -> Result<(), DeliveryError> {
     let Some(mine) = enqueued_json(usize::MAX) else {
         return Ok(());
     };
-    db.execute(
-        &format!("UPDATE outbox SET claimed_until_ms = NULL WHERE {ENQUEUED_ROWS}"),
-        &[mine.into()],
-    )?;
+    unlease(db, mine)?;
     forget_enqueued(usize::MAX);
     Ok(())
 }
@@ -378,8 +387,9 @@ fn claim_unleased(
     now_ms: u64,
     limit: usize,
 ) -> Result<Vec<Claimed>, DeliveryError> {
+    /// Unsent and held by no relay at `?1`.
     const UNLEASED: &str =
-        "sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?)";
+        "sent_at_ms IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1)";
     let now = SqlValue::from_u64(now_ms)?;
     // A read first, since the claim is a write even when it finds nothing.
     let any = db.execute(
@@ -391,14 +401,13 @@ fn claim_unleased(
     }
     let rows = db.execute(
         &format!(
-            "UPDATE outbox SET claimed_until_ms = ?1 WHERE seq IN (\
-                SELECT seq FROM outbox WHERE {} ORDER BY seq LIMIT ?3) \
-             RETURNING {RELAYED_COLUMNS}",
-            UNLEASED.replace('?', "?2")
+            "UPDATE outbox SET claimed_until_ms = ?2 WHERE seq IN (\
+                SELECT seq FROM outbox WHERE {UNLEASED} ORDER BY seq LIMIT ?3) \
+             RETURNING {RELAYED_COLUMNS}"
         ),
         &[
-            SqlValue::Integer(lease_from(now_ms)?),
             now,
+            SqlValue::Integer(lease_from(now_ms)?),
             i64::try_from(limit).unwrap_or(i64::MAX).into(),
         ],
     )?;
@@ -584,23 +593,20 @@ fn append_row(redis: &dyn Redis, row: &Claimed) -> Result<reply::EntryId, Delive
     reply::added_id(&reply)
 }
 
-/// Gives the rows back for the next relay instead of leaving them leased for 10 s. Only rows
-/// still under this relay's lease are touched. A failure here is only logged: the relay is
-/// already failing with the error that matters, and the lease expires on its own.
+/// Gives the rows back for the next relay ([`unlease`]). A failure here is only logged: the
+/// relay is already failing with the error that matters, and the leases expire on their own.
 fn release(db: &dyn Database, rows: &[Claimed]) {
-    for row in rows {
-        if let Err(error) = db.execute(
-            "UPDATE outbox SET claimed_until_ms = NULL \
-             WHERE seq = ? AND claimed_until_ms = ? AND sent_at_ms IS NULL",
-            &[row.seq.into(), row.lease.into()],
-        ) {
-            log_line::warn(
-                "delivery",
-                &format!(
-                    "could not release outbox row {} (event {}): {error}",
-                    row.seq, row.event_id
-                ),
-            );
-        }
+    if rows.is_empty() {
+        return;
+    }
+    let held = held_json(
+        rows.iter()
+            .map(|row| (row.seq, row.event_id.as_str(), row.lease)),
+    );
+    if let Err(error) = unlease(db, held) {
+        log_line::warn(
+            "delivery",
+            &format!("could not release {} outbox rows: {error}", rows.len()),
+        );
     }
 }

@@ -112,25 +112,15 @@ impl TestApp {
 
     /// Commits the envelopes to the outbox, each in its own transaction as a request would.
     fn enqueue(&self, envelopes: &[Envelope]) {
-        let db = self.db();
-        for envelope in envelopes {
-            storage::transaction(&db, |tx| enqueue_envelope(tx, envelope, now_ms()))
-                .expect("enqueue");
-        }
+        commit_each(&self.db(), envelopes);
     }
 
     /// Commits the envelopes on a thread that ends without relaying them, as an instance that
     /// died after its commits: the rows wait out the lease they were born with.
     fn enqueue_and_abandon(&self, envelopes: &[Envelope]) {
-        let path = &self.path;
+        let db = self.db();
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let db = NativeDatabase::open(path).expect("open database");
-                for envelope in envelopes {
-                    storage::transaction(&db, |tx| enqueue_envelope(tx, envelope, now_ms()))
-                        .expect("enqueue");
-                }
-            });
+            scope.spawn(move || commit_each(&db, envelopes));
         });
     }
 
@@ -254,6 +244,13 @@ impl TestApp {
             .iter()
             .map(|json| serde_json::from_slice(json).expect("a JSON record"))
             .collect()
+    }
+}
+
+/// Commits each envelope to `db`'s outbox in a transaction of its own.
+fn commit_each(db: &NativeDatabase, envelopes: &[Envelope]) {
+    for envelope in envelopes {
+        storage::transaction(db, |tx| enqueue_envelope(tx, envelope, now_ms())).expect("enqueue");
     }
 }
 

@@ -18,14 +18,7 @@ const ORDER_COLUMNS: &str = "o.seq, o.id, o.user_id, o.status, o.price_cents, o.
 
 /// The replica's ticket with this id.
 pub(crate) fn ticket(db: &dyn Database, id: &TicketId) -> anyhow::Result<Option<Ticket>> {
-    let rows = db
-        .execute(
-            "SELECT id AS ticket_id, title AS ticket_title, price_cents AS ticket_price_cents, \
-             user_id AS ticket_user_id, version AS ticket_version FROM tickets WHERE id = ?",
-            &[id.to_string().into()],
-        )
-        .context("looking up a ticket")?;
-    rows.first().map(|row| ticket_from_row(&row)).transpose()
+    Ok(ticket_and_listing(db, id)?.map(|(ticket, _)| ticket))
 }
 
 /// Which listing of a ticket the replica holds, and whether it was sold.

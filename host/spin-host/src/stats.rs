@@ -1,9 +1,9 @@
 //! What each component costs the host: instances run, the CPU their instances' code and host
 //! calls took, SQLite statements (how many of them wrote, and the write transactions, with how
-//! long they waited for and held their database's write gate), and Redis commands; and the Redis trigger's messages and the time it was busy with them.
-//! Benchmarks
-//! read these through `up --stats-file`: on SIGUSR1 the host writes them there as JSON, so a
-//! benchmark can take the difference across a phase of load.
+//! long they waited for and held their database's write gate), and Redis commands; and the Redis
+//! trigger's messages and the time it was busy with them. Benchmarks read these through
+//! `up --stats-file`: on SIGUSR1 the host writes them there as JSON, so a benchmark can take the
+//! difference across a phase of load.
 //!
 //! CPU is the calling thread's CPU time (user and system) across each poll of an instance's
 //! future, plus the time SQLite statements take on the blocking pool. A write transaction is
